@@ -1,0 +1,69 @@
+# WSGI objects that are simplest in Python: wsgi.input's buffering, wsgi.errors and wsgi.file_wrapper.
+# The native server creates them per request; they know nothing of sockets.
+import io
+
+import _gcorn
+
+
+class _RawInput(io.RawIOBase):
+    """The request body, read through the native reader (which sends 100 Continue when due)."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native):
+        self._native = native
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        return self._native.readinto(buffer)
+
+
+def make_input(native):
+    """wsgi.input for a request with a body: buffered, with read/readline/readlines/iteration."""
+    return io.BufferedReader(_RawInput(native), 65536)
+
+
+class ErrorStream:
+    """wsgi.errors: lines written here go to gcorn's error log."""
+
+    def __init__(self):
+        self._pending = ""
+
+    def write(self, text):
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        for line in lines:
+            _gcorn.log(40, line)
+        return len(text)
+
+    def writelines(self, seq):
+        for line in seq:
+            self.write(line)
+
+    def flush(self):
+        if self._pending:
+            _gcorn.log(40, self._pending)
+            self._pending = ""
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: the server sends regular files with sendfile(2); otherwise this iterates."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration

@@ -1,0 +1,300 @@
+#include "config/settings.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <toml.hpp>
+
+#include "config/validators.hpp"
+#include "gcorn_build_config.hpp"
+
+namespace gcorn::config {
+namespace {
+
+// ---- per-type conversions -------------------------------------------------------------------------------
+
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') out += '\\', out += char(c);
+        else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else out += char(c);
+    }
+    return out + "\"";
+}
+
+int parse(std::string_view s, int*) {
+    std::string str(s);
+    char* end = nullptr;
+    errno = 0;
+    long v = std::strtol(str.c_str(), &end, 10);
+    if (str.empty() || *end != '\0' || errno || v < INT32_MIN || v > INT32_MAX)
+        throw std::invalid_argument("'" + str + "' is not an integer");
+    return int(v);
+}
+double parse(std::string_view s, double*) {
+    std::string str(s);
+    char* end = nullptr;
+    double v = std::strtod(str.c_str(), &end);
+    if (str.empty() || *end != '\0') throw std::invalid_argument("'" + str + "' is not a number");
+    return v;
+}
+bool parse(std::string_view s, bool*) {
+    if (s == "true" || s == "1" || s == "yes" || s == "on") return true;
+    if (s == "false" || s == "0" || s == "no" || s == "off") return false;
+    throw std::invalid_argument("'" + std::string(s) + "' is not a boolean");
+}
+std::string parse(std::string_view s, std::string*) { return std::string(s); }
+
+int from_toml(const toml::value& v, int*) {
+    if (!v.is_integer()) throw std::invalid_argument("expected an integer");
+    auto n = v.as_integer();
+    if (n < INT32_MIN || n > INT32_MAX) throw std::invalid_argument("out of range");
+    return int(n);
+}
+double from_toml(const toml::value& v, double*) {
+    if (v.is_integer()) return double(v.as_integer());
+    if (!v.is_floating()) throw std::invalid_argument("expected a number");
+    return v.as_floating();
+}
+bool from_toml(const toml::value& v, bool*) {
+    if (!v.is_boolean()) throw std::invalid_argument("expected true or false");
+    return v.as_boolean();
+}
+std::string from_toml(const toml::value& v, std::string*) {
+    if (v.is_integer()) {  // umask = 0o022 reads as an integer
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "0o%llo", (unsigned long long)v.as_integer());
+        return buf;
+    }
+    if (!v.is_string()) throw std::invalid_argument("expected a string");
+    return v.as_string().str;
+}
+string_list from_toml(const toml::value& v, string_list*) {
+    if (v.is_string()) return {v.as_string().str};
+    if (!v.is_array()) throw std::invalid_argument("expected an array of strings");
+    string_list out;
+    for (auto& item : v.as_array()) {
+        if (!item.is_string()) throw std::invalid_argument("expected an array of strings");
+        out.push_back(item.as_string().str);
+    }
+    return out;
+}
+
+std::string format(int v, int*) { return std::to_string(v); }
+std::string format(bool v, bool*) { return v ? "true" : "false"; }
+std::string format(const std::string& v, std::string*) { return quote(v); }
+std::string format(double v, double*) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    std::string s = buf;
+    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+    return s;
+}
+std::string format(const string_list& v, string_list*) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + quote(v[i]);
+    return out + "]";
+}
+
+// ---- the generated rows ---------------------------------------------------------------------------------
+
+// Lists given once per flag (-b A -b B); the other lists take comma-separated values, as in Gunicorn.
+bool repeatable(std::string_view name) { return name == "bind" || name == "raw_env"; }
+
+struct row {
+    std::string_view name, cli, meta, section, help;
+    bool is_flag;
+    std::function<void(settings&, const std::vector<std::string>&)> set_strings;
+    std::function<void(settings&, const toml::value&)> set_toml;
+    std::function<std::string(const settings&)> format;
+};
+
+template <class T, class Check>
+row make_row(std::string_view name, std::string_view cli, std::string_view meta, std::string_view section,
+             std::string_view help, T settings::*member, Check check) {
+    auto assign = [=](settings& s, T v) {
+        check(v);
+        s.*member = std::move(v);
+    };
+    row r{name, cli, meta, section, help, std::is_same_v<T, bool>, {}, {}, {}};
+    r.set_strings = [=](settings& s, const std::vector<std::string>& given) {
+        if constexpr (std::is_same_v<T, string_list>) {
+            string_list out;
+            for (auto& g : given) {
+                if (repeatable(name)) { out.push_back(g); continue; }
+                std::stringstream in(g);
+                for (std::string part; std::getline(in, part, ',');)
+                    if (!part.empty()) out.push_back(part);
+            }
+            assign(s, std::move(out));
+        } else {
+            assign(s, parse(given.empty() ? "true" : given.back(), static_cast<T*>(nullptr)));
+        }
+    };
+    r.set_toml = [=](settings& s, const toml::value& v) { assign(s, from_toml(v, static_cast<T*>(nullptr))); };
+    r.format = [=](const settings& s) { return format(s.*member, static_cast<T*>(nullptr)); };
+    return r;
+}
+
+const std::vector<row>& rows() {
+#define GCORN_ROW(name, type, def, cli, meta, section, chk, help)                                   \
+    make_row<type>(#name, cli, meta, section, help, &settings::name, [](const type& v) { check::chk(v); }),
+    static const std::vector<row> table{GCORN_SETTINGS(GCORN_ROW)};
+#undef GCORN_ROW
+    return table;
+}
+
+const row* find_row(std::string_view name) {
+    for (auto& r : rows())
+        if (r.name == name) return &r;
+    return nullptr;
+}
+
+template <class F>
+void naming(std::string_view where, std::string_view name, F&& f) {
+    try {
+        f();
+    } catch (const std::invalid_argument& e) {
+        throw config_error(std::string(where) + "setting '" + std::string(name) + "': " + e.what());
+    }
+}
+
+// ---- the command line -----------------------------------------------------------------------------------
+
+struct command_line {
+    CLI::App app{"gcorn: a fast, Gunicorn-compatible WSGI HTTP server.", "gcorn"};
+    std::vector<std::pair<const row*, CLI::Option*>> options;
+    std::vector<std::string> config, app_module;
+    bool check = false, print = false, version = false;
+
+    command_line() {
+        app.set_help_flag("-h,--help", "Show this message and exit.");
+        app.get_formatter()->column_width(40);
+        app.add_option("-c,--config", config, "The TOML configuration file.")->type_name("FILE");
+        app.add_flag("--check-config", check, "Check the configuration and the application, then exit.");
+        app.add_flag("--print-config", print, "Print the effective configuration as TOML and exit.");
+        app.add_flag("-v,--version", version, "Print the version and exit.");
+        for (auto& r : rows()) {
+            if (r.cli.empty()) continue;
+            auto* opt = r.is_flag ? app.add_flag(std::string(r.cli))
+                                  : app.add_option(std::string(r.cli))
+                                        ->type_name(std::string(r.meta))
+                                        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+            opt->description(std::string(r.help));
+            opt->group(std::string(r.section));
+            options.emplace_back(&r, opt);
+        }
+        app.add_option("APP_MODULE", app_module, "The WSGI application, MODULE:VARIABLE.");
+    }
+
+    void apply(settings& s, std::string_view source) const {
+        for (auto& [r, opt] : options)
+            if (opt->count() > 0) naming(source, r->name, [&] { r->set_strings(s, opt->results()); });
+        if (!app_module.empty())
+            naming(source, "wsgi_app", [&] { find_row("wsgi_app")->set_strings(s, app_module); });
+    }
+};
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw config_error("cannot read configuration file '" + path + "'");
+    std::stringstream buf;
+    buf << in.rdbuf();
+    return buf.str();
+}
+
+// Gunicorn's environment defaults: WEB_CONCURRENCY, PORT and SCRIPT_NAME.
+void apply_environment_defaults(settings& s) {
+    if (auto* n = std::getenv("WEB_CONCURRENCY")) naming("WEB_CONCURRENCY: ", "workers", [&] {
+        find_row("workers")->set_strings(s, {n});
+    });
+    if (auto* port = std::getenv("PORT")) s.bind = {std::string("0.0.0.0:") + port};
+    if (auto* sn = std::getenv("SCRIPT_NAME")) s.script_name = sn;
+}
+
+}  // namespace
+
+int settings::umask_value() const { return check::parse_umask(umask); }
+
+void apply_toml(settings& s, std::string_view text, const std::string& file_name) {
+    toml::value doc;
+    try {
+        std::istringstream in{std::string(text)};
+        doc = toml::parse(in, file_name);
+    } catch (const std::exception& e) {
+        throw config_error(e.what());
+    }
+    for (auto& [key, value] : doc.as_table()) {
+        auto where = file_name + ":" + std::to_string(value.location().line()) + ": ";
+        const row* r = find_row(key);
+        if (!r) throw config_error(where + "unknown setting '" + key + "'");
+        naming(where, key, [&] { r->set_toml(s, value); });
+    }
+}
+
+loaded load(int argc, const char* const* argv) {
+    loaded out;
+    command_line cli, env;
+    try {
+        cli.app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        out.what = action::help;
+        out.help_text = cli.app.help();
+        return out;
+    } catch (const CLI::ParseError& e) {
+        throw config_error(e.what());
+    }
+    if (cli.version) return out.what = action::version, out;
+    if (auto* args = std::getenv("GCORN_CMD_ARGS")) {
+        try {
+            env.app.parse(args, false);
+        } catch (const CLI::ParseError& e) {
+            throw config_error(std::string("GCORN_CMD_ARGS: ") + e.what());
+        }
+    }
+
+    settings& s = out.values;
+    apply_environment_defaults(s);
+    struct stat st{};
+    s.config_file = !cli.config.empty() ? cli.config.back()
+                  : !env.config.empty() ? env.config.back()
+                  : ::stat("gcorn.toml", &st) == 0 ? "gcorn.toml" : "";
+    if (!s.config_file.empty()) apply_toml(s, read_file(s.config_file), s.config_file);
+    env.apply(s, "GCORN_CMD_ARGS: ");
+    cli.apply(s, "");
+
+    if (cli.print || env.print) out.what = action::print_config;
+    else if (cli.check || env.check) out.what = action::check_config;
+    if (out.what != action::print_config && s.wsgi_app.empty())
+        throw config_error("no application given: pass APP_MODULE (e.g. myproject.wsgi:application) "
+                           "or set wsgi_app in the configuration file");
+    return out;
+}
+
+settings reload(int argc, const char* const* argv) { return load(argc, argv).values; }
+
+std::string to_toml(const settings& s) {
+    std::string out = "# gcorn " GCORN_VERSION " configuration. Every key is a setting; `gcorn -c FILE` reads it.\n";
+    std::string_view section;
+    for (auto& r : rows()) {
+        if (r.section != section) {
+            section = r.section;
+            out += "\n# ---- " + std::string(section) + " ----\n";
+        }
+        out += "\n# " + std::string(r.help);
+        if (!r.cli.empty()) out += " [" + std::string(r.cli) + "]";
+        out += "\n" + std::string(r.name) + " = " + r.format(s) + "\n";
+    }
+    return out;
+}
+
+}  // namespace gcorn::config

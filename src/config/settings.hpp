@@ -1,0 +1,54 @@
+// gcorn's settings: the typed struct generated from settings_table.hpp and the ways to fill it.
+// Knows nothing of processes, sockets or Python; everything else reads a finished `settings`.
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/settings_table.hpp"
+
+namespace gcorn::config {
+
+using string_list = std::vector<std::string>;
+
+inline constexpr const char* default_access_log_format =
+    R"(%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s")";
+
+struct settings {
+#define GCORN_FIELD(name, type, def, cli, meta, section, check, help) type name = type(def);
+    GCORN_SETTINGS(GCORN_FIELD)
+#undef GCORN_FIELD
+
+    std::string config_file;  // where the TOML came from, for messages and HUP
+    int umask_value() const;  // `umask` parsed (validated on load)
+};
+
+// A bad command line, file or value; `what()` names the setting (and file:line).
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// What the command line asked for besides settings.
+enum class action { serve, check_config, print_config, version, help };
+
+struct loaded {
+    settings values;
+    action what = action::serve;
+    std::string help_text;  // for action::help
+};
+
+// Defaults < TOML file (-c, or ./gcorn.toml if present) < GCORN_CMD_ARGS < argv.
+// Throws config_error.
+loaded load(int argc, const char* const* argv);
+
+// Re-reads the same sources as `previous` did (for HUP). Throws config_error.
+settings reload(int argc, const char* const* argv);
+
+// Every setting as TOML that `-c` accepts back unchanged, each preceded by its help as a comment.
+std::string to_toml(const settings& s);
+
+// Parses a TOML document (file name used in messages) on top of `s`.
+void apply_toml(settings& s, std::string_view text, const std::string& file_name);
+
+}  // namespace gcorn::config

@@ -1,0 +1,78 @@
+// The settings table: the single source of truth for every gcorn setting (DESIGN §5).
+// Knows nothing of how settings are used; the CLI, TOML loader, --print-config and docs are generated from it.
+#pragma once
+
+// X(name, type, default, cli_flags, metavar, section, check, help)
+//   name     the setting's name and TOML key (Gunicorn's name where one exists)
+//   type     int | double | bool | std::string | string_list
+//   cli      CLI11 flag spec with Gunicorn's flag names ("" = file only)
+//   check    a validator from validators.hpp, applied to every source alike
+// Adding a setting is adding one row here; nothing else needs to change for it to be
+// parsed, validated, printed and documented.
+#define GCORN_SETTINGS(X)                                                                                     \
+    X(wsgi_app, std::string, "", "", "APP_MODULE", "server", any,                                            \
+      "The WSGI application as MODULE:VARIABLE or MODULE:FACTORY(ARGS); the positional argument sets it.")   \
+    X(bind, string_list, (string_list{"127.0.0.1:8000"}), "-b,--bind", "ADDRESS", "server", bind_addresses,               \
+      "Sockets to bind: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N. Repeat for several.")                   \
+    X(backlog, int, 2048, "--backlog", "INT", "server", positive,                                            \
+      "The maximum number of pending connections the kernel queues per listener.")                           \
+    X(reuse_port, bool, false, "--reuse-port", "", "server", any,                                            \
+      "Set SO_REUSEPORT on listeners.")                                                                      \
+    X(workers, int, 1, "-w,--workers", "INT", "worker processes", positive,                                  \
+      "The number of worker processes serving requests.")                                                    \
+    X(worker_class, std::string, "sync", "-k,--worker-class", "STRING", "worker processes", worker_class,    \
+      "The worker type: sync, gthread or async (gevent and eventlet are aliases of async).")                 \
+    X(threads, int, 1, "--threads", "INT", "worker processes", positive,                                     \
+      "Threads per worker for the gthread worker class.")                                                    \
+    X(worker_connections, int, 1000, "--worker-connections", "INT", "worker processes", positive,            \
+      "The maximum number of simultaneous connections per async or gthread worker.")                         \
+    X(max_requests, int, 0, "--max-requests", "INT", "worker processes", non_negative,                       \
+      "Restart a worker after it has served this many requests (0 disables).")                               \
+    X(max_requests_jitter, int, 0, "--max-requests-jitter", "INT", "worker processes", non_negative,         \
+      "A random 0..N added to max_requests per worker, so workers do not restart together.")                 \
+    X(timeout, double, 30.0, "-t,--timeout", "SECONDS", "worker processes", non_negative,                    \
+      "Workers silent for longer than this are killed and restarted (0 disables).")                          \
+    X(graceful_timeout, double, 30.0, "--graceful-timeout", "SECONDS", "worker processes", non_negative,     \
+      "How long workers may finish in-flight requests after a graceful stop before they are killed.")        \
+    X(keepalive, double, 2.0, "--keep-alive", "SECONDS", "worker processes", non_negative,                   \
+      "How long to wait for the next request on a keep-alive connection.")                                   \
+    X(limit_request_line, int, 4094, "--limit-request-line", "INT", "security", limit_line,                  \
+      "The maximum size of the HTTP request line in bytes (0 = unlimited up to 8190).")                      \
+    X(limit_request_fields, int, 100, "--limit-request-fields", "INT", "security", limit_fields,             \
+      "The maximum number of header fields in a request (up to 32768).")                                     \
+    X(limit_request_field_size, int, 8190, "--limit-request-field_size", "INT", "security", non_negative,    \
+      "The maximum size of one request header field in bytes (0 = unlimited).")                              \
+    X(forwarded_allow_ips, string_list, (string_list{"127.0.0.1", "::1"}), "--forwarded-allow-ips", "STRING", "security", \
+      any, "Front-end addresses trusted to set X-Forwarded-* headers (comma-separated, * for any).")          \
+    X(preload_app, bool, false, "--preload", "", "server mechanics", any,                                    \
+      "Load the application in the master before forking workers.")                                          \
+    X(chdir, std::string, "", "--chdir", "PATH", "server mechanics", directory,                              \
+      "Change to this directory before loading the application.")                                            \
+    X(pythonpath, string_list, (string_list{}), "--pythonpath", "PATHS", "server mechanics", any,                         \
+      "Directories added to the Python path (comma-separated).")                                             \
+    X(raw_env, string_list, (string_list{}), "-e,--env", "KEY=VALUE", "server mechanics", key_value,                      \
+      "Environment variables set in the workers. Repeat for several.")                                       \
+    X(script_name, std::string, "", "--script-name", "PATH", "server mechanics", any,                        \
+      "SCRIPT_NAME for the application (default: the SCRIPT_NAME environment variable).")                    \
+    X(pidfile, std::string, "", "-p,--pid", "FILE", "server mechanics", any,                                 \
+      "A file to write the master's PID to.")                                                                \
+    X(daemon, bool, false, "-D,--daemon", "", "server mechanics", any,                                       \
+      "Detach from the terminal and run in the background.")                                                 \
+    X(user, std::string, "", "-u,--user", "USER", "server mechanics", any,                                   \
+      "Switch worker processes to this user (name or uid) after binding.")                                   \
+    X(group, std::string, "", "-g,--group", "GROUP", "server mechanics", any,                                \
+      "Switch worker processes to this group (name or gid) after binding.")                                  \
+    X(umask, std::string, "0", "-m,--umask", "INT", "server mechanics", umask,                               \
+      "The file mode creation mask of gcorn's processes (octal like 0o22 or 022).")                          \
+    X(proc_name, std::string, "", "-n,--name", "STRING", "server mechanics", any,                            \
+      "A name for the process titles (default: the application).")                                           \
+    X(accesslog, std::string, "", "--access-logfile", "FILE", "logging", any,                                \
+      "The access log file ('-' for stdout; empty disables).")                                               \
+    X(access_log_format, std::string, default_access_log_format, "--access-logformat", "STRING", "logging",  \
+      access_format, "The access log format, in Gunicorn's %(atom)s syntax.")                                \
+    X(errorlog, std::string, "-", "--error-logfile,--log-file", "FILE", "logging", any,                      \
+      "The error log file ('-' for stderr).")                                                                \
+    X(loglevel, std::string, "info", "--log-level", "LEVEL", "logging", log_level,                           \
+      "The error log level: debug, info, warning, error or critical.")                                       \
+    X(capture_output, bool, false, "--capture-output", "", "logging", any,                                   \
+      "Redirect the workers' stdout and stderr to the error log file.")

@@ -1,0 +1,84 @@
+#include "config/validators.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <stdexcept>
+#include <sys/stat.h>
+
+namespace gcorn::config::check {
+namespace {
+[[noreturn]] void fail(const std::string& why) { throw std::invalid_argument(why); }
+
+template <size_t N>
+void one_of(const std::string& v, const std::array<const char*, N>& allowed) {
+    if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return v == a; }) != allowed.end())
+        return;
+    std::string list;
+    for (auto* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
+    fail("'" + v + "' is not one of " + list);
+}
+}  // namespace
+
+void positive(int v) { if (v < 1) fail("must be at least 1, not " + std::to_string(v)); }
+void non_negative(int v) { if (v < 0) fail("must not be negative"); }
+void non_negative(double v) { if (!(v >= 0)) fail("must not be negative"); }
+
+void bind_addresses(const std::vector<std::string>& v) {
+    if (v.empty()) fail("needs at least one address");
+    for (auto& a : v)
+        if (a.empty()) fail("an address is empty");
+}
+
+void worker_class(const std::string& v) {
+    one_of(v, std::array{"sync", "gthread", "async", "gevent", "eventlet"});
+}
+
+void limit_line(int v) {
+    if (v < 0 || v > 8190) fail("must be between 0 and 8190");
+}
+
+void limit_fields(int v) {
+    if (v < 0 || v > 32768) fail("must be between 0 and 32768");
+}
+
+void directory(const std::string& v) {
+    struct stat st{};
+    if (!v.empty() && (::stat(v.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) fail("'" + v + "' is not a directory");
+}
+
+void key_value(const std::vector<std::string>& v) {
+    for (auto& kv : v)
+        if (kv.find('=') == std::string::npos || kv.front() == '=') fail("'" + kv + "' is not KEY=VALUE");
+}
+
+int parse_umask(const std::string& v) {
+    std::string digits = v;
+    int base = 10;
+    if (digits.rfind("0o", 0) == 0 || digits.rfind("0O", 0) == 0) digits = digits.substr(2), base = 8;
+    else if (digits.size() > 1 && digits[0] == '0') base = 8;
+    char* end = nullptr;
+    errno = 0;
+    long n = std::strtol(digits.c_str(), &end, base);
+    if (digits.empty() || *end != '\0' || errno != 0 || n < 0 || n > 0777)
+        fail("'" + v + "' is not a umask (an octal number up to 0o777)");
+    return static_cast<int>(n);
+}
+
+void umask(const std::string& v) { parse_umask(v); }
+
+void access_format(const std::string& v) {
+    // Every "%(" must close with ")s" (Gunicorn's atoms are %-format mapping keys).
+    for (size_t at = v.find("%("); at != std::string::npos; at = v.find("%(", at + 2)) {
+        auto close = v.find(')', at);
+        if (close == std::string::npos || close + 1 >= v.size() || v[close + 1] != 's')
+            fail("atom at offset " + std::to_string(at) + " does not end in ')s'");
+    }
+}
+
+void log_level(const std::string& v) {
+    one_of(v, std::array{"debug", "info", "warning", "error", "critical"});
+}
+
+}  // namespace gcorn::config::check

@@ -1,0 +1,26 @@
+// Validators named by the settings table: each throws std::invalid_argument with a reason.
+// Pure value checks; they never touch the file system except `directory`.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace gcorn::config::check {
+
+template <class T> void any(const T&) {}
+void positive(int v);
+void non_negative(int v);
+void non_negative(double v);
+void bind_addresses(const std::vector<std::string>& v);
+void worker_class(const std::string& v);
+void limit_line(int v);
+void limit_fields(int v);
+void directory(const std::string& v);
+void key_value(const std::vector<std::string>& v);
+void umask(const std::string& v);
+void access_format(const std::string& v);
+void log_level(const std::string& v);
+
+// "0o22", "022", "18" -> 18; throws std::invalid_argument.
+int parse_umask(const std::string& v);
+
+}  // namespace gcorn::config::check

@@ -1,0 +1,37 @@
+// HTTP's only view of a connection: read and write bytes with a deadline.
+// Knows nothing of how a wait happens (blocking poll, pool thread or parked greenlet: DESIGN §2).
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <span>
+#include <stdexcept>
+#include <string_view>
+#include <sys/types.h>
+
+namespace gcorn::http {
+
+using clock = std::chrono::steady_clock;
+using deadline = clock::time_point;
+
+// The peer went away or was too slow; the connection is over. Expected, so logged at debug level.
+struct stream_error : std::runtime_error {
+    enum class kind { timeout, closed };
+    stream_error(kind k, const char* what) : std::runtime_error(what), why(k) {}
+    kind why;
+};
+
+class byte_stream {
+public:
+    virtual ~byte_stream() = default;
+    // Reads at least one byte, or returns 0 at end of stream. Throws stream_error.
+    virtual size_t read_some(std::span<char> into, deadline until) = 0;
+    // Writes every piece, in order, as one gathered write where possible. Throws stream_error.
+    virtual void write_all(std::span<const std::string_view> pieces, deadline until) = 0;
+    // Sends `count` bytes of file `fd` from `offset`; returns the bytes sent (short only at end of file).
+    virtual size_t send_file(int fd, off_t offset, size_t count, deadline until) = 0;
+    // Before closing with unread input: stop sending and drain what the peer still sends, so the kernel
+    // does not answer it with a reset that destroys the response in flight (a "lingering close").
+    virtual void linger(deadline until) = 0;
+};
+
+}  // namespace gcorn::http

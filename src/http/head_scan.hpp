@@ -1,0 +1,32 @@
+// The byte-level checks Beast's parser does not make on a request head (DESIGN §6): line endings,
+// control characters, obsolete folding, the request line's form and the size limits.
+// Pure functions over a buffer; no I/O.
+#pragma once
+#include <cstddef>
+#include <string_view>
+
+namespace gcorn::http {
+
+struct limits {
+    size_t request_line = 4094;  // limit_request_line (0: 8190, as Gunicorn)
+    size_t fields = 100;         // limit_request_fields
+    size_t field_size = 8190;    // limit_request_field_size (0: unlimited)
+};
+
+// Incremental scan state: resume where the last call stopped instead of rescanning a dripped head.
+struct head_scan {
+    enum class result { need_more, complete };
+    bool request_line_done = false;
+    size_t skip = 0;          // leading empty lines (RFC 9112 §2.2 allows a server to ignore them)
+    size_t line_start = 0;    // start of the line being scanned
+    size_t fields = 0;        // header lines seen
+    size_t head_end = 0;      // one past the final CRLF, when complete
+
+    // Throws http_error (400, 414, 431, 505). `buf` always starts at the request's first byte.
+    result scan(std::string_view buf, const limits& lim);
+};
+
+// RFC 9112 §3: method SP request-target SP HTTP-version. Throws http_error.
+void check_request_line(std::string_view line);
+
+}  // namespace gcorn::http

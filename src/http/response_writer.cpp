@@ -1,0 +1,191 @@
+#include "http/response_writer.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+#include "http/errors.hpp"
+
+namespace gcorn::http {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
+}
+
+bool is_tchar(unsigned char c) {
+    static constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
+    return std::isalnum(c) || extra.find(char(c)) != std::string_view::npos;
+}
+
+// RFC 9110 §7.6.1: hop-by-hop fields belong to this connection, not to the app (PEP 3333 too).
+bool is_hop_by_hop(std::string_view name) {
+    for (auto h : {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                   "transfer-encoding", "upgrade"})
+        if (iequals(name, h)) return true;
+    return false;
+}
+
+// The Date header changes once a second; format it once a second (RFC 9110 §5.6.7 IMF-fixdate).
+std::string_view http_date() {
+    thread_local std::time_t cached_at = 0;
+    thread_local char buf[40];
+    std::time_t now = std::time(nullptr);
+    if (now != cached_at) {
+        std::tm tm{};
+        ::gmtime_r(&now, &tm);
+        std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached_at = now;
+    }
+    return buf;
+}
+
+char hex_digit(unsigned v) { return "0123456789abcdef"[v & 15]; }
+
+std::string hex(uint64_t n) {
+    std::string s;
+    do s.insert(s.begin(), hex_digit(unsigned(n))), n >>= 4;
+    while (n);
+    return s;
+}
+
+}  // namespace
+
+std::string_view check_status(std::string_view status) {
+    if (status.size() < 3 || !std::all_of(status.begin(), status.begin() + 3, [](char c) { return std::isdigit((unsigned char)c); }))
+        return "status must start with a 3-digit code";
+    if (status.size() > 3 && status[3] != ' ') return "status code must be followed by a space";
+    if (status[0] == '0') return "status code out of range";
+    for (unsigned char c : status)
+        if (c < 0x20 || c == 0x7f) return "control character in status";
+    return {};
+}
+
+std::string_view check_header(std::string_view name, std::string_view value) {
+    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return is_tchar((unsigned char)c); }))
+        return "header name is not a token";
+    for (unsigned char c : value)
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return "control character in header value";
+    return {};
+}
+
+response_writer::response_writer(byte_stream& stream, const request_head& request, bool keepalive_allowed,
+                                 std::chrono::milliseconds write_timeout)
+    : stream_(stream), request_(request), write_timeout_(write_timeout),
+      keep_alive_(keepalive_allowed && request.keep_alive) {}
+
+void response_writer::start(std::string status, header_list headers) {
+    status_ = std::move(status);
+    headers_ = std::move(headers);
+    started_ = true;
+}
+
+void response_writer::send(std::span<const std::string_view> pieces) {
+    stream_.write_all(pieces, clock::now() + write_timeout_);
+}
+
+void response_writer::commit_head() {
+    code_ = (status_[0] - '0') * 100 + (status_[1] - '0') * 10 + (status_[2] - '0');
+    // RFC 9110 §6.4.1: HEAD, 1xx, 204 and 304 carry no body.
+    bool bodiless_status = code_ < 200 || code_ == 204 || code_ == 304;
+    no_body_ = bodiless_status || request_.method == "HEAD";
+    head_.reserve(256);
+    head_.append(request_.protocol()).append(" ").append(status_).append("\r\n");
+    bool has_date = false, has_server = false;
+    for (auto& [name, value] : headers_) {
+        if (is_hop_by_hop(name)) {
+            if (iequals(name, "connection") && iequals(value, "close")) keep_alive_ = false;
+            continue;
+        }
+        if (iequals(name, "content-length")) {
+            app_length_ = std::strtoull(value.c_str(), nullptr, 10);
+            if (bodiless_status) continue;
+        }
+        has_date |= iequals(name, "date");
+        has_server |= iequals(name, "server");
+        head_.append(name).append(": ").append(value).append("\r\n");
+    }
+    if (!app_length_ && !bodiless_status) {
+        if (length_hint_) {
+            app_length_ = length_hint_;
+            head_.append("Content-Length: ").append(std::to_string(*length_hint_)).append("\r\n");
+        } else if (request_.method == "HEAD") {
+            // nothing follows a HEAD response, so the connection stays usable without framing
+        } else if (request_.version == 11) {
+            chunked_ = true;
+            head_.append("Transfer-Encoding: chunked\r\n");
+        } else {
+            keep_alive_ = false;  // HTTP/1.0: the body ends when the connection does
+        }
+    }
+    if (!has_date) head_.append("Date: ").append(http_date()).append("\r\n");
+    if (!has_server) head_.append("Server: gcorn\r\n");
+    if (!keep_alive_) head_.append("Connection: close\r\n");
+    else if (request_.version == 10) head_.append("Connection: keep-alive\r\n");
+    head_.append("\r\n");
+    head_sent_ = true;
+}
+
+void response_writer::flush(std::string_view data, std::string_view trailer) {
+    // The unsent head, the chunk framing and the data leave in one gathered write.
+    std::string_view pieces[5];
+    size_t n = 0;
+    std::string size;
+    if (!head_.empty()) pieces[n++] = head_;
+    if (!data.empty()) {
+        if (chunked_) pieces[n++] = size = hex(data.size()) + "\r\n";
+        pieces[n++] = data;
+        if (chunked_) pieces[n++] = "\r\n";
+    }
+    if (!trailer.empty()) pieces[n++] = trailer;
+    if (n) send(std::span(pieces, n));
+    head_.clear();
+}
+
+uint64_t response_writer::clamp_to_length(uint64_t n) {
+    // Never send more than the announced Content-Length: the excess would be read as the next response.
+    if (app_length_ && body_bytes_ + n > *app_length_) n = *app_length_ - std::min(*app_length_, body_bytes_);
+    body_bytes_ += n;
+    return n;
+}
+
+void response_writer::write(std::string_view chunk) {
+    if (chunk.empty()) return;
+    if (!head_sent_) commit_head();
+    if (no_body_) return flush({}, {});
+    flush(chunk.substr(0, clamp_to_length(chunk.size())), {});
+}
+
+void response_writer::write_file(int fd, off_t offset, uint64_t count) {
+    if (!head_sent_) commit_head();
+    count = no_body_ ? 0 : clamp_to_length(count);
+    if (count == 0) return flush({}, {});
+    std::string size = chunked_ ? hex(count) + "\r\n" : "";
+    flush({}, size);
+    while (count > 0) {
+        size_t n = stream_.send_file(fd, offset, count, clock::now() + write_timeout_);
+        if (n == 0) throw stream_error(stream_error::kind::closed, "file shorter than announced");
+        offset += off_t(n);
+        count -= n;
+    }
+    if (chunked_) flush({}, "\r\n");
+}
+
+void response_writer::finish() {
+    if (!head_sent_) {
+        if (!length_hint_ && request_.method != "HEAD") length_hint_ = 0;  // nothing was written: empty body
+        commit_head();
+    }
+    flush({}, chunked_ ? "0\r\n\r\n" : "");
+    // A body shorter than its Content-Length leaves the client waiting: only closing ends it.
+    if (!no_body_ && app_length_ && body_bytes_ < *app_length_) keep_alive_ = false;
+}
+
+std::string canned_response(int status, std::string_view body) {
+    std::string r = "HTTP/1.1 ";
+    r.append(status_line(status)).append("\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ");
+    r.append(std::to_string(body.size())).append("\r\n\r\n").append(body);
+    return r;
+}
+
+}  // namespace gcorn::http

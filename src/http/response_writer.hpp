@@ -1,0 +1,65 @@
+// Frames one response on a byte_stream: status line, headers (plus Date and Server), and a body sent with
+// the app's Content-Length, chunked (HTTP/1.1) or close-delimited (HTTP/1.0). No Python.
+#pragma once
+#include <cstdint>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "http/byte_stream.hpp"
+#include "http/request.hpp"
+
+namespace gcorn::http {
+
+// Why the app's status or header would corrupt the response (CR/LF/NUL: response splitting), or empty.
+std::string_view check_status(std::string_view status);
+std::string_view check_header(std::string_view name, std::string_view value);
+
+class response_writer {
+public:
+    // `keepalive_allowed`: false for the sync worker (Gunicorn closes after every request there).
+    response_writer(byte_stream& stream, const request_head& request, bool keepalive_allowed,
+                    std::chrono::milliseconds write_timeout);
+
+    // The app's status and headers, already checked. May be called again until the head is sent (exc_info).
+    void start(std::string status, header_list headers);
+    // The server knows the whole body's size (a list of bytes): frame with Content-Length, not chunked.
+    void set_length_hint(uint64_t total) { length_hint_ = total; }
+
+    void write(std::string_view chunk);
+    // Sends `count` bytes of a regular file with sendfile(2); false if nothing could be sent that way.
+    void write_file(int fd, off_t offset, uint64_t count);
+    void finish();
+
+    bool started() const { return started_; }
+    bool head_sent() const { return head_sent_; }
+    bool keep_alive() const { return keep_alive_; }
+    uint64_t body_bytes() const { return body_bytes_; }
+    const std::string& status() const { return status_; }
+    const header_list& headers() const { return headers_; }
+    // The app broke the protocol (e.g. wrote past its Content-Length then failed): close after this one.
+    void force_close() { keep_alive_ = false; }
+
+private:
+    void commit_head();
+    void flush(std::string_view data, std::string_view trailer);
+    void send(std::span<const std::string_view> pieces);
+    uint64_t clamp_to_length(uint64_t n);
+
+    byte_stream& stream_;
+    const request_head& request_;
+    std::chrono::milliseconds write_timeout_;
+    std::string status_;
+    std::string head_;  // committed but not yet sent
+    header_list headers_;
+    std::optional<uint64_t> app_length_, length_hint_;
+    int code_ = 0;
+    bool started_ = false, head_sent_ = false, chunked_ = false, no_body_ = false, keep_alive_;
+    uint64_t body_bytes_ = 0;
+};
+
+// A complete canned response for errors gcorn generates itself ("400 Bad Request"); always closes.
+std::string canned_response(int status, std::string_view body);
+
+}  // namespace gcorn::http

@@ -1,0 +1,103 @@
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "py/native.hpp"
+
+namespace gcorn::py {
+namespace {
+
+// One small type serves both roles: `fn` makes it callable, `read` gives it readinto().
+struct native_object {
+    PyObject_HEAD
+    native_fn fn;
+    read_fn read;
+    void* ctx;
+};
+
+PyObject* detached() {
+    PyErr_SetString(PyExc_RuntimeError, "this object belonged to a finished request");
+    return nullptr;
+}
+
+// The C++ side may throw: a python_error goes back into Python as itself, anything else as RuntimeError.
+template <class F>
+PyObject* guarded(F&& f) {
+    try {
+        return f();
+    } catch (const python_error& e) {
+        e.restore();
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_OSError, e.what());
+    }
+    return nullptr;
+}
+
+PyObject* native_call(PyObject* self, PyObject* args, PyObject* kwargs) {
+    auto* n = reinterpret_cast<native_object*>(self);
+    if (!n->ctx || !n->fn) return detached();
+    return guarded([&] { return n->fn(n->ctx, object::borrow(args), object::borrow(kwargs)).release(); });
+}
+
+PyObject* native_readinto(PyObject* self, PyObject* arg) {
+    auto* n = reinterpret_cast<native_object*>(self);
+    if (!n->ctx || !n->read) return detached();
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_WRITABLE) < 0) return nullptr;
+    PyObject* r = guarded([&] {
+        size_t got = n->read(n->ctx, std::span(static_cast<char*>(view.buf), size_t(view.len)));
+        return PyLong_FromSize_t(got);
+    });
+    PyBuffer_Release(&view);
+    return r;
+}
+
+PyObject* native_true(PyObject*, PyObject*) { Py_RETURN_TRUE; }
+PyObject* native_false(PyObject*, PyObject*) { Py_RETURN_FALSE; }
+
+PyObject* native_closed(PyObject*, void*) { Py_RETURN_FALSE; }
+
+PyMethodDef native_methods[] = {
+    {"readinto", native_readinto, METH_O, "Read body bytes into a writable buffer."},
+    {"readable", native_true, METH_NOARGS, nullptr},
+    {"writable", native_false, METH_NOARGS, nullptr},
+    {"seekable", native_false, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef native_getset[] = {
+    {"closed", native_closed, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyTypeObject* native_type() {
+    static PyTypeObject* type = [] {
+        static PyType_Slot slots[] = {
+            {Py_tp_call, reinterpret_cast<void*>(native_call)},
+            {Py_tp_methods, native_methods},
+            {Py_tp_getset, native_getset},
+            {0, nullptr},
+        };
+        static PyType_Spec spec = {"gcorn.native", sizeof(native_object), 0, Py_TPFLAGS_DEFAULT, slots};
+        return reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
+    }();
+    if (!type) throw python_error();
+    return type;
+}
+
+object make(native_fn fn, read_fn read, void* ctx) {
+    auto* n = PyObject_New(native_object, native_type());
+    if (!n) throw python_error();
+    n->fn = fn, n->read = read, n->ctx = ctx;
+    return object::steal(reinterpret_cast<PyObject*>(n));
+}
+
+}  // namespace
+
+object native_function(native_fn fn, void* ctx) { return make(fn, nullptr, ctx); }
+object native_reader(read_fn fn, void* ctx) { return make(nullptr, fn, ctx); }
+
+void detach(const object& o) {
+    if (o && Py_IS_TYPE(o.ptr(), native_type())) reinterpret_cast<native_object*>(o.ptr())->ctx = nullptr;
+}
+
+}  // namespace gcorn::py

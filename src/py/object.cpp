@@ -1,0 +1,183 @@
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "py/object.hpp"
+
+#include "py/gil.hpp"
+
+namespace gcorn::py {
+namespace {
+// Every wrapper below: call, check, throw python_error (the exception is fetched from the interpreter).
+object checked(PyObject* p) {
+    if (!p) throw python_error();
+    return object::steal(p);
+}
+void check(int rc) {
+    if (rc < 0) throw python_error();
+}
+}  // namespace
+
+object::object(const object& o) noexcept : p_(o.p_) { Py_XINCREF(p_); }
+object::~object() { Py_XDECREF(p_); }
+object object::steal(PyObject* p) noexcept {
+    object o;
+    o.p_ = p;
+    return o;
+}
+object object::borrow(PyObject* p) noexcept {
+    Py_XINCREF(p);
+    return steal(p);
+}
+
+object object::attr(const char* name) const { return checked(PyObject_GetAttrString(p_, name)); }
+
+object object::attr_or_null(const object& name) const {
+    PyObject* out = nullptr;
+    // _PyObject_LookupAttr skips building an AttributeError (DESIGN §3.1 (13)); public as of 3.13.
+    if (_PyObject_LookupAttr(p_, name.ptr(), &out) < 0) throw python_error();
+    return steal(out);
+}
+
+object object::operator()(std::initializer_list<object> args) const {
+    PyObject* argv[8];
+    size_t n = 0;
+    for (auto& a : args) argv[n++] = a.ptr();
+    return checked(PyObject_Vectorcall(p_, argv, n, nullptr));
+}
+
+python_error::python_error() {
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (!t) {
+        summary_ = "unknown Python error";
+        return;
+    }
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb) PyException_SetTraceback(v, tb);
+    type_ = object::steal(t), value_ = object::steal(v), tb_ = object::steal(tb);
+    PyObject* s = PyObject_Str(v);
+    auto* tname = reinterpret_cast<PyTypeObject*>(t)->tp_name;
+    summary_ = tname;
+    if (s) {
+        if (const char* u = PyUnicode_AsUTF8(s); u && *u) summary_ += std::string(": ") + u;
+        Py_DECREF(s);
+    }
+    PyErr_Clear();
+}
+
+python_error::python_error(kind k, const std::string& message) : summary_(message) {
+    PyObject* t = k == kind::type_error        ? PyExc_TypeError
+                  : k == kind::value_error     ? PyExc_ValueError
+                  : k == kind::assertion_error ? PyExc_AssertionError
+                  : k == kind::os_error        ? PyExc_OSError
+                                               : PyExc_RuntimeError;
+    type_ = object::borrow(t);
+    value_ = checked(PyObject_CallOneArg(t, str(message).ptr()));
+}
+
+python_error::python_error(const object& exception)
+    : type_(object::borrow(reinterpret_cast<PyObject*>(Py_TYPE(exception.ptr())))), value_(exception),
+      tb_(object::steal(PyException_GetTraceback(exception.ptr()))), summary_(str_of(exception)) {}
+
+std::string python_error::traceback() const {
+    if (!value_) return summary_;
+    try {
+        auto lines = import("traceback").attr("format_exception")({value_});
+        auto text = str("").attr("join")({lines});
+        return str_of(text);
+    } catch (const python_error&) {
+        return summary_;
+    }
+}
+
+bool python_error::is_instance_of(const object& type) const {
+    return value_ && PyObject_IsInstance(value_.ptr(), type.ptr()) == 1;
+}
+
+void python_error::restore() const {
+    PyErr_Restore(object(type_).release(), object(value_).release(), object(tb_).release());
+}
+
+object none() { return object::borrow(Py_None); }
+object boolean(bool v) { return object::borrow(v ? Py_True : Py_False); }
+object integer(long long v) { return checked(PyLong_FromLongLong(v)); }
+object str(std::string_view s) { return checked(PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "surrogateescape")); }
+object str_latin1(std::string_view s) { return checked(PyUnicode_DecodeLatin1(s.data(), Py_ssize_t(s.size()), nullptr)); }
+object bytes(std::string_view s) { return checked(PyBytes_FromStringAndSize(s.data(), Py_ssize_t(s.size()))); }
+object dict() { return checked(PyDict_New()); }
+object import(const char* module) { return checked(PyImport_ImportModule(module)); }
+
+object tuple(std::initializer_list<object> items) {
+    auto t = checked(PyTuple_New(Py_ssize_t(items.size())));
+    Py_ssize_t i = 0;
+    for (auto& it : items) PyTuple_SET_ITEM(t.ptr(), i++, object(it).release());
+    return t;
+}
+
+object interned(const char* s) {
+    PyObject* p = PyUnicode_InternFromString(s);
+    if (!p) throw python_error();
+    return object::steal(p);
+}
+
+void set_item(const object& m, const object& k, const object& v) {
+    check(PyDict_CheckExact(m.ptr()) ? PyDict_SetItem(m.ptr(), k.ptr(), v.ptr()) : PyObject_SetItem(m.ptr(), k.ptr(), v.ptr()));
+}
+
+object get_item(const object& d, const object& k) {
+    PyObject* v = PyDict_GetItemWithError(d.ptr(), k.ptr());
+    if (!v && PyErr_Occurred()) throw python_error();
+    return object::borrow(v);
+}
+
+bool is_bytes(const object& o) { return PyBytes_Check(o.ptr()); }
+std::string_view bytes_view(const object& o) { return {PyBytes_AS_STRING(o.ptr()), size_t(PyBytes_GET_SIZE(o.ptr()))}; }
+bool is_str(const object& o) { return PyUnicode_Check(o.ptr()); }
+
+std::optional<std::string> latin1(const object& s) {
+    if (!PyUnicode_Check(s.ptr())) return std::nullopt;
+    if (PyUnicode_KIND(s.ptr()) == PyUnicode_1BYTE_KIND)  // already latin-1 code points: no encoding step
+        return std::string(static_cast<const char*>(PyUnicode_DATA(s.ptr())), size_t(PyUnicode_GET_LENGTH(s.ptr())));
+    return std::nullopt;
+}
+
+std::string str_of(const object& o) {
+    auto s = checked(PyObject_Str(o.ptr()));
+    Py_ssize_t n = 0;
+    const char* u = PyUnicode_AsUTF8AndSize(s.ptr(), &n);
+    if (!u) throw python_error();
+    return {u, size_t(n)};
+}
+
+bool is_list_or_tuple(const object& o) { return PyList_CheckExact(o.ptr()) || PyTuple_CheckExact(o.ptr()); }
+bool is_none(const object& o) { return o.ptr() == Py_None; }
+object type_of(const object& o) { return object::borrow(reinterpret_cast<PyObject*>(Py_TYPE(o.ptr()))); }
+object copy_dict(const object& d) { return checked(PyDict_Copy(d.ptr())); }
+size_t size(const object& o) {
+    Py_ssize_t n = PyObject_Size(o.ptr());
+    if (n < 0) throw python_error();
+    return size_t(n);
+}
+object item(const object& seq, size_t i) { return checked(PySequence_GetItem(seq.ptr(), Py_ssize_t(i))); }
+object iter(const object& o) { return checked(PyObject_GetIter(o.ptr())); }
+object next(const object& it) {
+    PyObject* v = PyIter_Next(it.ptr());
+    if (!v && PyErr_Occurred()) throw python_error();
+    return object::steal(v);
+}
+long long to_integer(const object& o) {
+    long long v = PyLong_AsLongLong(o.ptr());
+    if (v == -1 && PyErr_Occurred()) throw python_error();
+    return v;
+}
+bool callable(const object& o) { return PyCallable_Check(o.ptr()); }
+bool truthy(const object& o) {
+    int r = PyObject_IsTrue(o.ptr());
+    check(r);
+    return r == 1;
+}
+
+gil_release::gil_release() noexcept : state_(PyEval_SaveThread()) {}
+gil_release::~gil_release() { PyEval_RestoreThread(state_); }
+
+}  // namespace gcorn::py

@@ -1,0 +1,96 @@
+// Python references with ownership spelled at the call site (steal/borrow), and the C-API calls the rest of
+// gcorn needs as 3-line wrappers that throw python_error. src/py/ is the ONLY folder that calls Py* (DESIGN §4);
+// this header does not include Python.h, so nothing else can.
+#pragma once
+#include <cstddef>
+#include <initializer_list>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+struct _object;
+using PyObject = _object;
+
+namespace gcorn::py {
+
+class object {
+public:
+    object() noexcept = default;
+    object(const object& o) noexcept;
+    object(object&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+    object& operator=(object o) noexcept {
+        std::swap(p_, o.p_);
+        return *this;
+    }
+    ~object();
+
+    static object steal(PyObject* p) noexcept;   // takes over a new reference
+    static object borrow(PyObject* p) noexcept;  // adds a reference to a borrowed one
+    PyObject* ptr() const noexcept { return p_; }
+    PyObject* release() noexcept {
+        auto* p = p_;
+        p_ = nullptr;
+        return p;
+    }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+    bool is(const object& o) const noexcept { return p_ == o.p_; }
+
+    object attr(const char* name) const;               // AttributeError -> python_error
+    object attr_or_null(const object& name) const;     // missing -> null, without building an AttributeError
+    object operator()(std::initializer_list<object> args = {}) const;  // call
+
+private:
+    PyObject* p_ = nullptr;
+};
+
+// A Python exception, fetched from (or to be restored into) the interpreter's error indicator.
+class python_error : public std::exception {
+public:
+    enum class kind { runtime_error, type_error, value_error, assertion_error, os_error };
+    python_error();                             // fetches and clears the current exception
+    python_error(kind k, const std::string& message);  // a new exception to raise into Python
+    explicit python_error(const object& exception);    // an existing exception instance (exc_info[1])
+    const char* what() const noexcept override { return summary_.c_str(); }
+    std::string traceback() const;              // the formatted traceback, as Python prints it
+    bool is_instance_of(const object& type) const;
+    void restore() const;                       // sets it as the current exception again
+    const object& value() const { return value_; }
+
+private:
+    object type_, value_, tb_;
+    std::string summary_;
+};
+
+object none();
+object boolean(bool v);
+object integer(long long v);
+object str(std::string_view utf8);
+object str_latin1(std::string_view bytes);  // PEP 3333 "native string"
+object bytes(std::string_view data);
+object dict();
+object tuple(std::initializer_list<object> items);
+object import(const char* module);
+object interned(const char* s);             // immortal for the process: use for environ keys
+
+void set_item(const object& mapping, const object& key, const object& value);
+object get_item(const object& dict, const object& key);  // null if absent
+bool is_bytes(const object& o);
+std::string_view bytes_view(const object& o);  // valid while `o` lives
+bool is_str(const object& o);
+std::optional<std::string> latin1(const object& str);  // nullopt if not a str or not latin-1
+std::string str_of(const object& o);               // str(o) as UTF-8
+bool is_list_or_tuple(const object& o);
+bool is_none(const object& o);
+object type_of(const object& o);
+object copy_dict(const object& d);
+size_t size(const object& o);
+object item(const object& seq, size_t i);
+object iter(const object& o);
+object next(const object& iterator);         // null at the end
+long long to_integer(const object& o);
+bool callable(const object& o);
+bool truthy(const object& o);
+
+}  // namespace gcorn::py

@@ -1,0 +1,35 @@
+// Listening sockets from `bind` addresses: HOST:PORT, [IPV6]:PORT, unix:PATH, fd://N (DESIGN §1).
+// Opened by the master before forking so all workers share them.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "sys/fd.hpp"
+
+namespace gcorn::sys {
+
+struct listener {
+    unique_fd fd;
+    std::string name;       // as shown in logs: "http://127.0.0.1:8000", "unix:/run/x.sock"
+    std::string host, port; // SERVER_NAME / SERVER_PORT for the environ
+    bool is_unix = false;
+    std::string unix_path;  // removed on shutdown
+};
+
+struct listen_options {
+    int backlog = 2048;
+    bool reuse_port = false;
+    int umask = 0;  // applied to unix sockets
+};
+
+// Opens every address (non-blocking, close-on-exec). Throws std::runtime_error naming the address.
+std::vector<listener> open_listeners(const std::vector<std::string>& addresses, const listen_options& opt);
+
+// A connection's peer or local address as text and port ("" and 0 for unix sockets).
+struct endpoint {
+    std::string host;
+    int port = 0;
+};
+endpoint peer_of(int fd);
+
+}  // namespace gcorn::sys

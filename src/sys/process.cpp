@@ -1,0 +1,66 @@
+#include "sys/process.hpp"
+
+#include <cstdio>
+#include <fcntl.h>
+#include <fstream>
+#include <unistd.h>
+
+#include "sys/fd.hpp"
+
+namespace gcorn::sys {
+
+pid_t fork_child(const std::function<int()>& child) {
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        struct sigaction dfl{};
+        dfl.sa_handler = SIG_DFL;
+        for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr);
+        sigset_t none;
+        ::sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        int rc = 1;
+        try {
+            rc = child();
+        } catch (...) {
+            rc = worker_boot_error;
+        }
+        std::fflush(nullptr);
+        ::_exit(rc);  // never return into the parent's stack or run its destructors
+    }
+    int saved = errno;
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) errno = saved, throw_errno("fork");
+    return pid;
+}
+
+pidfile::pidfile(std::string path) : path_(std::move(path)) {
+    std::string tmp = path_ + ".tmp";
+    {
+        std::ofstream out(tmp);
+        out << ::getpid() << "\n";
+        if (!out) throw_errno("cannot write pidfile " + path_);
+    }
+    if (::rename(tmp.c_str(), path_.c_str()) != 0) throw_errno("cannot write pidfile " + path_);
+}
+
+pidfile::~pidfile() {
+    if (path_.empty()) return;
+    std::ifstream in(path_);
+    pid_t pid = 0;
+    if (in >> pid && pid == ::getpid()) ::unlink(path_.c_str());
+}
+
+void daemonize() {
+    if (pid_t p = ::fork(); p < 0) throw_errno("fork");
+    else if (p > 0) ::_exit(0);
+    ::setsid();
+    if (pid_t p = ::fork(); p < 0) throw_errno("fork");
+    else if (p > 0) ::_exit(0);
+    unique_fd null(::open("/dev/null", O_RDWR));
+    for (int fd = 0; fd < 3; ++fd) ::dup2(null.get(), fd);
+}
+
+}  // namespace gcorn::sys

@@ -1,0 +1,37 @@
+// Process plumbing for the master and its workers: pidfile, signal masks around fork, exit codes.
+// POSIX only.
+#pragma once
+#include <csignal>
+#include <functional>
+#include <string>
+#include <sys/types.h>
+
+namespace gcorn::sys {
+
+// Exit codes a worker reports to the master (Gunicorn's values), so the master can stop instead of
+// respawning a worker that can never boot.
+inline constexpr int worker_boot_error = 3;
+inline constexpr int app_load_error = 4;
+
+// Forks a child that runs `child` and exits with its result. All signals are blocked across the fork
+// so no signal reaches the child while it still has the parent's handlers; the child starts with
+// default dispositions and an empty mask. Returns the child's pid. Throws std::system_error.
+pid_t fork_child(const std::function<int()>& child);
+
+// Writes the pid to `path` on construction and removes it on destruction (if it still holds our pid).
+class pidfile {
+public:
+    pidfile() = default;
+    explicit pidfile(std::string path);
+    ~pidfile();
+    pidfile(const pidfile&) = delete;
+    pidfile& operator=(const pidfile&) = delete;
+
+private:
+    std::string path_;
+};
+
+// Detaches from the terminal (double fork, setsid, stdio to /dev/null) like Gunicorn's --daemon.
+void daemonize();
+
+}  // namespace gcorn::sys

@@ -1,0 +1,77 @@
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
+#include <optional>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "log/log.hpp"
+#include "py/interpreter.hpp"
+#include "sys/process.hpp"
+#include "worker/sync_worker.hpp"
+#include "worker/worker.hpp"
+
+namespace gcorn::worker {
+namespace {
+
+// sys.path: the working directory (as Gunicorn), --pythonpath, then gcorn's own package.
+std::vector<std::string> python_paths(const config::settings& s) {
+    std::vector<std::string> paths;
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd)) paths.emplace_back(cwd);
+    for (auto& p : s.pythonpath) paths.push_back(p);
+    paths.push_back(py::gcorn_python_dir());
+    return paths;
+}
+
+void apply_raw_env(const config::settings& s) {
+    for (auto& kv : s.raw_env) {
+        auto eq = kv.find('=');
+        ::setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
+    }
+}
+
+int report_load_error(const config::settings& s, const wsgi::load_error& e) {
+    spdlog::error("Failed to load application '{}': {}", s.wsgi_app, e.what());
+    if (!e.traceback.empty()) spdlog::error("{}", e.traceback);
+    return e.app_error ? sys::app_load_error : sys::worker_boot_error;
+}
+
+}  // namespace
+
+int worker_main(const sys::worker_args& args) {
+    auto& s = args.settings;
+    ::signal(SIGPIPE, SIG_IGN);  // writes use MSG_NOSIGNAL, but sendfile(2) cannot
+    apply_raw_env(s);
+    if (s.capture_output && log::error_log_fd() < 0) {
+        // Redirect print() and C-level writes to the error log file.
+        if (!s.errorlog.empty() && s.errorlog != "-") {
+            int fd = ::open(s.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+            if (fd >= 0) ::dup2(fd, 1), ::dup2(fd, 2), ::close(fd);
+        }
+    }
+    py::interpreter interp(python_paths(s));
+    std::optional<wsgi::application> app;
+    try {
+        app.emplace(s);
+    } catch (const wsgi::load_error& e) {
+        return report_load_error(s, e);
+    }
+    int rc = run_sync(args, *app);
+    app.reset();
+    return rc;
+}
+
+int check_app(const config::settings& s) {
+    apply_raw_env(s);
+    py::interpreter interp(python_paths(s));
+    try {
+        wsgi::application app(s);
+    } catch (const wsgi::load_error& e) {
+        return report_load_error(s, e);
+    }
+    return 0;
+}
+
+}  // namespace gcorn::worker

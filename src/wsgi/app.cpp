@@ -1,0 +1,320 @@
+#include "wsgi/app.hpp"
+
+#include <algorithm>
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+
+#include "gcorn_build_config.hpp"
+#include "http/byte_stream.hpp"
+#include "py/native.hpp"
+
+namespace gcorn::wsgi {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
+}
+
+// Interned keys and the per-process objects every environ shares; built once, after Python starts.
+struct shared_objects {
+    py::object REQUEST_METHOD = py::interned("REQUEST_METHOD"), SCRIPT_NAME = py::interned("SCRIPT_NAME"),
+               PATH_INFO = py::interned("PATH_INFO"), QUERY_STRING = py::interned("QUERY_STRING"),
+               RAW_URI = py::interned("RAW_URI"), CONTENT_TYPE = py::interned("CONTENT_TYPE"),
+               CONTENT_LENGTH = py::interned("CONTENT_LENGTH"), SERVER_NAME = py::interned("SERVER_NAME"),
+               SERVER_PORT = py::interned("SERVER_PORT"), SERVER_PROTOCOL = py::interned("SERVER_PROTOCOL"),
+               REMOTE_ADDR = py::interned("REMOTE_ADDR"), REMOTE_PORT = py::interned("REMOTE_PORT"),
+               url_scheme = py::interned("wsgi.url_scheme"), input = py::interned("wsgi.input"),
+               multithread = py::interned("wsgi.multithread"), close = py::interned("close");
+    py::object http = py::str("http"), https = py::str("https");
+    py::object wsgi_module = py::import("gcorn._wsgi");
+    py::object make_input = wsgi_module.attr("make_input");
+    py::object file_wrapper = wsgi_module.attr("FileWrapper");
+    py::object empty_input = py::import("io").attr("BytesIO");
+    py::object base_environ = make_base();
+
+    py::object make_base() {
+        auto env = py::dict();
+        py::set_item(env, py::str("wsgi.version"), py::tuple({py::integer(1), py::integer(0)}));
+        py::set_item(env, py::str("wsgi.errors"), wsgi_module.attr("ErrorStream")());
+        py::set_item(env, py::str("wsgi.multiprocess"), py::boolean(true));
+        py::set_item(env, py::str("wsgi.run_once"), py::boolean(false));
+        py::set_item(env, py::str("wsgi.input_terminated"), py::boolean(true));
+        py::set_item(env, py::str("wsgi.file_wrapper"), file_wrapper);
+        py::set_item(env, py::str("SERVER_SOFTWARE"), py::str("gcorn/" + std::string(GCORN_VERSION)));
+        return env;
+    }
+};
+
+shared_objects& shared() {
+    static shared_objects* s = new shared_objects;  // never destroyed: it holds Python references
+    return *s;
+}
+
+// PEP 3333: PATH_INFO is the URL-decoded path, as bytes decoded latin-1.
+std::string percent_decode(std::string_view in) {
+    std::string out;
+    out.reserve(in.size());
+    auto hexval = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    for (size_t i = 0; i < in.size(); ++i) {
+        int hi, lo;
+        if (in[i] == '%' && i + 2 < in.size() && (hi = hexval(in[i + 1])) >= 0 && (lo = hexval(in[i + 2])) >= 0) {
+            out += char(hi * 16 + lo);
+            i += 2;
+        } else {
+            out += in[i];
+        }
+    }
+    return out;
+}
+
+std::string environ_key(std::string_view header) {
+    std::string key = "HTTP_";
+    key.reserve(5 + header.size());
+    for (char c : header) key += c == '-' ? '_' : char(std::toupper((unsigned char)c));
+    return key;
+}
+
+// Gunicorn's secure_scheme_headers, honoured only from a trusted front end.
+bool forwarded_https(const http::header_list& headers) {
+    for (auto& [name, value] : headers) {
+        if ((iequals(name, "x-forwarded-proto") && iequals(value, "https")) ||
+            (iequals(name, "x-forwarded-protocol") && iequals(value, "ssl")) ||
+            (iequals(name, "x-forwarded-ssl") && iequals(value, "on")))
+            return true;
+    }
+    return false;
+}
+
+// One request's state, reachable from start_response and write through their native objects.
+struct request_ctx {
+    http::response_writer& writer;
+    http::body_source& body;
+    py::object write_callable;
+
+    static py::object start_response(void* self, const py::object& args, const py::object& kwargs);
+    static py::object write(void* self, const py::object& args, const py::object& kwargs);
+    static size_t read_body(void* self, std::span<char> into) { return static_cast<request_ctx*>(self)->body.read(into); }
+};
+
+[[noreturn]] void fail(py::python_error::kind k, const std::string& why) { throw py::python_error(k, why); }
+
+std::string checked_latin1(const py::object& o, const char* what) {
+    auto s = py::latin1(o);
+    if (!s) fail(py::python_error::kind::type_error, std::string(what) + " must be a str of latin-1 characters");
+    return *s;
+}
+
+// start_response(status, response_headers, exc_info=None), PEP 3333.
+py::object request_ctx::start_response(void* self, const py::object& args, const py::object& kwargs) {
+    auto& c = *static_cast<request_ctx*>(self);
+    size_t n = py::size(args);
+    py::object exc_info = n > 2 ? py::item(args, 2) : py::none();
+    if (kwargs && n <= 2) {
+        if (auto e = py::get_item(kwargs, py::str("exc_info"))) exc_info = e;
+    }
+    if (n < 2 || n > 3) fail(py::python_error::kind::type_error, "start_response(status, headers, exc_info=None)");
+    if (!py::is_none(exc_info)) {
+        // Headers already on the wire: the app's error can only be re-raised (PEP 3333).
+        if (c.writer.head_sent()) throw py::python_error(py::item(exc_info, 1));
+    } else if (c.writer.started()) {
+        fail(py::python_error::kind::assertion_error, "start_response called a second time without exc_info");
+    }
+    std::string status = checked_latin1(py::item(args, 0), "status");
+    if (auto why = http::check_status(status); !why.empty())
+        fail(py::python_error::kind::value_error, "invalid status " + status + ": " + std::string(why));
+    auto list = py::item(args, 1);
+    if (!py::is_list_or_tuple(list)) fail(py::python_error::kind::type_error, "headers must be a list");
+    http::header_list headers;
+    for (size_t i = 0, count = py::size(list); i < count; ++i) {
+        auto pair = py::item(list, i);
+        if (!py::is_list_or_tuple(pair) || py::size(pair) != 2)
+            fail(py::python_error::kind::type_error, "each header must be a (name, value) tuple");
+        auto name = checked_latin1(py::item(pair, 0), "header name");
+        auto value = checked_latin1(py::item(pair, 1), "header value");
+        if (auto why = http::check_header(name, value); !why.empty())
+            fail(py::python_error::kind::value_error, "invalid header " + name + ": " + std::string(why));
+        headers.emplace_back(std::move(name), std::move(value));
+    }
+    c.writer.start(std::move(status), std::move(headers));
+    if (!c.write_callable) c.write_callable = py::native_function(&request_ctx::write, self);
+    return c.write_callable;
+}
+
+// The legacy write() callable start_response returns.
+py::object request_ctx::write(void* self, const py::object& args, const py::object&) {
+    auto& c = *static_cast<request_ctx*>(self);
+    if (!c.writer.started()) fail(py::python_error::kind::assertion_error, "write() before start_response");
+    if (py::size(args) != 1 || !py::is_bytes(py::item(args, 0)))
+        fail(py::python_error::kind::type_error, "write() takes one bytes argument");
+    auto data = py::item(args, 0);
+    c.writer.write(py::bytes_view(data));
+    return py::none();
+}
+
+// Sends a wsgi.file_wrapper over a regular file with sendfile(2); false to fall back to iteration.
+bool send_file_wrapper(const py::object& result, http::response_writer& writer) {
+    int fd = -1;
+    long long offset = 0;
+    try {
+        auto filelike = result.attr("filelike");
+        fd = int(py::to_integer(filelike.attr("fileno")()));
+        offset = py::to_integer(filelike.attr("tell")());
+    } catch (const py::python_error&) {
+        return false;  // BytesIO and friends: no descriptor
+    }
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || offset > st.st_size) return false;
+    uint64_t count = uint64_t(st.st_size - offset);
+    writer.set_length_hint(count);
+    writer.write_file(fd, off_t(offset), count);
+    return true;
+}
+
+// Writes the iterable the app returned; strings are refused as PEP 3333 requires bytes.
+void send_result(const py::object& result, http::response_writer& writer) {
+    auto& sh = shared();
+    if (py::type_of(result).is(sh.file_wrapper) && writer.started() && send_file_wrapper(result, writer)) return;
+    if (py::is_list_or_tuple(result)) {
+        size_t n = py::size(result);
+        uint64_t total = 0;
+        for (size_t i = 0; i < n; ++i) {
+            auto chunk = py::item(result, i);
+            if (!py::is_bytes(chunk)) fail(py::python_error::kind::type_error, "the response must yield bytes, not str");
+            total += py::bytes_view(chunk).size();
+        }
+        writer.set_length_hint(total);  // the whole body is known: Content-Length instead of chunked
+        for (size_t i = 0; i < n; ++i) {
+            if (!writer.started()) fail(py::python_error::kind::assertion_error, "start_response was not called");
+            writer.write(py::bytes_view(py::item(result, i)));
+        }
+        return;
+    }
+    auto it = py::iter(result);
+    while (auto chunk = py::next(it)) {
+        if (!py::is_bytes(chunk)) fail(py::python_error::kind::type_error, "the response must yield bytes, not str");
+        if (!writer.started()) fail(py::python_error::kind::assertion_error, "start_response was not called");
+        writer.write(py::bytes_view(chunk));  // streamed as produced, never buffered whole
+    }
+}
+
+void close_result(const py::object& result, const http::request_head& head) {
+    if (!result) return;
+    try {
+        if (auto close = result.attr_or_null(shared().close)) close();
+    } catch (const py::python_error& e) {
+        spdlog::error("Error closing the response of {} {}\n{}", head.method, head.target, e.traceback());
+    }
+}
+
+void send_error_500(http::response_writer& writer) {
+    writer.start("500 Internal Server Error", {{"Content-Type", "text/plain"}});
+    writer.force_close();
+    writer.write("Internal Server Error");
+    writer.finish();
+}
+
+}  // namespace
+
+application::application(const config::settings& s) : script_name_(s.script_name) {
+    try {
+        app_ = py::import("gcorn._app").attr("load")({py::str(s.wsgi_app)});
+        shared();
+    } catch (const py::python_error& e) {
+        // The loader's AppImportError is a one-liner; anything else gets its traceback.
+        try {
+            auto formatted = py::import("gcorn._app").attr("format_error")({e.value()});
+            bool app_error = py::str_of(py::type_of(e.value()).attr("__name__")) == "AppImportError";
+            throw load_error(py::str_of(py::item(formatted, 0)), py::str_of(py::item(formatted, 1)), app_error);
+        } catch (const py::python_error&) {
+            throw load_error(e.what(), e.traceback(), false);
+        }
+    }
+}
+
+outcome application::handle(const connection_info& conn, const http::request_head& head, http::body_source& body,
+                            http::response_writer& writer) const {
+    auto& sh = shared();
+    outcome out;
+    request_ctx ctx{writer, body, {}};
+
+    // environ: the constant entries are copied from a template, the rest set per request.
+    auto env = py::copy_dict(sh.base_environ);
+    std::string_view target = head.target;
+    if (auto scheme = target.find("://"); scheme != std::string_view::npos && target.front() != '/') {
+        auto path_at = target.find('/', scheme + 3);
+        target = path_at == std::string_view::npos ? "/" : target.substr(path_at);
+    }
+    auto qmark = target.find('?');
+    std::string path = percent_decode(target.substr(0, qmark));
+    std::string_view script = script_name_;
+    if (!script.empty() && path.rfind(script, 0) == 0) path.erase(0, script.size());
+    py::set_item(env, sh.REQUEST_METHOD, py::str_latin1(head.method));
+    py::set_item(env, sh.SCRIPT_NAME, py::str_latin1(script));
+    py::set_item(env, sh.PATH_INFO, py::str_latin1(path));
+    py::set_item(env, sh.QUERY_STRING, py::str_latin1(qmark == std::string_view::npos ? "" : target.substr(qmark + 1)));
+    py::set_item(env, sh.RAW_URI, py::str_latin1(head.target));
+    py::set_item(env, sh.SERVER_PROTOCOL, py::str_latin1(head.protocol()));
+    py::set_item(env, sh.SERVER_NAME, py::str_latin1(conn.server_name));
+    py::set_item(env, sh.SERVER_PORT, py::str_latin1(conn.server_port));
+    py::set_item(env, sh.REMOTE_ADDR, py::str_latin1(conn.remote_addr));
+    py::set_item(env, sh.REMOTE_PORT, py::str_latin1(std::to_string(conn.remote_port)));
+    py::set_item(env, sh.multithread, py::boolean(conn.multithread));
+    py::set_item(env, sh.url_scheme, conn.trusted_proxy && forwarded_https(head.headers) ? sh.https : sh.http);
+    for (auto& [name, value] : head.headers) {
+        py::object key = iequals(name, "content-type")     ? sh.CONTENT_TYPE
+                         : iequals(name, "content-length") ? sh.CONTENT_LENGTH
+                                                           : py::str_latin1(environ_key(name));
+        auto joined = py::get_item(env, key);
+        // Repeated fields are one comma-separated list (RFC 9110 §5.3).
+        std::string v = joined ? *py::latin1(joined) + "," + value : value;
+        py::set_item(env, key, py::str_latin1(v));
+    }
+    py::object reader;
+    if (head.has_body()) {
+        reader = py::native_reader(&request_ctx::read_body, &ctx);
+        py::set_item(env, sh.input, sh.make_input({reader}));
+    } else {
+        py::set_item(env, sh.input, sh.empty_input());
+    }
+    auto start_response = py::native_function(&request_ctx::start_response, &ctx);
+
+    // Call the app and send what it returns; its close() is called whatever happens.
+    py::object result;
+    try {
+        result = app_({env, start_response});
+        send_result(result, writer);
+        close_result(result, head);
+        writer.finish();
+    } catch (const py::python_error& e) {
+        close_result(result, head);
+        spdlog::error("Error handling request {}\n{}", head.target, e.traceback());
+        if (writer.head_sent()) out.aborted = true;  // too late for a 500: cut the response short
+        else send_error_500(writer);
+    } catch (...) {
+        close_result(result, head);
+        py::detach(start_response), py::detach(ctx.write_callable), py::detach(reader);
+        throw;
+    }
+    py::detach(start_response), py::detach(ctx.write_callable), py::detach(reader);
+    out.environ = std::move(env);
+    return out;
+}
+
+std::string environ_lookup(const void* ctx, std::string_view key) {
+    auto& env = *static_cast<const py::object*>(ctx);
+    try {
+        auto v = py::get_item(env, py::str(key));
+        return v ? py::str_of(v) : "-";
+    } catch (const py::python_error&) {
+        return "-";
+    }
+}
+
+}  // namespace gcorn::wsgi

@@ -1,0 +1,54 @@
+// PEP 3333 for gcorn: load the application, and run one request through it (environ, start_response,
+// the response iterable) onto an http::response_writer. Uses py/ for every Python call; no Asio, no Beast.
+#pragma once
+#include <string>
+
+#include "config/settings.hpp"
+#include "http/request.hpp"
+#include "http/response_writer.hpp"
+#include "py/object.hpp"
+
+namespace gcorn::wsgi {
+
+// The application could not be loaded. `what()` is the one-line reason; `traceback` may be empty.
+struct load_error : std::runtime_error {
+    load_error(const std::string& reason, std::string tb, bool import_error)
+        : std::runtime_error(reason), traceback(std::move(tb)), app_error(import_error) {}
+    std::string traceback;
+    bool app_error;  // an AppImportError (exit code 4) rather than an exception while importing (3)
+};
+
+// What a worker knows about the connection a request arrived on.
+struct connection_info {
+    std::string remote_addr;  // "" for unix sockets
+    int remote_port = 0;
+    std::string server_name, server_port;
+    bool trusted_proxy = false;  // the peer may set X-Forwarded-* (forwarded_allow_ips)
+    bool multithread = false;
+};
+
+// What the worker needs after a request, for the access log and keep-alive.
+struct outcome {
+    bool aborted = false;  // the response could not be completed: close the connection
+    py::object environ;    // for %({var}e)s in the access log
+};
+
+class application {
+public:
+    // Imports `s.wsgi_app`. Throws load_error.
+    explicit application(const config::settings& s);
+
+    // Runs one request. Never throws for app errors (they become a 500, or an aborted response,
+    // with a logged traceback); http::stream_error propagates when the client is gone.
+    outcome handle(const connection_info& conn, const http::request_head& head, http::body_source& body,
+                   http::response_writer& writer) const;
+
+private:
+    py::object app_;
+    std::string script_name_;
+};
+
+// %({key}e)s lookup for the access log: `ctx` is an outcome's environ.
+std::string environ_lookup(const void* ctx, std::string_view key);
+
+}  // namespace gcorn::wsgi
