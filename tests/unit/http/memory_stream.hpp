@@ -1,0 +1,32 @@
+// An in-memory byte_stream for unit tests: reads come from a script of chunks, writes are collected.
+#pragma once
+#include <deque>
+#include <string>
+
+#include "http/byte_stream.hpp"
+
+namespace gcorn::http::testing {
+
+class memory_stream final : public byte_stream {
+public:
+    std::deque<std::string> input;  // each entry is returned by one read_some (split if larger)
+    std::string output;
+    bool lingered = false;
+
+    size_t read_some(std::span<char> into, deadline) override {
+        if (input.empty()) return 0;
+        auto& front = input.front();
+        size_t n = std::min(into.size(), front.size());
+        front.copy(into.data(), n);
+        front.erase(0, n);
+        if (front.empty()) input.pop_front();
+        return n;
+    }
+    void write_all(std::span<const std::string_view> pieces, deadline) override {
+        for (auto p : pieces) output.append(p);
+    }
+    size_t send_file(int, off_t, size_t, deadline) override { return 0; }
+    void linger(deadline) override { lingered = true; }
+};
+
+}  // namespace gcorn::http::testing
