@@ -173,7 +173,8 @@ void naming(std::string_view where, std::string_view name, F&& f) {
 struct command_line {
     CLI::App app{"gcorn: a fast, Gunicorn-compatible WSGI HTTP server.", "gcorn"};
     std::vector<std::pair<const row*, CLI::Option*>> options;
-    std::vector<std::string> config, app_module;
+    std::string config;
+    std::vector<std::string> app_module;
     bool check = false, print = false, version = false;
 
     command_line() {
@@ -214,11 +215,15 @@ std::string read_file(const std::string& path) {
 
 // Gunicorn's environment defaults: WEB_CONCURRENCY, PORT and SCRIPT_NAME.
 void apply_environment_defaults(settings& s) {
-    if (auto* n = std::getenv("WEB_CONCURRENCY")) naming("WEB_CONCURRENCY: ", "workers", [&] {
+    auto env = [](const char* name) -> const char* {
+        const char* v = std::getenv(name);
+        return v && *v ? v : nullptr;
+    };
+    if (auto* n = env("WEB_CONCURRENCY")) naming("WEB_CONCURRENCY: ", "workers", [&] {
         find_row("workers")->set_strings(s, {n});
     });
-    if (auto* port = std::getenv("PORT")) s.bind = {std::string("0.0.0.0:") + port};
-    if (auto* sn = std::getenv("SCRIPT_NAME")) s.script_name = sn;
+    if (auto* port = env("PORT")) s.bind = {std::string("0.0.0.0:") + port};
+    if (auto* sn = env("SCRIPT_NAME")) s.script_name = sn;
 }
 
 }  // namespace
@@ -265,8 +270,8 @@ loaded load(int argc, const char* const* argv) {
     settings& s = out.values;
     apply_environment_defaults(s);
     struct stat st{};
-    s.config_file = !cli.config.empty() ? cli.config.back()
-                  : !env.config.empty() ? env.config.back()
+    s.config_file = !cli.config.empty() ? cli.config
+                  : !env.config.empty() ? env.config
                   : ::stat("gcorn.toml", &st) == 0 ? "gcorn.toml" : "";
     if (!s.config_file.empty()) apply_toml(s, read_file(s.config_file), s.config_file);
     env.apply(s, "GCORN_CMD_ARGS: ");
