@@ -12,6 +12,7 @@
 #include "log/log.hpp"
 #include "master/arbiter.hpp"
 #include "sys/listener.hpp"
+#include "sys/privileges.hpp"
 #include "sys/process.hpp"
 #include "worker/worker.hpp"
 
@@ -44,6 +45,15 @@ int serve(const gcorn::config::settings& s) {
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         return fail(e.what());
+    }
+    try {
+        // Unix sockets belong to the workers' user so they can be reached the same way (Gunicorn chowns too).
+        auto id = sys::resolve_identity(s.user, s.group);
+        for (auto& l : listeners)
+            if (l.is_unix && (id.uid || id.gid) && ::chown(l.unix_path.c_str(), id.uid.value_or(-1), id.gid.value_or(-1)) != 0)
+                spdlog::warn("cannot chown {}", l.unix_path);
+    } catch (const std::exception& e) {
+        return fail(e.what(), 2);
     }
     if (s.daemon) sys::daemonize();
     std::optional<sys::pidfile> pid;

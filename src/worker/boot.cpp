@@ -8,6 +8,7 @@
 
 #include "log/log.hpp"
 #include "py/interpreter.hpp"
+#include "sys/privileges.hpp"
 #include "sys/process.hpp"
 #include "worker/sync_worker.hpp"
 #include "worker/worker.hpp"
@@ -44,6 +45,12 @@ int worker_main(const sys::worker_args& args) {
     auto& s = args.settings;
     ::signal(SIGPIPE, SIG_IGN);  // writes use MSG_NOSIGNAL, but sendfile(2) cannot
     apply_raw_env(s);
+    try {
+        sys::drop_privileges(sys::resolve_identity(s.user, s.group));
+    } catch (const std::exception& e) {
+        spdlog::error("Cannot switch to user '{}' / group '{}': {}", s.user, s.group, e.what());
+        return sys::worker_boot_error;
+    }
     if (s.capture_output && log::error_log_fd() < 0) {
         // Redirect print() and C-level writes to the error log file.
         if (!s.errorlog.empty() && s.errorlog != "-") {

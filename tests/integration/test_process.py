@@ -1,0 +1,110 @@
+# Process model basics: privileges dropped in workers, unix-socket binds, several binds, daemon mode.
+import http.client
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import APPS, GCORN, free_port
+
+WHOAMI = ("import os\n"
+          "def app(environ, start_response):\n"
+          "    body = ('%d:%d' % (os.getuid(), os.getgid())).encode()\n"
+          "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+          "    return [body]\n")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=10)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.path)
+
+
+def unix_get(path, url="/"):
+    conn = UnixHTTPConnection(path)
+    conn.request("GET", url)
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_workers_drop_to_user_and_group(gcorn, tmp_path):
+    # pytest's tmp_path is private to root: put the app where "nobody" can read it.
+    appdir = tempfile.mkdtemp(prefix="gcorn-user-")
+    os.chmod(appdir, 0o755)
+    with open(os.path.join(appdir, "whoami.py"), "w") as f:
+        f.write(WHOAMI)
+    nobody = pwd.getpwnam("nobody")
+    server = gcorn("whoami:app", "-u", "nobody", "-g", str(nobody.pw_gid), "--pythonpath", appdir)
+    with server.get("/") as r:
+        assert r.read().decode() == "%d:%d" % (nobody.pw_uid, nobody.pw_gid)
+    assert os.stat("/proc/%d" % server.pid).st_uid == 0  # the master keeps its identity
+
+
+def test_unknown_user_is_a_clear_error(tmp_path):
+    r = subprocess.run([GCORN, "-u", "no-such-user-xyz", "-b", "127.0.0.1:%d" % free_port(), "echo:app"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2
+    assert "no such user 'no-such-user-xyz'" in r.stderr
+
+
+def test_unix_socket_and_tcp_together(gcorn, tmp_path):
+    sock = tmp_path / "gcorn.sock"
+    server = gcorn("echo:app", "-b", "unix:%s" % sock, "--umask", "0o007")
+    status, body = unix_get(str(sock), "/via-unix")
+    assert status == 200 and b'"/via-unix"' in body
+    assert oct(os.stat(sock).st_mode & 0o777) == oct(0o770)
+    with server.get("/via-tcp") as r:
+        assert b'"/via-tcp"' in r.read()
+    assert server.stop() == 0
+    assert not sock.exists()  # removed on shutdown
+
+
+def test_daemon_mode_detaches_and_stops_by_pidfile(tmp_path):
+    port = free_port()
+    pidfile = tmp_path / "d.pid"
+    log = tmp_path / "d.log"
+    r = subprocess.run([GCORN, "-D", "-p", str(pidfile), "--error-logfile", str(log), "-b", "127.0.0.1:%d" % port,
+                        "--pythonpath", str(APPS), "echo:app"], timeout=20)
+    assert r.returncode == 0  # the foreground process returns at once
+    deadline = time.time() + 10
+    while not pidfile.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"GET /daemon HTTP/1.0\r\n\r\n")
+                    assert b"200 OK" in s.recv(100)
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError(log.read_text())
+        assert os.getsid(pid) == pid or os.getsid(pid) != os.getsid(0)  # detached from our session
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 15
+    while pidfile.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not pidfile.exists()
+    assert "Shutting down: Master" in log.read_text()
+
+
+def test_bind_in_use_is_a_clear_error(gcorn):
+    server = gcorn("echo:app")
+    r = subprocess.run([GCORN, "-b", "127.0.0.1:%d" % server.port, "echo:app"], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 1
+    assert "cannot listen on '127.0.0.1:%d'" % server.port in r.stderr
