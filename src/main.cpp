@@ -61,7 +61,14 @@ int serve(const gcorn::config::settings& s) {
     spdlog::info("Starting gcorn {}", GCORN_VERSION);
     for (auto& l : listeners) spdlog::info("Listening at: {} ({})", l.name, ::getpid());
     spdlog::info("Using worker: {}", s.worker_class);
-    int rc = master::arbiter(s, listeners, worker::worker_main).run();
+    // preload_app: import the app once here; workers share it copy-on-write (and HUP cannot reload it).
+    std::unique_ptr<worker::preloaded_app> preloaded;
+    if (s.preload_app) {
+        int code = 0;
+        if (!(preloaded = worker::preload(s, &code))) return code;
+    }
+    auto entry = [&](const sys::worker_args& a) { return worker::worker_main(a, preloaded.get()); };
+    int rc = master::arbiter(s, listeners, entry, preloaded ? preloaded->fork_hooks() : sys::fork_hooks{}).run();
     for (auto& l : listeners)
         if (l.is_unix) ::unlink(l.unix_path.c_str());
     return rc;

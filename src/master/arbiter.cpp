@@ -53,6 +53,7 @@ struct arbiter::impl {
     const config::settings& s;
     const std::vector<sys::listener>& listeners;
     worker_main main;
+    sys::fork_hooks hooks;
     net::io_context ioc;
     net::signal_set signals{ioc};
     net::steady_timer tick{ioc};
@@ -65,8 +66,8 @@ struct arbiter::impl {
     int exit_code = 0;
     std::mt19937 rng{std::random_device{}()};
 
-    impl(const config::settings& settings, const std::vector<sys::listener>& l, worker_main m)
-        : s(settings), listeners(l), main(std::move(m)), target(settings.workers) {}
+    impl(const config::settings& settings, const std::vector<sys::listener>& l, worker_main m, sys::fork_hooks h)
+        : s(settings), listeners(l), main(std::move(m)), hooks(std::move(h)), target(settings.workers) {}
 
     // ---- signal handlers (Gunicorn's set, DESIGN §1) ----
 
@@ -119,7 +120,7 @@ struct arbiter::impl {
         if (s.max_requests > 0)
             max_requests = s.max_requests + std::uniform_int_distribution<int>(0, s.max_requests_jitter)(rng);
         sys::worker_args args{s, listeners, *slot, age, ::getpid(), max_requests};
-        pid_t pid = sys::fork_child([&] { return main(args); });
+        pid_t pid = sys::fork_child([&] { return main(args); }, hooks);
         slot->pid = pid;
         workers.emplace(pid, worker{slot, age});
         spdlog::info("Booting worker with pid: {}", pid);
@@ -215,8 +216,9 @@ struct arbiter::impl {
     }
 };
 
-arbiter::arbiter(const config::settings& s, const std::vector<sys::listener>& listeners, worker_main main)
-    : impl_(std::make_unique<impl>(s, listeners, std::move(main))) {}
+arbiter::arbiter(const config::settings& s, const std::vector<sys::listener>& listeners, worker_main main,
+                 sys::fork_hooks hooks)
+    : impl_(std::make_unique<impl>(s, listeners, std::move(main), std::move(hooks))) {}
 
 arbiter::~arbiter() = default;
 

@@ -7,6 +7,7 @@
 
 #include "config/settings.hpp"
 #include "sys/listener.hpp"
+#include "sys/process.hpp"
 #include "sys/worker_args.hpp"
 
 namespace gcorn::master {
@@ -15,7 +16,8 @@ using worker_main = std::function<int(const sys::worker_args&)>;
 
 class arbiter {
 public:
-    arbiter(const config::settings& s, const std::vector<sys::listener>& listeners, worker_main main);
+    arbiter(const config::settings& s, const std::vector<sys::listener>& listeners, worker_main main,
+            sys::fork_hooks hooks = {});
     ~arbiter();
     // Runs until stopped by a signal or a worker that cannot boot; returns the process exit code.
     int run();

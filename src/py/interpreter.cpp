@@ -35,6 +35,10 @@ interpreter::interpreter(const std::vector<std::string>& paths) {
     for (size_t i = paths.size(); i-- > 0;) sys_path.attr("insert")({integer(0), str(paths[i])});
 }
 
+void before_fork() noexcept { PyOS_BeforeFork(); }
+void after_fork_parent() noexcept { PyOS_AfterFork_Parent(); }
+void after_fork_child() noexcept { PyOS_AfterFork_Child(); }
+
 interpreter::~interpreter() {
     if (Py_FinalizeEx() < 0) spdlog::debug("Python finalization reported an error");
 }

@@ -15,6 +15,11 @@ public:
     interpreter& operator=(const interpreter&) = delete;
 };
 
+// Around fork(2) in a process that runs Python (preload_app): keeps the interpreter's locks consistent.
+void before_fork() noexcept;
+void after_fork_parent() noexcept;
+void after_fork_child() noexcept;
+
 // Where gcorn's Python package lives: the source tree when running from a build, else the install dir.
 std::string gcorn_python_dir();
 

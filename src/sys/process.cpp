@@ -9,12 +9,14 @@
 
 namespace gcorn::sys {
 
-pid_t fork_child(const std::function<int()>& child) {
+pid_t fork_child(const std::function<int()>& child, const fork_hooks& hooks) {
     sigset_t all, old;
     ::sigfillset(&all);
     ::sigprocmask(SIG_SETMASK, &all, &old);
+    if (hooks.before) hooks.before();
     pid_t pid = ::fork();
     if (pid == 0) {
+        if (hooks.child) hooks.child();
         struct sigaction dfl{};
         dfl.sa_handler = SIG_DFL;
         for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr);
@@ -31,6 +33,7 @@ pid_t fork_child(const std::function<int()>& child) {
         ::_exit(rc);  // never return into the parent's stack or run its destructors
     }
     int saved = errno;
+    if (hooks.parent) hooks.parent();
     ::sigprocmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) errno = saved, throw_errno("fork");
     return pid;

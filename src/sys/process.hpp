@@ -16,7 +16,10 @@ inline constexpr int app_load_error = 4;
 // Forks a child that runs `child` and exits with its result. All signals are blocked across the fork
 // so no signal reaches the child while it still has the parent's handlers; the child starts with
 // default dispositions and an empty mask. Returns the child's pid. Throws std::system_error.
-pid_t fork_child(const std::function<int()>& child);
+struct fork_hooks {
+    std::function<void()> before, parent, child;  // e.g. the interpreter's fork protocol (preload_app)
+};
+pid_t fork_child(const std::function<int()>& child, const fork_hooks& hooks = {});
 
 // Writes the pid to `path` on construction and removes it on destruction (if it still holds our pid).
 class pidfile {

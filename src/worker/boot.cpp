@@ -41,7 +41,30 @@ int report_load_error(const config::settings& s, const wsgi::load_error& e) {
 
 }  // namespace
 
-int worker_main(const sys::worker_args& args) {
+struct preloaded_app::impl {
+    py::interpreter interp;
+    wsgi::application app;
+    explicit impl(const config::settings& s) : interp(python_paths(s)), app(s) {}
+};
+
+preloaded_app::preloaded_app(const config::settings& s) : impl_(std::make_unique<impl>(s)) {}
+preloaded_app::~preloaded_app() = default;
+
+sys::fork_hooks preloaded_app::fork_hooks() const {
+    return {py::before_fork, py::after_fork_parent, py::after_fork_child};
+}
+
+std::unique_ptr<preloaded_app> preload(const config::settings& s, int* code) {
+    apply_raw_env(s);
+    try {
+        return std::make_unique<preloaded_app>(s);
+    } catch (const wsgi::load_error& e) {
+        *code = report_load_error(s, e);
+        return nullptr;
+    }
+}
+
+int worker_main(const sys::worker_args& args, preloaded_app* preloaded) {
     auto& s = args.settings;
     ::signal(SIGPIPE, SIG_IGN);  // writes use MSG_NOSIGNAL, but sendfile(2) cannot
     apply_raw_env(s);
@@ -51,13 +74,12 @@ int worker_main(const sys::worker_args& args) {
         spdlog::error("Cannot switch to user '{}' / group '{}': {}", s.user, s.group, e.what());
         return sys::worker_boot_error;
     }
-    if (s.capture_output && log::error_log_fd() < 0) {
-        // Redirect print() and C-level writes to the error log file.
-        if (!s.errorlog.empty() && s.errorlog != "-") {
-            int fd = ::open(s.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-            if (fd >= 0) ::dup2(fd, 1), ::dup2(fd, 2), ::close(fd);
-        }
+    if (s.capture_output && log::error_log_fd() < 0 && !s.errorlog.empty() && s.errorlog != "-") {
+        // print() and C-level writes of the app go to the error log file.
+        int fd = ::open(s.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) ::dup2(fd, 1), ::dup2(fd, 2), ::close(fd);
     }
+    if (preloaded) return run_sync(args, preloaded->impl_->app);
     py::interpreter interp(python_paths(s));
     std::optional<wsgi::application> app;
     try {

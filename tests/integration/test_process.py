@@ -108,3 +108,34 @@ def test_bind_in_use_is_a_clear_error(gcorn):
                        timeout=20)
     assert r.returncode == 1
     assert "cannot listen on '127.0.0.1:%d'" % server.port in r.stderr
+
+
+IMPORT_PID = ("import os\n"
+              "IMPORTED_IN = os.getpid()\n"
+              "def app(environ, start_response):\n"
+              "    body = ('%d %d' % (IMPORTED_IN, os.getpid())).encode()\n"
+              "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+              "    return [body]\n")
+
+
+def test_preload_imports_the_app_once_in_the_master(gcorn):
+    server = gcorn(None, "--preload", "-w", "2", source=IMPORT_PID)
+    with server.get("/") as r:
+        imported_in, served_by = map(int, r.read().split())
+    assert imported_in == server.pid
+    assert served_by in server.worker_pids()
+
+
+def test_without_preload_each_worker_imports_the_app(gcorn):
+    server = gcorn(None, source=IMPORT_PID)
+    with server.get("/") as r:
+        imported_in, served_by = map(int, r.read().split())
+    assert imported_in == served_by != server.pid
+
+
+def test_preload_failure_stops_before_forking(gcorn):
+    server = gcorn("echo:missing_attribute", "--preload", ready=False)
+    server.expected_exit = 4
+    assert server.proc.wait(timeout=20) == 4
+    assert "Booting worker" not in server.log()
+    assert "missing_attribute" in server.log()
