@@ -24,7 +24,9 @@ int fail(const std::string& message, int code = 1) {
 }
 
 // The worker classes this build runs; the others are refused instead of silently running sync.
-bool supported_worker_class(const std::string& k) { return k == "sync"; }
+bool supported_worker_class(const std::string& k) {
+    return k == "sync" || k == "async" || k == "gevent" || k == "eventlet";
+}
 
 int serve(const gcorn::config::settings& s) {
     using namespace gcorn;

@@ -37,9 +37,9 @@ def load(spec):
     module, name, args, kwargs, called = _parse_target(spec)
     try:
         mod = importlib.import_module(module)
-    except ImportError as e:
-        if e.name != module.split(".")[0] and e.name != module:
-            raise  # the module exists but failed to import something: show that traceback
+    except ModuleNotFoundError as e:
+        if not _names_module(e.name, module):
+            raise  # the module exists but imports something missing: show that traceback
         raise AppImportError("No module named %r" % module) from None
     try:
         app = getattr(mod, name)
@@ -57,6 +57,12 @@ def load(spec):
     if not callable(app):
         raise AppImportError("Application object must be callable.")
     return app
+
+
+def _names_module(missing, module):
+    """True if the missing module is `module` itself or one of its parent packages ('a' or 'a.b' for 'a.b.c').
+    A plain ImportError ("cannot import name") always comes from inside an existing module."""
+    return missing is not None and (module == missing or module.startswith(missing + "."))
 
 
 def _called_with_wrong_args(f):

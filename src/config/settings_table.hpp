@@ -26,6 +26,8 @@
       "Threads per worker for the gthread worker class.")                                                    \
     X(worker_connections, int, 1000, "--worker-connections", "INT", "worker processes", positive,            \
       "The maximum number of simultaneous connections per async or gthread worker.")                         \
+    X(monkey_patch, bool, true, "", "", "worker processes", any,                                            \
+      "Make the standard library cooperative (gcorn.monkey.patch_all) before the async worker imports the app.") \
     X(max_requests, int, 0, "--max-requests", "INT", "worker processes", non_negative,                       \
       "Restart a worker after it has served this many requests (0 disables).")                               \
     X(max_requests_jitter, int, 0, "--max-requests-jitter", "INT", "worker processes", non_negative,         \

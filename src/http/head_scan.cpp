@@ -1,9 +1,20 @@
 #include "http/head_scan.hpp"
 
+#include <cctype>
+
 #include "http/errors.hpp"
 
 namespace gcorn::http {
 namespace {
+
+// Gunicorn's fallbacks for a limit configured as 0 (its MAX_REQUEST_LINE and MAX_HEADERS).
+constexpr size_t max_request_line = 8190;
+constexpr size_t max_fields = 32768;
+// RFC 9112 §2.2 asks a server to ignore "at least one" empty line before the request line; four is
+// generous for clients that send a stray CRLF after a POST body, and bounds what a client can make us skip.
+constexpr size_t max_leading_empty_lines = 4;
+// RFC 9110 §9.1 puts no bound on a method's length; Gunicorn refuses more than 20 characters, and so do we.
+constexpr size_t max_method = 20;
 
 // RFC 9110 §5.6.2 tchar.
 bool is_tchar(unsigned char c) {
@@ -12,29 +23,73 @@ bool is_tchar(unsigned char c) {
            extra.find(char(c)) != std::string_view::npos;
 }
 
+bool is_digits(std::string_view s) {
+    for (unsigned char c : s)
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
 // Everything below 0x20 but HTAB, and DEL: never valid in a head line (NUL, bare CR/LF, ...).
 bool is_forbidden_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
 [[noreturn]] void bad(const char* why) { throw http_error(400, why); }
 
+// RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+bool is_scheme(std::string_view s) {
+    if (s.empty() || !std::isalpha((unsigned char)s.front())) return false;
+    for (unsigned char c : s)
+        if (!std::isalnum(c) && c != '+' && c != '-' && c != '.') return false;
+    return true;
+}
+
+// RFC 9112 §3.2.3: authority-form = uri-host ":" port, and only CONNECT uses it.
+bool is_authority_form(std::string_view target) {
+    auto colon = target.rfind(':');
+    return colon != std::string_view::npos && colon > 0 && colon + 1 < target.size() && is_host_port(target);
+}
+
 void check_target(std::string_view method, std::string_view target) {
     if (target.empty()) bad("empty request target");
-    if (target.front() == '/') return;  // origin-form
+    if (target.front() == '/') return;  // origin-form (RFC 9112 §3.2.1)
     if (target == "*") {
+        // asterisk-form (RFC 9112 §3.2.4)
         if (method != "OPTIONS") bad("asterisk-form is only for OPTIONS");
         return;
     }
     auto scheme_end = target.find("://");
-    if (scheme_end != std::string_view::npos && scheme_end > 0) {  // absolute-form
-        for (char c : target.substr(0, scheme_end))
-            if (!std::isalnum((unsigned char)c) && c != '+' && c != '-' && c != '.') bad("bad scheme in target");
+    if (scheme_end != std::string_view::npos) {  // absolute-form (RFC 9112 §3.2.2)
+        if (!is_scheme(target.substr(0, scheme_end))) bad("bad scheme in request target");
         return;
     }
-    if (method == "CONNECT" && target.find('/') == std::string_view::npos) return;  // authority-form
+    if (method == "CONNECT" && is_authority_form(target)) return;
     bad("request target is not in a form its method allows");
 }
 
 }  // namespace
+
+bool is_host_port(std::string_view v) {
+    // RFC 3986 §3.2.2: reg-name and IPv4 are unreserved / pct-encoded / sub-delims; an IP-literal is bracketed.
+    auto is_host_char = [](unsigned char c) {
+        static constexpr std::string_view extra = "-._~%!$&'()*+,;=";
+        return std::isalnum(c) || extra.find(char(c)) != std::string_view::npos;
+    };
+    std::string_view port;
+    if (!v.empty() && v.front() == '[') {
+        auto close = v.find(']');
+        if (close == std::string_view::npos) return false;
+        for (unsigned char c : v.substr(1, close - 1))
+            if (!is_host_char(c) && c != ':') return false;
+        auto rest = v.substr(close + 1);
+        if (!rest.empty() && rest.front() != ':') return false;
+        port = rest.empty() ? rest : rest.substr(1);
+    } else {
+        auto colon = v.find(':');
+        for (unsigned char c : v.substr(0, colon))
+            if (!is_host_char(c)) return false;
+        if (colon != std::string_view::npos) port = v.substr(colon + 1);
+    }
+    return is_digits(port);  // RFC 3986 §3.2.3: port = *DIGIT
+}
 
 void check_request_line(std::string_view line) {
     auto sp1 = line.find(' ');
@@ -42,54 +97,74 @@ void check_request_line(std::string_view line) {
     if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
         bad("request line is not METHOD SP TARGET SP VERSION");
     auto method = line.substr(0, sp1), target = line.substr(sp1 + 1, sp2 - sp1 - 1), version = line.substr(sp2 + 1);
-    if (method.empty() || method.size() > 20) bad("bad method");
+    if (method.empty() || method.size() > max_method) bad("bad method");
+    // RFC 9110 §9.1: methods are case-sensitive tokens; the registered ones are upper-case, and a lower-case
+    // "get" is refused rather than guessed at (Gunicorn does the same).
     for (unsigned char c : method)
         if (!is_tchar(c) || (c >= 'a' && c <= 'z')) bad("method is not an upper-case token");
+    // RFC 9112 §3.2: a request-target is a URI; HTAB and non-ASCII bytes are never part of one.
     for (unsigned char c : target)
         if (c == '\t' || c >= 0x80) bad("bad character in request target");
     check_target(method, target);
-    if (version == "HTTP/1.1" || version == "HTTP/1.0") return;
-    if (version.size() == 8 && version.substr(0, 5) == "HTTP/" && std::isdigit((unsigned char)version[5]) &&
-        version[6] == '.' && std::isdigit((unsigned char)version[7]))
-        throw http_error(505, "HTTP version not supported");
-    bad("bad HTTP version");
+    // RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
+    if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !std::isdigit((unsigned char)version[5]) ||
+        version[6] != '.' || !std::isdigit((unsigned char)version[7]))
+        bad("bad HTTP version");
+    // RFC 9110 §2.5: a higher minor version of a major version we implement is served as the highest we do
+    // (HTTP/1.2 as HTTP/1.1, as Gunicorn and nginx do); any other major version is refused with 505.
+    if (version[5] != '1') throw http_error(505, "HTTP version not supported");
+}
+
+void head_scan::end_line(std::string_view line, const limits& lim) {
+    if (!request_line_done) {
+        check_request_line(line);
+        request_line_done = true;
+        return;
+    }
+    // RFC 9112 §2.2 and §5.2: whitespace at the start of a field line is either obsolete line folding or
+    // whitespace between the start-line and the first field; both are refused.
+    if (line.front() == ' ' || line.front() == '\t') bad("obsolete line folding or leading whitespace");
+    if (++fields > (lim.fields ? lim.fields : max_fields)) throw http_error(431, "too many header fields");
 }
 
 head_scan::result head_scan::scan(std::string_view buf, const limits& lim) {
-    size_t line_limit = lim.request_line ? lim.request_line : 8190;
+    size_t line_limit = lim.request_line ? lim.request_line : max_request_line;
     // Ignore empty lines before the request line (RFC 9112 §2.2), but not forever.
     while (!request_line_done && buf.size() >= skip + 2 && buf.substr(skip, 2) == "\r\n") {
         skip += 2;
-        if (skip > 8) bad("too many empty lines before the request");
+        if (skip > 2 * max_leading_empty_lines) bad("too many empty lines before the request");
     }
-    if (line_start < skip) line_start = skip;
-    for (size_t i = line_start; i < buf.size(); ++i) {
+    if (line_start < skip) line_start = next = skip;
+    for (size_t i = next; i < buf.size(); ++i) {
         unsigned char c = buf[i];
         if (c == '\n') bad("bare LF in head");
         if (c != '\r') {
             if (is_forbidden_control(c)) bad("control character in head");
-            // Limits apply while the line is still arriving, so an endless line is cut off early.
-            if (!request_line_done && i - line_start >= line_limit) throw http_error(414, "request line too long");
-            if (request_line_done && lim.field_size && i - line_start >= lim.field_size)
+            // Limits apply while the line is still arriving, so an endless line is cut off early. The request
+            // line's limit excludes its CRLF; a field line's includes it, as Gunicorn counts them.
+            size_t length = i + 1 - line_start;
+            if (!request_line_done && length > line_limit) throw http_error(414, "request line too long");
+            if (request_line_done && lim.field_size && length + 2 > lim.field_size)
                 throw http_error(431, "header field too long");
             continue;
         }
-        if (i + 1 == buf.size()) return result::need_more;  // the LF has not arrived yet
+        if (i + 1 == buf.size()) {  // the LF has not arrived yet: look at this CR again next time
+            next = i;
+            return result::need_more;
+        }
         if (buf[i + 1] != '\n') bad("bare CR in head");
         auto line = buf.substr(line_start, i - line_start);
-        line_start = i + 2;
-        if (!request_line_done) {
-            check_request_line(line);
-            request_line_done = true;
-        } else if (line.empty()) {
+        bool request_line = !request_line_done;
+        line_start = next = i + 2;
+        if (request_line) request_line_end = i;
+        if (!request_line && line.empty()) {
             head_end = line_start;
             return result::complete;
-        } else {
-            if (line.front() == ' ' || line.front() == '\t') bad("obsolete line folding or leading whitespace");
-            if (++fields > lim.fields && lim.fields) throw http_error(431, "too many header fields");
         }
+        end_line(line, lim);
         ++i;  // past the LF
     }
+    next = buf.size();
     return result::need_more;
 }
 

@@ -9,24 +9,32 @@ namespace gcorn::http {
 
 struct limits {
     size_t request_line = 4094;  // limit_request_line (0: 8190, as Gunicorn)
-    size_t fields = 100;         // limit_request_fields
-    size_t field_size = 8190;    // limit_request_field_size (0: unlimited)
+    size_t fields = 100;         // limit_request_fields (0: 32768, as Gunicorn)
+    size_t field_size = 8190;    // limit_request_field_size, CRLF included as Gunicorn counts it (0: unlimited)
 };
 
 // Incremental scan state: resume where the last call stopped instead of rescanning a dripped head.
 struct head_scan {
     enum class result { need_more, complete };
-    bool request_line_done = false;
-    size_t skip = 0;          // leading empty lines (RFC 9112 §2.2 allows a server to ignore them)
-    size_t line_start = 0;    // start of the line being scanned
-    size_t fields = 0;        // header lines seen
-    size_t head_end = 0;      // one past the final CRLF, when complete
+    bool request_line_done = false;  // set it before the first call to scan a trailer section (fields only)
+    size_t skip = 0;              // leading empty lines (RFC 9112 §2.2 allows a server to ignore them)
+    size_t line_start = 0;        // start of the line being scanned
+    size_t next = 0;              // first byte not yet looked at
+    size_t request_line_end = 0;  // where the request line's CRLF starts, once it is complete
+    size_t fields = 0;            // header lines seen
+    size_t head_end = 0;          // one past the final CRLF, when complete
 
     // Throws http_error (400, 414, 431, 505). `buf` always starts at the request's first byte.
     result scan(std::string_view buf, const limits& lim);
+
+private:
+    void end_line(std::string_view line, const limits& lim);
 };
 
 // RFC 9112 §3: method SP request-target SP HTTP-version. Throws http_error.
 void check_request_line(std::string_view line);
+
+// RFC 9110 §7.2: Host = uri-host [ ":" port ] (empty allowed); also CONNECT's authority-form target.
+bool is_host_port(std::string_view value);
 
 }  // namespace gcorn::http

@@ -1,6 +1,7 @@
 #include "http/request_reader.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include <boost/beast/http/basic_parser.hpp>
@@ -53,16 +54,18 @@ public:
     request_head head;
     std::span<char> dest;  // where body bytes go during a read
     size_t copied = 0;
-    bool in_trailers = false;
-    int te_count = 0;
+    const char* put_end = nullptr;  // end of the bytes given to the current put(): the trailer section's bound
 
-    parser() {
+    explicit parser(const limits& lim) : lim_(lim) {
         eager(false);
         body_limit(boost::none);          // bodies stream to the app; no size limit here
         header_limit(std::uint32_t(-1));  // head_scan already enforced gcorn's limits
     }
 
 private:
+    const limits& lim_;
+    bool connection_close_ = false, connection_keep_alive_ = false;
+
     void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int version,
                          beast::error_code&) override {
         head.method.assign(method.data(), method.size());
@@ -78,23 +81,41 @@ private:
                        beast::error_code& ec) override {
         std::string_view n(name.data(), name.size()), v = trim({value.data(), value.size()});
         if (is_header_done()) return on_trailer(f, n, ec);
-        auto seen = [&](std::string_view other) {
-            return std::any_of(head.headers.begin(), head.headers.end(),
-                               [&](auto& h) { return iequals(h.first, other); });
-        };
+        // RFC 9112 §3.2 and §6.3: more than one Host or Content-Length is refused; a second Content-Type
+        // would let a front end and the app disagree on how to read the body.
         if (f == bhttp::field::host || f == bhttp::field::content_type || f == bhttp::field::content_length) {
             if (seen(n)) throw http_error(400, "duplicate " + std::string(n));
         }
-        if (f == bhttp::field::content_length) {
-            if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
-                throw http_error(400, "Content-Length is not a number");
-            head.content_length = std::stoull(std::string(v));
-        }
+        // RFC 9112 §3.2: a Host with an invalid value is refused like a missing one.
+        if (f == bhttp::field::host && !is_host_port(v)) throw http_error(400, "bad Host");
+        if (f == bhttp::field::content_length) head.content_length = parse_content_length(v);
         if (f == bhttp::field::transfer_encoding) apply_transfer_encoding(head, v);
+        if (f == bhttp::field::connection) note_connection_options(v);
         if (f == bhttp::field::expect && iequals(v, "100-continue")) head.expect_continue = true;
         // A '_' would alias '-' in the environ (HTTP_X_FORWARDED_FOR): drop such names (DESIGN §6).
         if (n.find('_') != std::string_view::npos) return;
         head.headers.emplace_back(std::string(n), std::string(v));
+    }
+
+    // RFC 9110 §8.6: Content-Length = 1*DIGIT; no sign, no list (6.3 allows refusing "5, 5" outright).
+    static uint64_t parse_content_length(std::string_view v) {
+        uint64_t n = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        bool digits = std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (v.empty() || !digits || ec != std::errc() || end != v.data() + v.size())
+            throw http_error(400, "Content-Length is not a number");
+        return n;
+    }
+
+    // RFC 9112 §9.3: "close" ends the connection after this response whatever else is listed.
+    void note_connection_options(std::string_view v) {
+        for (size_t start = 0; start <= v.size();) {
+            auto comma = std::min(v.find(',', start), v.size());
+            auto option = trim(v.substr(start, comma - start));
+            connection_close_ |= iequals(option, "close");
+            connection_keep_alive_ |= iequals(option, "keep-alive");
+            start = comma + 1;
+        }
     }
 
     // RFC 9110 §6.5.1: trailers must not carry framing, routing or authentication fields.
@@ -106,16 +127,23 @@ private:
     }
 
     void on_header_impl(beast::error_code&) override {
-        if (head.content_length && (head.chunked || head.must_close || seen_te()))
+        // RFC 9112 §6.1: a request with both is a smuggling attempt or a broken intermediary; refuse it.
+        if (head.content_length && (head.chunked || head.must_close || seen("transfer-encoding")))
             throw http_error(400, "both Content-Length and Transfer-Encoding");
+        // RFC 9112 §6.1: an HTTP/1.0 recipient cannot know chunked, so a 1.0 message claiming it is faulty framing.
         if (head.chunked && head.version == 10) throw http_error(400, "chunked on HTTP/1.0");
-        if (seen_te() && !head.chunked) throw http_error(400, "Transfer-Encoding does not end in chunked");
-        head.keep_alive = keep_alive() && !head.must_close;
+        // RFC 9112 §6.3 (4): without a final chunked the body length cannot be known: 400 and close.
+        if (seen("transfer-encoding") && !head.chunked)
+            throw http_error(400, "Transfer-Encoding does not end in chunked");
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused (a 1.0 one may omit it).
+        if (head.version == 11 && !seen("host")) throw http_error(400, "missing Host");
+        // RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"; "close" always wins.
+        bool persistent = head.version == 11 || connection_keep_alive_;
+        head.keep_alive = persistent && !connection_close_ && !head.must_close;
     }
 
-    bool seen_te() const {
-        return std::any_of(head.headers.begin(), head.headers.end(),
-                           [](auto& h) { return iequals(h.first, "transfer-encoding"); });
+    bool seen(std::string_view name) const {
+        return std::any_of(head.headers.begin(), head.headers.end(), [&](auto& h) { return iequals(h.first, name); });
     }
 
     void on_body_init_impl(boost::optional<std::uint64_t> const&, beast::error_code&) override {}
@@ -131,7 +159,17 @@ private:
         return n;
     }
 
-    void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+    // At the last chunk Beast has the whole trailer section in hand (it starts after the last-chunk line); give
+    // it the checks head_scan gives a head (bare CR/LF, controls, folding, limits: DESIGN §6) before Beast
+    // parses its fields, which it does more leniently.
+    void on_chunk_header_impl(std::uint64_t size, beast::string_view ext, beast::error_code&) override {
+        if (size != 0) return;
+        const char* trailer = ext.data() + ext.size() + 2;
+        head_scan scan;
+        scan.request_line_done = true;
+        if (scan.scan({trailer, size_t(put_end - trailer)}, lim_) != head_scan::result::complete)
+            throw http_error(400, "malformed trailer section");
+    }
 
     size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code& ec) override {
         return on_body_impl(body, ec);
@@ -142,6 +180,14 @@ private:
 
 }  // namespace
 
+// One socket read asks for this much; consumed bytes are dropped from the front once they pass `compact_after`,
+// so pipelined requests do not grow the buffer without end.
+constexpr size_t read_size = 16384;
+constexpr size_t compact_after = 65536;
+// A chunk line is bounded like a field line; with limit_request_field_size off, like an unlimited request line.
+constexpr size_t default_chunk_line = 8190;
+constexpr size_t shortest_last_chunk = 5;  // "0\r\n\r\n"
+
 struct request_reader::impl {
     byte_stream& stream;
     limits lim;
@@ -149,6 +195,7 @@ struct request_reader::impl {
     std::string buf;       // received bytes; [pos, buf.size()) not yet consumed
     size_t pos = 0;
     std::optional<parser> p;
+    std::optional<head_scan> trailer_scan;  // a trailer section Beast is still waiting for
     bool continue_pending = false;
 
     impl(byte_stream& s, const limits& l, std::chrono::milliseconds t) : stream(s), lim(l), body_timeout(t) {}
@@ -158,12 +205,12 @@ struct request_reader::impl {
     // Appends what the socket has; false at end of stream.
     bool fill(deadline until) {
         if (pos > 0 && pos == buf.size()) buf.clear(), pos = 0;
-        else if (pos > 65536) buf.erase(0, pos), pos = 0;  // keep the buffer from growing with pipelining
+        else if (pos > compact_after) buf.erase(0, pos), pos = 0;
         size_t old = buf.size();
-        buf.resize(old + 16384);
+        buf.resize(old + read_size);
         size_t n = 0;
         try {
-            n = stream.read_some(std::span(buf.data() + old, 16384), until);
+            n = stream.read_some(std::span(buf.data() + old, read_size), until);
         } catch (...) {
             buf.resize(old);
             throw;
@@ -174,15 +221,40 @@ struct request_reader::impl {
 
     // One step of body parsing: feed what is buffered, or read more when Beast needs more. False at EOF.
     bool step(deadline until) {
-        size_t used = pending().empty() ? 0 : put(pending());
+        // Once Beast has seen the last chunk it asserts (Boost 1.81 basic_parser.ipp) that it is given at least
+        // the 5 bytes of the shortest ending, "0\r\n\r\n", when it resumes: fewer could not finish the body anyway.
+        bool short_of_the_end = trailer_scan && pending().size() < shortest_last_chunk;
+        size_t used = pending().empty() || short_of_the_end ? 0 : put(pending());
         pos += used;
-        if (used == 0 && !p->is_done() && p->copied == 0) return fill(until);
+        if (used > 0) trailer_scan.reset();
+        if (used == 0 && !p->is_done() && p->copied == 0) {
+            bound_unparsed();
+            return fill(until);
+        }
         return true;
+    }
+
+    // Beast consumed nothing: it wants a whole chunk line, or the last chunk's whole trailer section, before it
+    // moves on. Bound what that makes us buffer, as head_scan bounds a head, so a client cannot grow it forever.
+    void bound_unparsed() {
+        auto rest = pending();
+        if (rest.starts_with("\r\n")) rest.remove_prefix(2);  // the end of the previous chunk's data
+        auto eol = rest.find("\r\n");
+        if (eol == std::string_view::npos) {
+            // RFC 9112 §7.1.1: limit chunk extensions as other parts of a message are limited.
+            if (rest.size() > (lim.field_size ? lim.field_size : default_chunk_line))
+                throw http_error(400, "chunk line too long");
+            return;
+        }
+        // A whole chunk line left unconsumed is the last chunk: its trailer fields are still arriving.
+        if (!trailer_scan) trailer_scan.emplace().request_line_done = true;
+        trailer_scan->scan(rest.substr(eol + 2), lim);
     }
 
     // Feeds bytes to Beast; returns bytes consumed. Beast's own errors are malformed requests.
     size_t put(std::string_view bytes) {
         beast::error_code ec;
+        p->put_end = bytes.data() + bytes.size();
         size_t n = p->put(boost::asio::const_buffer(bytes.data(), bytes.size()), ec);
         if (ec && ec != bhttp::error::need_more && ec != bhttp::error::need_buffer)
             throw http_error(400, "malformed request: " + ec.message());
@@ -214,8 +286,13 @@ std::optional<request_head> request_reader::read_head(deadline idle_until, deadl
     while (scan.scan(m.pending(), m.lim) == head_scan::result::need_more) {
         if (!m.fill(head_until)) throw stream_error(stream_error::kind::closed, "connection closed mid-head");
     }
+    // RFC 9110 §2.5: HTTP/1.x with x > 1 is served as HTTP/1.1 (head_scan let it through); Beast knows only
+    // 1.0 and 1.1, so the minor digit that ends the request line is rewritten before Beast sees it.
+    auto& minor = m.buf[m.pos + scan.request_line_end - 1];
+    if (minor > '1') minor = '1';
     m.pos += scan.skip;
-    m.p.emplace();
+    m.p.emplace(m.lim);
+    m.trailer_scan.reset();
     auto head_bytes = m.pending().substr(0, scan.head_end - scan.skip);
     size_t used = m.put(head_bytes);
     if (!m.p->is_header_done() || used != head_bytes.size()) throw http_error(400, "malformed request head");
@@ -238,7 +315,8 @@ size_t request_reader::read(std::span<char> into) {
     m.p->dest = into;
     m.p->copied = 0;
     while (m.p->copied == 0 && !m.p->is_done()) {
-        if (!m.step(until)) throw stream_error(stream_error::kind::closed, "body truncated");
+        // RFC 9112 §8: the body ended before its framing did; a server MAY answer such an incomplete message.
+        if (!m.step(until)) throw http_error(400, "incomplete request body");
     }
     return m.p->copied;
 }

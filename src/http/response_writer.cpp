@@ -1,6 +1,7 @@
 #include "http/response_writer.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 
 #include "http/errors.hpp"
@@ -40,6 +41,15 @@ std::string_view http_date() {
     return buf;
 }
 
+// RFC 9110 §8.6: Content-Length = 1*DIGIT, and it has to fit the counter that enforces it.
+std::optional<uint64_t> parse_length(std::string_view v) {
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || v.front() < '0' || v.front() > '9' || ec != std::errc() || end != v.data() + v.size())
+        return std::nullopt;
+    return n;
+}
+
 char hex_digit(unsigned v) { return "0123456789abcdef"[v & 15]; }
 
 std::string hex(uint64_t n) {
@@ -55,7 +65,8 @@ std::string_view check_status(std::string_view status) {
     if (status.size() < 3 || !std::all_of(status.begin(), status.begin() + 3, [](char c) { return std::isdigit((unsigned char)c); }))
         return "status must start with a 3-digit code";
     if (status.size() > 3 && status[3] != ' ') return "status code must be followed by a space";
-    if (status[0] == '0') return "status code out of range";
+    // RFC 9110 §15: status codes are 100 to 599; clients treat anything else as a broken response.
+    if (status[0] < '1' || status[0] > '5') return "status code out of range";
     for (unsigned char c : status)
         if (c < 0x20 || c == 0x7f) return "control character in status";
     return {};
@@ -66,6 +77,8 @@ std::string_view check_header(std::string_view name, std::string_view value) {
         return "header name is not a token";
     for (unsigned char c : value)
         if ((c < 0x20 && c != '\t') || c == 0x7f) return "control character in header value";
+    // RFC 9110 §8.6: the response is framed by this value, so "abc" or "5, 6" would desynchronise the client.
+    if (iequals(name, "content-length") && !parse_length(value)) return "Content-Length is not a number";
     return {};
 }
 
@@ -98,7 +111,9 @@ void response_writer::commit_head() {
             continue;
         }
         if (iequals(name, "content-length")) {
-            app_length_ = std::strtoull(value.c_str(), nullptr, 10);
+            // One Content-Length frames the response (RFC 9112 §6.3); a repeat is dropped, never sent twice.
+            if (app_length_) continue;
+            app_length_ = parse_length(value).value_or(0);  // check_header made sure it parses
             if (bodiless_status) continue;
         }
         has_date |= iequals(name, "date");

@@ -16,14 +16,17 @@ namespace gcorn::py {
 PyObject* init_gcorn_module();  // module.cpp
 
 std::string gcorn_python_dir() {
-    // A binary inside the build tree uses the source tree's package, so gcorn runs without installing.
+    // A binary inside a meson build tree (in the source tree or not: `meson setup /tmp/build`) uses the
+    // source tree's package, so gcorn runs without installing. A build tree is recognised by the
+    // `meson-private` directory at its root, a few levels above the binary (build/src/gcorn).
     char exe[PATH_MAX];
     ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0 && access(GCORN_PYTHONDIR_BUILD "/gcorn/__init__.py", R_OK) == 0) {
-        std::string self(exe, size_t(n));
-        std::string src = GCORN_PYTHONDIR_BUILD;
-        auto root = src.substr(0, src.rfind('/'));
-        if (self.rfind(root + "/", 0) == 0) return src;
+    if (n > 0 && ::access(GCORN_PYTHONDIR_BUILD "/gcorn/__init__.py", R_OK) == 0) {
+        std::string dir(exe, size_t(n));
+        for (int up = 0; up < 4 && dir.size() > 1; ++up) {
+            dir.erase(dir.rfind('/'));
+            if (::access((dir + "/meson-private").c_str(), F_OK) == 0) return GCORN_PYTHONDIR_BUILD;
+        }
     }
     return GCORN_PYTHONDIR_INSTALL;
 }

@@ -27,7 +27,9 @@ PyObject* guarded(F&& f) {
     } catch (const python_error& e) {
         e.restore();
     } catch (const std::exception& e) {
-        PyErr_SetString(PyExc_OSError, e.what());
+        PyErr_SetString(PyExc_OSError, e.what());  // e.g. the client went away under wsgi.input
+    } catch (...) {
+        PyErr_SetString(PyExc_RuntimeError, "unexpected C++ exception");  // never unwind into the interpreter
     }
     return nullptr;
 }

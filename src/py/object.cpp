@@ -30,6 +30,7 @@ object object::borrow(PyObject* p) noexcept {
 }
 
 object object::attr(const char* name) const { return checked(PyObject_GetAttrString(p_, name)); }
+object object::attr(const object& name) const { return checked(PyObject_GetAttr(p_, name.ptr())); }
 
 object object::attr_or_null(const object& name) const {
     PyObject* out = nullptr;
@@ -66,7 +67,16 @@ python_error::python_error() {
 }
 
 python_error::python_error(kind k, const std::string& message) : summary_(message) {
-    PyObject* t = k == kind::type_error        ? PyExc_TypeError
+    PyObject* greenlet_exit = nullptr;
+    if (k == kind::greenlet_exit) {
+        // greenlet.GreenletExit (its module is always imported once a hub exists)
+        auto mod = import("greenlet");
+        greenlet_exit = mod.attr("GreenletExit").release();
+        Py_DECREF(greenlet_exit);  // the module keeps it alive
+    }
+    PyObject* t = k == kind::greenlet_exit     ? greenlet_exit
+                  : k == kind::timeout_error   ? PyExc_TimeoutError
+                  : k == kind::type_error      ? PyExc_TypeError
                   : k == kind::value_error     ? PyExc_ValueError
                   : k == kind::assertion_error ? PyExc_AssertionError
                   : k == kind::os_error        ? PyExc_OSError
@@ -120,6 +130,12 @@ object interned(const char* s) {
     return object::steal(p);
 }
 
+void intern(object& s) {
+    PyObject* p = s.release();
+    PyUnicode_InternInPlace(&p);  // steals p and gives back a new reference (maybe another object)
+    s = object::steal(p);
+}
+
 void set_item(const object& m, const object& k, const object& v) {
     check(PyDict_CheckExact(m.ptr()) ? PyDict_SetItem(m.ptr(), k.ptr(), v.ptr()) : PyObject_SetItem(m.ptr(), k.ptr(), v.ptr()));
 }
@@ -165,6 +181,18 @@ object next(const object& it) {
     if (!v && PyErr_Occurred()) throw python_error();
     return object::steal(v);
 }
+object slice_tuple(const object& t, size_t from) {
+    return checked(PyTuple_GetSlice(t.ptr(), Py_ssize_t(from), PY_SSIZE_T_MAX));
+}
+double to_double(const object& o) {
+    double v = PyFloat_AsDouble(o.ptr());
+    if (v == -1.0 && PyErr_Occurred()) throw python_error();
+    return v;
+}
+void set_attr(const object& o, const char* name, const object& value) {
+    check(PyObject_SetAttrString(o.ptr(), name, value.ptr()));
+}
+object call_tuple(const object& fn, const object& args) { return checked(PyObject_Call(fn.ptr(), args.ptr(), nullptr)); }
 long long to_integer(const object& o) {
     long long v = PyLong_AsLongLong(o.ptr());
     if (v == -1 && PyErr_Occurred()) throw python_error();
@@ -179,5 +207,21 @@ bool truthy(const object& o) {
 
 gil_release::gil_release() noexcept : state_(PyEval_SaveThread()) {}
 gil_release::~gil_release() { PyEval_RestoreThread(state_); }
+gil_release::hold::hold(gil_release& outer) noexcept : outer_(outer) { PyEval_RestoreThread(outer_.state_); }
+gil_release::hold::~hold() { outer_.state_ = PyEval_SaveThread(); }
+
+gil_acquire::gil_acquire() noexcept : state_(int(PyGILState_Ensure())) {}
+gil_acquire::~gil_acquire() { PyGILState_Release(PyGILState_STATE(state_)); }
+
+context_scope::context_scope() : ctx_(PyContext_New()) {
+    if (!ctx_ || PyContext_Enter(ctx_) < 0) {
+        Py_XDECREF(ctx_);
+        throw python_error();
+    }
+}
+context_scope::~context_scope() {
+    PyContext_Exit(ctx_);
+    Py_DECREF(ctx_);
+}
 
 }  // namespace gcorn::py

@@ -38,6 +38,7 @@ public:
     bool is(const object& o) const noexcept { return p_ == o.p_; }
 
     object attr(const char* name) const;               // AttributeError -> python_error
+    object attr(const object& name) const;             // the same, by an interned name (no string building)
     object attr_or_null(const object& name) const;     // missing -> null, without building an AttributeError
     object operator()(std::initializer_list<object> args = {}) const;  // call
 
@@ -48,7 +49,7 @@ private:
 // A Python exception, fetched from (or to be restored into) the interpreter's error indicator.
 class python_error : public std::exception {
 public:
-    enum class kind { runtime_error, type_error, value_error, assertion_error, os_error };
+    enum class kind { runtime_error, type_error, value_error, assertion_error, os_error, timeout_error, greenlet_exit };
     python_error();                             // fetches and clears the current exception
     python_error(kind k, const std::string& message);  // a new exception to raise into Python
     explicit python_error(const object& exception);    // an existing exception instance (exc_info[1])
@@ -73,6 +74,7 @@ object dict();
 object tuple(std::initializer_list<object> items);
 object import(const char* module);
 object interned(const char* s);             // immortal for the process: use for environ keys
+void intern(object& s);                     // replaces a str by its interned copy (cached hash, `is` compare)
 
 void set_item(const object& mapping, const object& key, const object& value);
 object get_item(const object& dict, const object& key);  // null if absent
@@ -88,7 +90,11 @@ object copy_dict(const object& d);
 size_t size(const object& o);
 object item(const object& seq, size_t i);
 object iter(const object& o);
-object next(const object& iterator);         // null at the end
+object next(const object& iterator);
+object call_tuple(const object& fn, const object& args);  // fn(*args)
+object slice_tuple(const object& tuple, size_t from);       // tuple[from:]
+double to_double(const object& o);
+void set_attr(const object& o, const char* name, const object& value);         // null at the end
 long long to_integer(const object& o);
 bool callable(const object& o);
 bool truthy(const object& o);

@@ -10,6 +10,9 @@
 #include "py/interpreter.hpp"
 #include "sys/privileges.hpp"
 #include "sys/process.hpp"
+#include "hub/primitives.hpp"
+#include "py/object.hpp"
+#include "worker/async_worker.hpp"
 #include "worker/sync_worker.hpp"
 #include "worker/worker.hpp"
 
@@ -39,12 +42,37 @@ int report_load_error(const config::settings& s, const wsgi::load_error& e) {
     return e.app_error ? sys::app_load_error : sys::worker_boot_error;
 }
 
+bool is_async(const config::settings& s) {
+    return s.worker_class == "async" || s.worker_class == "gevent" || s.worker_class == "eventlet";
+}
+
+// After the interpreter starts and before the app is imported: the hub's primitives, the cooperative
+// stdlib for the async worker, and Python tracebacks on fatal signals (SIGABRT from a timeout kill).
+void prepare_python(const config::settings& s) {
+    hub::install_primitives();
+    if (is_async(s) && s.monkey_patch) py::import("gcorn.monkey").attr("patch_all")();
+    int fd = 2;
+    if (!s.errorlog.empty() && s.errorlog != "-")
+        fd = ::open(s.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) py::import("faulthandler").attr("enable")({py::integer(fd)});
+}
+
+// An interpreter ready for the app: sys.path set up and prepare_python run.
+struct python_runtime {
+    py::interpreter interp;
+    explicit python_runtime(const config::settings& s) : interp(python_paths(s)) { prepare_python(s); }
+};
+
+int run_worker_class(const sys::worker_args& args, const wsgi::application& app) {
+    return is_async(args.settings) ? run_async(args, app) : run_sync(args, app);
+}
+
 }  // namespace
 
 struct preloaded_app::impl {
-    py::interpreter interp;
+    python_runtime runtime;
     wsgi::application app;
-    explicit impl(const config::settings& s) : interp(python_paths(s)), app(s) {}
+    explicit impl(const config::settings& s) : runtime(s), app(s) {}
 };
 
 preloaded_app::preloaded_app(const config::settings& s) : impl_(std::make_unique<impl>(s)) {}
@@ -79,15 +107,19 @@ int worker_main(const sys::worker_args& args, preloaded_app* preloaded) {
         int fd = ::open(s.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd >= 0) ::dup2(fd, 1), ::dup2(fd, 2), ::close(fd);
     }
-    if (preloaded) return run_sync(args, preloaded->impl_->app);
-    py::interpreter interp(python_paths(s));
+    if (preloaded) return run_worker_class(args, preloaded->impl_->app);
+    std::optional<python_runtime> runtime;
     std::optional<wsgi::application> app;
     try {
+        runtime.emplace(s);
         app.emplace(s);
     } catch (const wsgi::load_error& e) {
         return report_load_error(s, e);
+    } catch (const py::python_error& e) {
+        spdlog::error("Worker failed to boot:\n{}", e.traceback());
+        return sys::worker_boot_error;
     }
-    int rc = run_sync(args, *app);
+    int rc = run_worker_class(args, *app);
     app.reset();
     return rc;
 }

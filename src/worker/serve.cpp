@@ -57,13 +57,19 @@ serve_options serve_options::from(const config::settings& s, bool keepalive_allo
 }
 
 void serve(http::byte_stream& stream, const wsgi::application& app, const wsgi::connection_info& conn,
-           const serve_options& opt, serve_state& state) {
+           const serve_options& opt, serve_state& state, bool* idle) {
+    bool unused = false;
+    if (!idle) idle = &unused;
     http::request_reader reader(stream, opt.limits, opt.io_timeout);
     try {
         for (bool first = true;; first = false) {
             // 1. Read the head: a new connection gets the head timeout, an idle keep-alive one `keepalive`.
+            if (!first && reader.has_buffered_bytes()) stream.yield();  // fairness to other connections
+            if (!first && state.stopping) return;  // a graceful stop still answers each accepted request
             auto now = http::clock::now();
+            *idle = true;
             auto head = reader.read_head(now + (first ? opt.head_timeout : opt.keepalive), now + opt.head_timeout);
+            *idle = false;
             if (!head) return;
             auto start_wall = std::chrono::system_clock::now();
             auto start = http::clock::now();

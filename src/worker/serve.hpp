@@ -30,8 +30,9 @@ struct serve_state {
     bool exhausted() const { return max_requests && requests >= max_requests; }
 };
 
-// Serves requests on one connection until it closes. Never throws.
+// Serves requests on one connection until it closes. Never throws. `*idle` (if given) is true while the
+// connection waits for a request, so a graceful stop can close it at once.
 void serve(http::byte_stream& stream, const wsgi::application& app, const wsgi::connection_info& conn,
-           const serve_options& opt, serve_state& state);
+           const serve_options& opt, serve_state& state, bool* idle = nullptr);
 
 }  // namespace gcorn::worker

@@ -1,12 +1,15 @@
 #include "wsgi/app.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <sys/stat.h>
+#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
 #include "gcorn_build_config.hpp"
 #include "http/byte_stream.hpp"
+#include "py/greenlet.hpp"
 #include "py/native.hpp"
 
 namespace gcorn::wsgi {
@@ -26,7 +29,8 @@ struct shared_objects {
                SERVER_PORT = py::interned("SERVER_PORT"), SERVER_PROTOCOL = py::interned("SERVER_PROTOCOL"),
                REMOTE_ADDR = py::interned("REMOTE_ADDR"), REMOTE_PORT = py::interned("REMOTE_PORT"),
                url_scheme = py::interned("wsgi.url_scheme"), input = py::interned("wsgi.input"),
-               multithread = py::interned("wsgi.multithread"), close = py::interned("close");
+               multithread = py::interned("wsgi.multithread"), close = py::interned("close"),
+               filelike = py::interned("filelike"), fileno = py::interned("fileno"), tell = py::interned("tell");
     py::object http = py::str("http"), https = py::str("https");
     py::object wsgi_module = py::import("gcorn._wsgi");
     py::object make_input = wsgi_module.attr("make_input");
@@ -81,26 +85,22 @@ std::string environ_key(std::string_view header) {
     return key;
 }
 
-// Gunicorn's secure_scheme_headers, honoured only from a trusted front end.
-bool forwarded_https(const http::header_list& headers) {
-    for (auto& [name, value] : headers) {
-        if ((iequals(name, "x-forwarded-proto") && iequals(value, "https")) ||
-            (iequals(name, "x-forwarded-protocol") && iequals(value, "ssl")) ||
-            (iequals(name, "x-forwarded-ssl") && iequals(value, "on")))
-            return true;
-    }
-    return false;
-}
-
-// One request's state, reachable from start_response and write through their native objects.
+// One request's state, reachable from start_response, write and wsgi.input through their native objects.
+// Those objects do not own it and the app may keep them past the request: the destructor detaches them,
+// however the request ends, so a later call raises instead of touching this (stack) object.
 struct request_ctx {
     http::response_writer& writer;
     http::body_source& body;
-    py::object write_callable;
+    py::object start_response_fn, write_fn, reader;
+    std::exception_ptr body_error;  // why wsgi.input failed (client gone, malformed chunk): not the app's fault
+
+    request_ctx(http::response_writer& w, http::body_source& b) : writer(w), body(b) {}
+    request_ctx(const request_ctx&) = delete;
+    ~request_ctx() { py::detach(start_response_fn), py::detach(write_fn), py::detach(reader); }
 
     static py::object start_response(void* self, const py::object& args, const py::object& kwargs);
     static py::object write(void* self, const py::object& args, const py::object& kwargs);
-    static size_t read_body(void* self, std::span<char> into) { return static_cast<request_ctx*>(self)->body.read(into); }
+    static size_t read_body(void* self, std::span<char> into);
 };
 
 [[noreturn]] void fail(py::python_error::kind k, const std::string& why) { throw py::python_error(k, why); }
@@ -143,8 +143,8 @@ py::object request_ctx::start_response(void* self, const py::object& args, const
         headers.emplace_back(std::move(name), std::move(value));
     }
     c.writer.start(std::move(status), std::move(headers));
-    if (!c.write_callable) c.write_callable = py::native_function(&request_ctx::write, self);
-    return c.write_callable;
+    if (!c.write_fn) c.write_fn = py::native_function(&request_ctx::write, self);
+    return c.write_fn;
 }
 
 // The legacy write() callable start_response returns.
@@ -158,14 +158,28 @@ py::object request_ctx::write(void* self, const py::object& args, const py::obje
     return py::none();
 }
 
-// Sends a wsgi.file_wrapper over a regular file with sendfile(2); false to fall back to iteration.
+// wsgi.input's raw reads. The app sees a failure as OSError; the C++ error is kept so that, once the app
+// gives up, the client gets what the http layer says (400 for a bad chunk, a quiet close if it left).
+size_t request_ctx::read_body(void* self, std::span<char> into) {
+    auto& c = *static_cast<request_ctx*>(self);
+    try {
+        return c.body.read(into);
+    } catch (...) {
+        c.body_error = std::current_exception();
+        throw;
+    }
+}
+
+// Sends a wsgi.file_wrapper over a regular file with sendfile(2), from the file's current position
+// (PEP 3333 "Optional Platform-Specific File Handling"); false to fall back to iteration.
 bool send_file_wrapper(const py::object& result, http::response_writer& writer) {
+    auto& sh = shared();
     int fd = -1;
     long long offset = 0;
     try {
-        auto filelike = result.attr("filelike");
-        fd = int(py::to_integer(filelike.attr("fileno")()));
-        offset = py::to_integer(filelike.attr("tell")());
+        auto filelike = result.attr(sh.filelike);
+        fd = int(py::to_integer(filelike.attr(sh.fileno)()));
+        offset = py::to_integer(filelike.attr(sh.tell)());
     } catch (const py::python_error&) {
         return false;  // BytesIO and friends: no descriptor
     }
@@ -177,6 +191,9 @@ bool send_file_wrapper(const py::object& result, http::response_writer& writer) 
     return true;
 }
 
+[[noreturn]] void not_started() { fail(py::python_error::kind::assertion_error, "start_response was not called"); }
+[[noreturn]] void not_bytes() { fail(py::python_error::kind::type_error, "the response must yield bytes, not str"); }
+
 // Writes the iterable the app returned; strings are refused as PEP 3333 requires bytes.
 void send_result(const py::object& result, http::response_writer& writer) {
     auto& sh = shared();
@@ -186,43 +203,126 @@ void send_result(const py::object& result, http::response_writer& writer) {
         uint64_t total = 0;
         for (size_t i = 0; i < n; ++i) {
             auto chunk = py::item(result, i);
-            if (!py::is_bytes(chunk)) fail(py::python_error::kind::type_error, "the response must yield bytes, not str");
+            if (!py::is_bytes(chunk)) not_bytes();
             total += py::bytes_view(chunk).size();
         }
+        if (!writer.started()) not_started();
         writer.set_length_hint(total);  // the whole body is known: Content-Length instead of chunked
-        for (size_t i = 0; i < n; ++i) {
-            if (!writer.started()) fail(py::python_error::kind::assertion_error, "start_response was not called");
-            writer.write(py::bytes_view(py::item(result, i)));
-        }
+        for (size_t i = 0; i < n; ++i) writer.write(py::bytes_view(py::item(result, i)));
         return;
     }
     auto it = py::iter(result);
     while (auto chunk = py::next(it)) {
-        if (!py::is_bytes(chunk)) fail(py::python_error::kind::type_error, "the response must yield bytes, not str");
-        if (!writer.started()) fail(py::python_error::kind::assertion_error, "start_response was not called");
+        if (!py::is_bytes(chunk)) not_bytes();
+        if (!writer.started()) not_started();
         writer.write(py::bytes_view(chunk));  // streamed as produced, never buffered whole
     }
+    // An empty body still needs a status (PEP 3333: start_response before the iterable is exhausted).
+    if (!writer.started()) not_started();
 }
 
-void close_result(const py::object& result, const http::request_head& head) {
+// PEP 3333: the iterable's close() is called once per request, however the request ended.
+void close_result(const py::object& result, const http::request_head& head) noexcept {
     if (!result) return;
     try {
         if (auto close = result.attr_or_null(shared().close)) close();
     } catch (const py::python_error& e) {
         spdlog::error("Error closing the response of {} {}\n{}", head.method, head.target, e.traceback());
+    } catch (const std::exception& e) {
+        spdlog::error("Error closing the response of {} {}: {}", head.method, head.target, e.what());
     }
 }
 
-void send_error_500(http::response_writer& writer) {
-    writer.start("500 Internal Server Error", {{"Content-Type", "text/plain"}});
-    writer.force_close();
-    writer.write("Internal Server Error");
+// A response gcorn writes itself; it replaces whatever the app started (nothing of it was sent).
+void send_plain(http::response_writer& writer, const char* status, std::string_view body) {
+    writer.start(status, {{"Content-Type", "text/plain"}});
+    writer.set_length_hint(body.size());  // not a length the app's list body left behind
+    writer.write(body);
     writer.finish();
+}
+
+// Gunicorn's header names for "the front end spoke TLS" (secure_scheme_headers), with their values.
+bool forwarded_https(const http::header_list& headers) {
+    for (auto& [name, value] : headers) {
+        if ((iequals(name, "x-forwarded-proto") && iequals(value, "https")) ||
+            (iequals(name, "x-forwarded-protocol") && iequals(value, "ssl")) ||
+            (iequals(name, "x-forwarded-ssl") && iequals(value, "on")))
+            return true;
+    }
+    return false;
+}
+
+// The environ key of a request header: CONTENT_TYPE and CONTENT_LENGTH bare (PEP 3333 / CGI), others
+// HTTP_NAME. Keys of the first names seen are cached interned, so the usual headers cost no new string;
+// the cache is bounded so a client inventing names cannot grow it.
+py::object header_key(std::string_view name) {
+    struct hash : std::hash<std::string_view> {
+        using is_transparent = void;
+    };
+    // never destroyed, like shared(): its Python references must not be released after Py_Finalize
+    static auto& cache = *new std::unordered_map<std::string, py::object, hash, std::equal_to<>>;
+    constexpr size_t cache_limit = 256;
+    if (auto it = cache.find(name); it != cache.end()) return it->second;
+    auto& sh = shared();
+    py::object key = iequals(name, "content-type")     ? sh.CONTENT_TYPE
+                     : iequals(name, "content-length") ? sh.CONTENT_LENGTH
+                                                       : py::str_latin1(environ_key(name));
+    if (cache.size() < cache_limit) {
+        py::intern(key);
+        cache.emplace(name, key);
+    }
+    return key;
+}
+
+// The path part of the request target, from origin form or absolute form (RFC 9112 §3.2).
+std::string_view path_and_query(std::string_view target) {
+    if (auto scheme = target.find("://"); scheme != std::string_view::npos && !target.starts_with('/')) {
+        auto path_at = target.find('/', scheme + 3);
+        return path_at == std::string_view::npos ? "/" : target.substr(path_at);
+    }
+    return target;
+}
+
+// Strips the SCRIPT_NAME prefix from a decoded path, at a segment boundary; false if the path is not under
+// it (then SCRIPT_NAME + PATH_INFO could not rebuild the URL, PEP 3333 "URL Reconstruction").
+bool strip_script_name(std::string& path, std::string_view script) {
+    if (script.empty()) return true;
+    if (!path.starts_with(script) || (path.size() > script.size() && path[script.size()] != '/')) return false;
+    path.erase(0, script.size());
+    return true;
+}
+
+// Runs the app and writes its response; false if the response had to be cut short. App errors are logged
+// and become a 500 while nothing was sent; the client's errors (http_error, stream_error) propagate.
+bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py::object& result,
+             const http::request_head& head) {
+    try {
+        result = app({env, ctx.start_response_fn});
+        send_result(result, ctx.writer);
+        ctx.writer.finish();
+        return true;
+    } catch (const py::python_error& e) {
+        if (ctx.body_error) {
+            // wsgi.input failed under the app: the client's fault, answered (or not) by the http layer.
+            spdlog::debug("Request body failed under the app: {}", e.what());
+            if (!ctx.writer.head_sent()) std::rethrow_exception(ctx.body_error);
+            return false;
+        }
+        // The hub killed this request's greenlet (worker stopping): not the app's error, not a 500.
+        if (py::is_greenlet_exit(e)) throw http::stream_error(http::stream_error::kind::closed, "greenlet killed");
+        spdlog::error("Error handling request {}\n{}", head.target, e.traceback());
+        if (ctx.writer.head_sent()) return false;  // too late for a 500: cut the response short
+        ctx.writer.force_close();  // the app may have left the request body half read
+        send_plain(ctx.writer, "500 Internal Server Error", "Internal Server Error");
+        return true;
+    }
 }
 
 }  // namespace
 
 application::application(const config::settings& s) : script_name_(s.script_name) {
+    // PEP 3333: SCRIPT_NAME is "" at the root and never ends in '/' (PATH_INFO starts with it).
+    while (!script_name_.empty() && script_name_.back() == '/') script_name_.pop_back();
     try {
         app_ = py::import("gcorn._app").attr("load")({py::str(s.wsgi_app)});
         shared();
@@ -238,25 +338,18 @@ application::application(const config::settings& s) : script_name_(s.script_name
     }
 }
 
-outcome application::handle(const connection_info& conn, const http::request_head& head, http::body_source& body,
-                            http::response_writer& writer) const {
+// The CGI part of environ (PEP 3333 "environ Variables"); null if the path is not under SCRIPT_NAME.
+py::object application::make_environ(const connection_info& conn, const http::request_head& head) const {
     auto& sh = shared();
-    outcome out;
-    request_ctx ctx{writer, body, {}};
-
-    // environ: the constant entries are copied from a template, the rest set per request.
-    auto env = py::copy_dict(sh.base_environ);
-    std::string_view target = head.target;
-    if (auto scheme = target.find("://"); scheme != std::string_view::npos && target.front() != '/') {
-        auto path_at = target.find('/', scheme + 3);
-        target = path_at == std::string_view::npos ? "/" : target.substr(path_at);
-    }
+    std::string_view target = path_and_query(head.target);
     auto qmark = target.find('?');
     std::string path = percent_decode(target.substr(0, qmark));
-    std::string_view script = script_name_;
-    if (!script.empty() && path.rfind(script, 0) == 0) path.erase(0, script.size());
+    if (!strip_script_name(path, script_name_)) return {};
+
+    // The constant entries are copied from a template, the rest set per request.
+    auto env = py::copy_dict(sh.base_environ);
     py::set_item(env, sh.REQUEST_METHOD, py::str_latin1(head.method));
-    py::set_item(env, sh.SCRIPT_NAME, py::str_latin1(script));
+    py::set_item(env, sh.SCRIPT_NAME, py::str_latin1(script_name_));
     py::set_item(env, sh.PATH_INFO, py::str_latin1(path));
     py::set_item(env, sh.QUERY_STRING, py::str_latin1(qmark == std::string_view::npos ? "" : target.substr(qmark + 1)));
     py::set_item(env, sh.RAW_URI, py::str_latin1(head.target));
@@ -268,47 +361,49 @@ outcome application::handle(const connection_info& conn, const http::request_hea
     py::set_item(env, sh.multithread, py::boolean(conn.multithread));
     py::set_item(env, sh.url_scheme, conn.trusted_proxy && forwarded_https(head.headers) ? sh.https : sh.http);
     for (auto& [name, value] : head.headers) {
-        py::object key = iequals(name, "content-type")     ? sh.CONTENT_TYPE
-                         : iequals(name, "content-length") ? sh.CONTENT_LENGTH
-                                                           : py::str_latin1(environ_key(name));
-        auto joined = py::get_item(env, key);
+        auto key = header_key(name);
         // Repeated fields are one comma-separated list (RFC 9110 §5.3).
-        std::string v = joined ? *py::latin1(joined) + "," + value : value;
-        py::set_item(env, key, py::str_latin1(v));
+        if (auto first = py::get_item(env, key)) py::set_item(env, key, py::str_latin1(*py::latin1(first) + "," + value));
+        else py::set_item(env, key, py::str_latin1(value));
     }
-    py::object reader;
+    return env;
+}
+
+outcome application::handle(const connection_info& conn, const http::request_head& head, http::body_source& body,
+                            http::response_writer& writer) const {
+    outcome out;
+    auto env = make_environ(conn, head);
+    if (!env) {
+        send_plain(writer, "404 Not Found", "Not Found");
+        return out;
+    }
+    auto& sh = shared();
+    request_ctx ctx(writer, body);
     if (head.has_body()) {
-        reader = py::native_reader(&request_ctx::read_body, &ctx);
-        py::set_item(env, sh.input, sh.make_input({reader}));
+        ctx.reader = py::native_reader(&request_ctx::read_body, &ctx);
+        py::set_item(env, sh.input, sh.make_input({ctx.reader}));
     } else {
         py::set_item(env, sh.input, sh.empty_input());
     }
-    auto start_response = py::native_function(&request_ctx::start_response, &ctx);
+    ctx.start_response_fn = py::native_function(&request_ctx::start_response, &ctx);
 
-    // Call the app and send what it returns; its close() is called whatever happens.
+    // Call the app and send what it returns. Its close() comes after the response is complete (so the
+    // client does not wait for it), and also when the client left or the app failed.
     py::object result;
     try {
-        result = app_({env, start_response});
-        send_result(result, writer);
-        close_result(result, head);
-        writer.finish();
-    } catch (const py::python_error& e) {
-        close_result(result, head);
-        spdlog::error("Error handling request {}\n{}", head.target, e.traceback());
-        if (writer.head_sent()) out.aborted = true;  // too late for a 500: cut the response short
-        else send_error_500(writer);
+        out.aborted = !respond(app_, ctx, env, result, head);
     } catch (...) {
         close_result(result, head);
-        py::detach(start_response), py::detach(ctx.write_callable), py::detach(reader);
         throw;
     }
-    py::detach(start_response), py::detach(ctx.write_callable), py::detach(reader);
+    close_result(result, head);
     out.environ = std::move(env);
     return out;
 }
 
 std::string environ_lookup(const void* ctx, std::string_view key) {
     auto& env = *static_cast<const py::object*>(ctx);
+    if (!env) return "-";  // no app call (e.g. a path outside SCRIPT_NAME)
     try {
         auto v = py::get_item(env, py::str(key));
         return v ? py::str_of(v) : "-";

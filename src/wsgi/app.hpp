@@ -44,6 +44,8 @@ public:
                    http::response_writer& writer) const;
 
 private:
+    py::object make_environ(const connection_info& conn, const http::request_head& head) const;
+
     py::object app_;
     std::string script_name_;
 };

@@ -32,5 +32,64 @@ TEST(head_scan, limits_answer_414_and_431) {
 
 TEST(head_scan, version_505) { EXPECT_EQ(status_of("GET / HTTP/2.0\r\n\r\n"), 505); }
 
+TEST(head_scan, higher_minor_version_is_accepted) {
+    // RFC 9110 §2.5: HTTP/1.2 is processed as HTTP/1.1 (request_reader rewrites the digit for Beast).
+    head_scan scan;
+    std::string_view raw = "GET / HTTP/1.2\r\nHost: a\r\n\r\n";
+    ASSERT_EQ(scan.scan(raw, {}), head_scan::result::complete);
+    EXPECT_EQ(raw.substr(scan.request_line_end - 8, 8), "HTTP/1.2");
+}
+
+TEST(head_scan, field_size_counts_the_crlf_as_gunicorn_does) {
+    limits lim{4094, 100, 20};
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: " + std::string(15, 'a') + "\r\n\r\n", lim), 200);  // 18 + 2
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: " + std::string(16, 'a') + "\r\n\r\n", lim), 431);
+}
+
+TEST(head_scan, a_dripped_head_is_scanned_once) {
+    // Each call resumes where the last stopped, so a client sending one byte at a time costs linear work.
+    std::string raw = "GET /" + std::string(4000, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n";
+    head_scan scan;
+    for (size_t n = 1; n < raw.size(); ++n) {
+        ASSERT_EQ(scan.scan(std::string_view(raw).substr(0, n), {}), head_scan::result::need_more);
+        // A CR at the end is looked at again once its LF can be checked; nothing else is.
+        ASSERT_GE(scan.next + 1, n);
+    }
+    EXPECT_EQ(scan.scan(raw, {}), head_scan::result::complete);
+    EXPECT_EQ(scan.head_end, raw.size());
+}
+
+TEST(head_scan, trailer_section_mode_scans_fields_only) {
+    head_scan scan;
+    scan.request_line_done = true;
+    EXPECT_EQ(scan.scan("X-A: 1\r\n\r\n", {}), head_scan::result::complete);
+    head_scan folded;
+    folded.request_line_done = true;
+    EXPECT_THROW(folded.scan("X-A: 1\r\n 2\r\n\r\n", {}), http_error);
+}
+
+TEST(head_scan, host_values) {
+    // RFC 9110 §7.2 / RFC 3986 §3.2.2.
+    for (auto good : {"", "example.com", "example.com:8080", "127.0.0.1", "[::1]", "[::1]:80", "xn--bcher-kva.example",
+                      "a_b.example", "example.com:"})
+        EXPECT_TRUE(is_host_port(good)) << good;
+    for (auto bad : {"exa mple.com", "example.com/x", "user@example.com", "example.com:8o", "[::1", "[::1]x",
+                     "example.com?", "exa\"mple"})
+        EXPECT_FALSE(is_host_port(bad)) << bad;
+}
+
+TEST(head_scan, target_forms) {
+    auto line = [](std::string_view l) { return status_of(std::string(l) + "\r\n\r\n"); };
+    EXPECT_EQ(line("CONNECT example.com:443 HTTP/1.1"), 200);
+    EXPECT_EQ(line("CONNECT [::1]:443 HTTP/1.1"), 200);
+    EXPECT_EQ(line("CONNECT example.com HTTP/1.1"), 400);
+    EXPECT_EQ(line("CONNECT :443 HTTP/1.1"), 400);
+    EXPECT_EQ(line("GET example.com:443 HTTP/1.1"), 400);
+    EXPECT_EQ(line("OPTIONS * HTTP/1.1"), 200);
+    EXPECT_EQ(line("GET * HTTP/1.1"), 400);
+    EXPECT_EQ(line("GET https://example.com/x HTTP/1.1"), 200);
+    EXPECT_EQ(line("GET -https://example.com/x HTTP/1.1"), 400);
+}
+
 }  // namespace
 }  // namespace gcorn::http

@@ -66,9 +66,84 @@ TEST(response_writer, short_body_closes_the_connection) {
 
 TEST(response_writer, rejects_response_splitting) {
     EXPECT_FALSE(check_header("X-A", "a\r\nSet-Cookie: x").empty());
+    EXPECT_FALSE(check_header("X-A", "a\nb").empty());
+    EXPECT_FALSE(check_header("X-A", std::string_view("a\0b", 3)).empty());
     EXPECT_FALSE(check_header("X A", "a").empty());
+    EXPECT_FALSE(check_header("X-A\r\nSet-Cookie", "x").empty());
     EXPECT_TRUE(check_header("X-A", "fine value").empty());
     EXPECT_FALSE(check_status("200 OK\r\nX: y").empty());
+}
+
+TEST(response_writer, status_code_must_be_100_to_599) {
+    // RFC 9110 §15.
+    EXPECT_TRUE(check_status("599 Custom").empty());
+    EXPECT_TRUE(check_status("100 Continue").empty());
+    EXPECT_FALSE(check_status("099 Low").empty());
+    EXPECT_FALSE(check_status("600 High").empty());
+    EXPECT_FALSE(check_status("20 OK").empty());
+    EXPECT_FALSE(check_status("200OK").empty());
+}
+
+TEST(response_writer, app_content_length_must_be_digits) {
+    // The response is framed by it (RFC 9110 §8.6): anything else would desynchronise the client.
+    EXPECT_TRUE(check_header("Content-Length", "42").empty());
+    for (auto bad : {"", "-1", "+1", "1, 1", "0x10", "ten", "1 0", "99999999999999999999999"})
+        EXPECT_FALSE(check_header("content-length", bad).empty()) << bad;
+}
+
+TEST(response_writer, repeated_app_content_length_is_sent_once) {
+    memory_stream s;
+    auto h = head();
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    w.start("200 OK", {{"Content-Length", "3"}, {"Content-Length", "30"}});
+    w.write("abcdef");  // the first length frames the response: the rest of the write is not sent
+    w.finish();
+    EXPECT_NE(s.output.find("Content-Length: 3\r\n"), std::string::npos);
+    EXPECT_EQ(s.output.find("Content-Length: 30"), std::string::npos);
+    EXPECT_EQ(s.output.substr(s.output.size() - 7), "\r\n\r\nabc");
+    EXPECT_TRUE(w.keep_alive());
+}
+
+TEST(response_writer, no_body_for_204_and_304) {
+    // RFC 9110 §6.4.1: they end at the head; a Content-Length or chunked framing would announce a body.
+    for (auto status : {"204 No Content", "304 Not Modified"}) {
+        memory_stream s;
+        auto h = head();
+        response_writer w(s, h, true, std::chrono::seconds(1));
+        w.start(status, {{"Content-Length", "5"}});
+        w.write("hello");
+        w.finish();
+        EXPECT_EQ(s.output.substr(s.output.size() - 4), "\r\n\r\n") << status;
+        EXPECT_EQ(s.output.find("Content-Length"), std::string::npos) << status;
+        EXPECT_EQ(s.output.find("chunked"), std::string::npos) << status;
+        EXPECT_TRUE(w.keep_alive()) << status;
+    }
+}
+
+TEST(response_writer, head_uses_the_length_hint_without_a_body) {
+    memory_stream s;
+    auto h = head("HEAD");
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    w.start("200 OK", {});
+    w.set_length_hint(5);
+    w.write("hello");
+    w.finish();
+    EXPECT_NE(s.output.find("Content-Length: 5\r\n"), std::string::npos);
+    EXPECT_EQ(s.output.substr(s.output.size() - 4), "\r\n\r\n");
+    EXPECT_TRUE(w.keep_alive());
+}
+
+TEST(response_writer, hop_by_hop_headers_from_the_app_are_dropped) {
+    // RFC 9110 §7.6.1 / PEP 3333: framing is the server's; an app's Transfer-Encoding would double-frame.
+    memory_stream s;
+    auto h = head();
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    w.start("200 OK", {{"Transfer-Encoding", "chunked"}, {"Content-Length", "2"}, {"Upgrade", "h2c"}});
+    w.write("ok");
+    w.finish();
+    EXPECT_EQ(s.output.find("Transfer-Encoding"), std::string::npos);
+    EXPECT_EQ(s.output.find("Upgrade"), std::string::npos);
+    EXPECT_EQ(s.output.substr(s.output.size() - 6), "\r\n\r\nok");
 }
 
 }  // namespace

@@ -1,0 +1,260 @@
+#include "hub/hub.hpp"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "py/greenlet.hpp"
+#include "py/native.hpp"
+
+namespace gcorn::hub {
+namespace {
+hub* the_hub = nullptr;
+// Parked greenlets kept for reuse; past this, finished jobs let their greenlet end (bounded memory).
+constexpr size_t max_idle_greenlets = 256;
+}  // namespace
+
+// One greenlet and the state of its current wait. Heap-allocated and shared with completion handlers,
+// which never touch the greenlet's stack (DESIGN §3.1 (2)) and hold no Python references (3).
+struct hub::task : std::enable_shared_from_this<task> {
+    explicit task(hub& h) : owner(h), timer(h.ioc_) {}
+    hub& owner;
+    py::object greenlet, run;         // dropped by the hub, with the GIL, when the greenlet ends
+    py::object py_fn, py_args;        // a job spawned from Python
+    std::function<void()> job;        // a job spawned from C++
+    std::function<void()> pool_job;   // run_in_threadpool's work, on the heap while the greenlet is parked
+    uint64_t wait_id = 0;             // bumped by every wake: a stale completion finds another id
+    woke why = woke::ready;
+    bool killed = false;
+    net::steady_timer timer;
+
+    void drop_python() {
+        greenlet = run = py_fn = py_args = py::object();
+        job = nullptr;
+    }
+};
+
+hub::hub(net::io_context& ioc, size_t threadpool_size) : ioc_(ioc), pool_(threadpool_size) {
+    py::greenlet_import();
+    hub_greenlet_ = py::greenlet_current();
+    the_hub = this;
+}
+
+hub::~hub() {
+    pool_.join();
+    for (auto& t : tasks_) t->drop_python();
+    the_hub = nullptr;
+}
+
+hub* hub::current() noexcept { return the_hub; }
+
+bool hub::in_child() const noexcept { return current_ != nullptr; }
+
+void hub::run() {
+    unlocked_ = std::make_unique<py::gil_release>();  // epoll waits without the GIL (DESIGN §3 GIL)
+    ioc_.run();
+    unlocked_.reset();
+    stopping_ = true;
+    // Kill what is left from here, so each child unwinds through its RAII (DESIGN §3.1 (14)).
+    for (int round = 0; round < 3 && !tasks_.empty(); ++round) {
+        auto live = std::vector<std::shared_ptr<task>>(tasks_.begin(), tasks_.end());
+        for (auto& t : live) {
+            if (t->greenlet && py::greenlet_started(t->greenlet) && !py::greenlet_dead(t->greenlet)) {
+                t->killed = true;
+                current_ = t;
+                py::python_error err;
+                py::greenlet_kill(t->greenlet, &err);
+                current_.reset();
+            }
+            if (!t->greenlet || !py::greenlet_started(t->greenlet) || py::greenlet_dead(t->greenlet)) {
+                t->drop_python();
+                tasks_.erase(t);
+            }
+        }
+    }
+    idle_.clear();
+    pool_.join();
+}
+
+void hub::spawn(std::function<void()> job) {
+    net::post(ioc_, [this, job = std::move(job)]() mutable {
+        std::shared_ptr<task> t;
+        if (!idle_.empty()) {
+            t = std::move(idle_.back());
+            idle_.pop_back();
+        } else {
+            t = std::make_shared<task>(*this);
+            tasks_.insert(t);
+        }
+        t->job = std::move(job);
+        resume(t);
+    });
+}
+
+void hub::spawn_python(const py::object& fn, const py::object& args) {
+    std::shared_ptr<task> t;
+    if (!idle_.empty()) {
+        t = std::move(idle_.back());
+        idle_.pop_back();
+    } else {
+        t = std::make_shared<task>(*this);
+        tasks_.insert(t);
+    }
+    t->py_fn = fn, t->py_args = args;  // on the task, not in the handler: handlers hold no Python references
+    net::post(ioc_, [this, t] { resume(t); });
+}
+
+void hub::resume(const std::shared_ptr<task>& t) {
+    py::gil_release::hold gil(*unlocked_);
+    if (!t->greenlet) {
+        t->run = py::native_function(&hub::task_main, t.get());
+        t->greenlet = py::greenlet_new(t->run, hub_greenlet_);
+    }
+    current_ = t;
+    py::python_error err;
+    if (!py::greenlet_switch(t->greenlet, &err)) spdlog::error("greenlet failed: {}", err.traceback());
+    current_.reset();
+    if (py::greenlet_dead(t->greenlet)) {
+        t->drop_python();
+        tasks_.erase(t);
+    }
+}
+
+py::object hub::task_main(void* ctx, const py::object&, const py::object&) {
+    auto self = static_cast<task*>(ctx)->shared_from_this();
+    hub& h = self->owner;
+    for (;;) {
+        try {
+            py::context_scope fresh;  // each job starts with empty contextvars (Flask's request context)
+            if (self->job) self->job();
+            else if (self->py_fn) py::call_tuple(self->py_fn, self->py_args);
+        } catch (const killed&) {
+            return py::none();
+        } catch (const py::python_error& e) {
+            if (py::is_greenlet_exit(e)) return py::none();
+            spdlog::error("Unhandled exception in a spawned greenlet:\n{}", e.traceback());
+        } catch (const std::exception& e) {
+            spdlog::error("Unhandled error in a greenlet: {}", e.what());
+        }
+        self->job = nullptr;
+        self->py_fn = self->py_args = py::object();
+        if (h.stopping_ || self->killed || h.idle_.size() >= max_idle_greenlets) return py::none();
+        h.idle_.push_back(self);
+        try {
+            h.park(*self);  // resumed by spawn() with the next job
+        } catch (const std::exception&) {
+            return py::none();
+        }
+    }
+}
+
+void hub::park(task& t) {
+    py::python_error err;
+    if (py::greenlet_switch(hub_greenlet_, &err)) return;
+    // Something was thrown into us: GreenletExit when the hub kills us (sticky, DESIGN §3.1 (5)).
+    t.killed = true;
+    if (py::is_greenlet_exit(err)) throw killed();
+    throw err;
+}
+
+void hub::wake(const std::shared_ptr<task>& t, uint64_t id, woke why) {
+    if (t->wait_id != id) return;  // the other operation of this wait already woke it (DESIGN §3.1 (3))
+    ++t->wait_id;
+    t->why = why;
+    resume(t);
+}
+
+woke hub::wait(net::posix::stream_descriptor& d, net::posix::descriptor_base::wait_type w, deadline until) {
+    auto t = current_;
+    if (t->killed) throw killed();
+    uint64_t id = t->wait_id;
+    d.async_wait(w, [this, t, id](boost::system::error_code ec) { wake(t, id, ec ? woke::cancelled : woke::ready); });
+    if (until != no_deadline) {
+        t->timer.expires_at(until);
+        t->timer.async_wait([this, t, id](boost::system::error_code ec) {
+            if (!ec) wake(t, id, woke::timeout);
+        });
+    }
+    try {
+        park(*t);
+    } catch (...) {
+        ++t->wait_id;
+        t->timer.cancel();
+        d.cancel();
+        throw;
+    }
+    if (until != no_deadline) t->timer.cancel();
+    if (t->why != woke::ready) d.cancel();
+    return t->why;
+}
+
+woke hub::wait_fd(int fd, bool writable, deadline until) {
+    // A descriptor registered for this wait only; dup() so an fd the hub already watches can be waited on too.
+    net::posix::stream_descriptor d(ioc_);
+    boost::system::error_code ec;
+    d.assign(fd, ec);
+    int dup_fd = -1;
+    if (ec) {
+        dup_fd = ::dup(fd);
+        d.assign(dup_fd, ec);
+        if (ec) throw std::system_error(ec, "cannot wait on fd " + std::to_string(fd));
+    }
+    struct release_guard {
+        net::posix::stream_descriptor& d;
+        int dup_fd;
+        ~release_guard() {
+            d.release();
+            if (dup_fd >= 0) ::close(dup_fd);
+        }
+    } guard{d, dup_fd};
+    return wait(d, writable ? net::posix::descriptor_base::wait_write : net::posix::descriptor_base::wait_read, until);
+}
+
+void hub::sleep(deadline until) {
+    auto t = current_;
+    if (t->killed) throw killed();
+    uint64_t id = t->wait_id;
+    t->timer.expires_at(until);
+    t->timer.async_wait([this, t, id](boost::system::error_code ec) {
+        if (!ec) wake(t, id, woke::timeout);
+    });
+    try {
+        park(*t);
+    } catch (...) {
+        ++t->wait_id;
+        t->timer.cancel();
+        throw;
+    }
+}
+
+void hub::yield() {
+    auto t = current_;
+    if (t->killed) throw killed();
+    uint64_t id = t->wait_id;
+    net::post(ioc_, [this, t, id] { wake(t, id, woke::ready); });
+    try {
+        park(*t);
+    } catch (...) {
+        ++t->wait_id;
+        throw;
+    }
+}
+
+void hub::run_in_threadpool(const std::function<void()>& fn) {
+    auto t = current_;
+    if (t->killed) throw killed();
+    uint64_t id = t->wait_id;
+    t->pool_job = fn;  // on the heap: the pool thread must not read this greenlet's stack (DESIGN §3.1 (2))
+    net::post(pool_, [this, t, id] {
+        t->pool_job();
+        net::post(ioc_, [this, t, id] { wake(t, id, woke::ready); });
+    });
+    try {
+        park(*t);
+    } catch (...) {
+        ++t->wait_id;
+        throw;  // pool_job stays alive until the pool job ends (the pool is joined before tasks go)
+    }
+    t->pool_job = nullptr;
+}
+
+}  // namespace gcorn::hub

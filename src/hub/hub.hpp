@@ -1,0 +1,88 @@
+// The greenlet <-> Asio bridge (DESIGN §3): the worker's main greenlet runs io_context.run() as the hub;
+// every other greenlet waits by registering an Asio operation and switching to the hub, and is switched
+// back into from that operation's completion handler. Only the hub switches into a child; a child only
+// switches to the hub. Knows nothing of HTTP or WSGI.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "py/gil.hpp"
+#include "py/object.hpp"
+
+namespace gcorn::hub {
+
+namespace net = boost::asio;
+using clock = std::chrono::steady_clock;
+using deadline = clock::time_point;
+inline constexpr deadline no_deadline = deadline::max();
+
+// The waiting greenlet was killed (GreenletExit thrown into it). Sticky: every later wait throws too
+// (DESIGN §3.1 (5)), so an app that swallows GreenletExit cannot park forever.
+struct killed : std::runtime_error {
+    killed() : std::runtime_error("greenlet killed") {}
+};
+
+enum class woke { ready, timeout, cancelled };
+
+class hub {
+public:
+    // PRECONDITION: the interpreter runs and this thread holds the GIL; called in the main greenlet.
+    hub(net::io_context& ioc, size_t threadpool_size);
+    ~hub();
+    hub(const hub&) = delete;
+    hub& operator=(const hub&) = delete;
+
+    // The process's hub, or null before one exists.
+    static hub* current() noexcept;
+
+    // Runs the io_context with the GIL released until it stops, then kills the remaining greenlets
+    // from here so their C++ destructors run (DESIGN §3.1 (14)).
+    void run();
+
+    // Runs `job` in a (pooled) greenlet. Never switches inline: the first switch is posted into the running
+    // io_context (DESIGN §3.1 (1)). `job` must not throw; `py_state` (optional) is kept alive with the task.
+    void spawn(std::function<void()> job);
+    // Runs fn(*args) in a greenlet. PRECONDITION: GIL held (called from Python).
+    void spawn_python(const py::object& fn, const py::object& args);
+
+    // ---- waits: PRECONDITION: in a child greenlet of this hub, GIL held. They throw `killed`. ----
+    woke wait(net::posix::stream_descriptor& d, net::posix::descriptor_base::wait_type w, deadline until);
+    woke wait_fd(int fd, bool writable, deadline until);  // an fd the hub does not own
+    void sleep(deadline until);
+    void yield();  // let every other ready greenlet run first
+    // Runs `fn` on the thread pool (it takes the GIL itself if it needs it) while this greenlet waits.
+    void run_in_threadpool(const std::function<void()>& fn);
+
+    // True if the caller is a child greenlet of this hub (so waits may park it).
+    bool in_child() const noexcept;
+    size_t live_greenlets() const noexcept { return tasks_.size(); }
+    net::io_context& context() noexcept { return ioc_; }
+
+private:
+    struct task;
+    void resume(const std::shared_ptr<task>& t);
+    void wake(const std::shared_ptr<task>& t, uint64_t id, woke why);
+    void park(task& t);
+    static py::object task_main(void* ctx, const py::object&, const py::object&);
+
+    net::io_context& ioc_;
+    net::thread_pool pool_;
+    py::object hub_greenlet_;
+    std::unique_ptr<py::gil_release> unlocked_;  // set while run() waits in epoll
+    std::unordered_set<std::shared_ptr<task>> tasks_;  // the only strong references to live greenlets
+    std::vector<std::shared_ptr<task>> idle_;          // parked pooled greenlets ready for a job
+    std::shared_ptr<task> current_;
+    bool stopping_ = false;
+};
+
+}  // namespace gcorn::hub

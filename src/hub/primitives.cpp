@@ -1,0 +1,136 @@
+#include "hub/primitives.hpp"
+
+#include <cmath>
+#include <optional>
+#include <poll.h>
+#include <time.h>
+
+#include "hub/hub.hpp"
+#include "py/native.hpp"
+
+namespace gcorn::hub {
+namespace {
+
+using kind = py::python_error::kind;
+
+// The running hub if the caller is one of its greenlets: then waits park; otherwise they block.
+hub* active(void*) {
+    auto* h = hub::current();
+    return h && h->in_child() ? h : nullptr;
+}
+
+// timeout argument: None (no deadline) or seconds as a number.
+std::optional<double> timeout_arg(const py::object& args, size_t i) {
+    if (py::size(args) <= i || py::is_none(py::item(args, i))) return std::nullopt;
+    double t = py::to_double(py::item(args, i));
+    if (t < 0 || std::isnan(t)) throw py::python_error(kind::value_error, "timeout must be a non-negative number");
+    return t;
+}
+
+deadline deadline_after(std::optional<double> seconds) {
+    if (!seconds) return no_deadline;
+    return clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(*seconds));
+}
+
+[[noreturn]] void raise_timeout() { throw py::python_error(kind::timeout_error, "timed out"); }
+
+// Converts `killed` into the GreenletExit Python code expects to see.
+template <class F>
+auto cooperative(F&& f) {
+    try {
+        return f();
+    } catch (const killed&) {
+        throw py::python_error(kind::greenlet_exit, "greenlet killed");
+    }
+}
+
+py::object wait_io(void* ctx, const py::object& args, bool writable) {
+    if (py::size(args) < 1) throw py::python_error(kind::type_error, "wait_read(fd, timeout=None)");
+    int fd = int(py::to_integer(py::item(args, 0)));
+    auto timeout = timeout_arg(args, 1);
+    if (hub* h = active(ctx)) {
+        if (cooperative([&] { return h->wait_fd(fd, writable, deadline_after(timeout)); }) == woke::timeout)
+            raise_timeout();
+        return py::none();
+    }
+    pollfd p{fd, short(writable ? POLLOUT : POLLIN), 0};
+    int rc;
+    {
+        py::gil_release unlocked;
+        rc = ::poll(&p, 1, timeout ? int(*timeout * 1000) : -1);
+    }
+    if (rc == 0) raise_timeout();
+    return py::none();
+}
+
+py::object wait_read(void* ctx, const py::object& args, const py::object&) { return wait_io(ctx, args, false); }
+py::object wait_write(void* ctx, const py::object& args, const py::object&) { return wait_io(ctx, args, true); }
+
+py::object sleep(void* ctx, const py::object& args, const py::object&) {
+    auto seconds = timeout_arg(args, 0).value_or(0);
+    if (hub* h = active(ctx)) {
+        cooperative([&] {
+            if (seconds <= 0) h->yield();  // sleep(0) is the idiom for "let others run"
+            else h->sleep(deadline_after(seconds));
+            return 0;
+        });
+        return py::none();
+    }
+    timespec ts{time_t(seconds), long((seconds - std::floor(seconds)) * 1e9)};
+    py::gil_release unlocked;
+    while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    return py::none();
+}
+
+py::object spawn(void*, const py::object& args, const py::object&) {
+    auto* h = hub::current();
+    if (!h) throw py::python_error(kind::runtime_error, "spawn() needs the async worker's hub");
+    if (py::size(args) < 1) throw py::python_error(kind::type_error, "spawn(fn, *args)");
+    h->spawn_python(py::item(args, 0), py::slice_tuple(args, 1));
+    return py::none();
+}
+
+// run_in_threadpool(fn, *args): fn runs on a pool thread (taking the GIL there) while only this greenlet
+// waits; outside the hub it simply runs here.
+py::object run_in_threadpool(void* ctx, const py::object& args, const py::object&) {
+    if (py::size(args) < 1) throw py::python_error(kind::type_error, "run_in_threadpool(fn, *args)");
+    auto fn = py::item(args, 0), rest = py::slice_tuple(args, 1);
+    hub* h = active(ctx);
+    if (!h) return py::call_tuple(fn, rest);
+    struct outcome {
+        py::object result;
+        std::optional<py::python_error> error;
+    };
+    auto out = std::make_shared<outcome>();  // on the heap: the pool thread writes it while we are parked
+    cooperative([&] {
+        h->run_in_threadpool([fn, rest, out] {
+            py::gil_acquire gil;
+            try {
+                out->result = py::call_tuple(fn, rest);
+            } catch (const py::python_error& e) {
+                out->error = e;
+            }
+        });
+        return 0;
+    });
+    if (out->error) throw *out->error;
+    return out->result;
+}
+
+py::object in_hub(void* ctx, const py::object&, const py::object&) { return py::boolean(active(ctx) != nullptr); }
+
+}  // namespace
+
+void install_primitives() {
+    static int marker;
+    void* h = &marker;  // the primitives look the hub up when called; a non-null context keeps them attached
+    auto module = py::import("_gcorn");
+    py::set_attr(module, "sleep", py::native_function(&sleep, h));
+    py::set_attr(module, "wait_read", py::native_function(&wait_read, h));
+    py::set_attr(module, "wait_write", py::native_function(&wait_write, h));
+    py::set_attr(module, "spawn", py::native_function(&spawn, h));
+    py::set_attr(module, "run_in_threadpool", py::native_function(&run_in_threadpool, h));
+    py::set_attr(module, "in_hub", py::native_function(&in_hub, h));
+}
+
+}  // namespace gcorn::hub

@@ -1,0 +1,15 @@
+// The hub's primitives as `_gcorn` functions for gcorn's Python side (gcorn.monkey, gcorn.green):
+// sleep, wait_read, wait_write, spawn, run_in_threadpool, in_hub. Outside a hub greenlet they block the
+// calling thread (with the GIL released) like the functions they replace.
+#pragma once
+
+namespace gcorn::hub {
+
+class hub;
+
+// Adds the primitives to the `_gcorn` module; they use whichever hub::current() exists when called, so they
+// can be installed (and the stdlib patched) before the app is imported and the hub starts.
+// PRECONDITION: GIL held. Throws py::python_error.
+void install_primitives();
+
+}  // namespace gcorn::hub

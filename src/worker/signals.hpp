@@ -1,0 +1,25 @@
+// Worker-side signal handling for every worker class: handlers only write the signal number to a
+// self-pipe, which the worker's loop reads (poll for sync, the reactor for async). Asio's signal_set is not
+// used in workers: its process-wide state is inherited from the master's across fork.
+#pragma once
+
+namespace gcorn::worker {
+
+// Installs the handlers: TERM/QUIT/USR1 are queued to the pipe; INT exits at once (fast stop);
+// HUP/TTIN/TTOU/WINCH/USR2 (master signals) are ignored. Returns the pipe's read end (non-blocking).
+int install_worker_signals();
+
+// Reads every queued signal; calls on_signal(sig) for each.
+template <class F>
+void drain_signals(int fd, F&& on_signal);
+
+}  // namespace gcorn::worker
+
+#include <unistd.h>
+
+template <class F>
+void gcorn::worker::drain_signals(int fd, F&& on_signal) {
+    char sigs[64];
+    for (ssize_t n; (n = ::read(fd, sigs, sizeof sigs)) > 0;)
+        for (ssize_t i = 0; i < n; ++i) on_signal(int(sigs[i]));
+}

@@ -1,0 +1,564 @@
+# PEP 3333, complete: environ, start_response, the response iterable and its close(), the write() callable,
+# wsgi.file_wrapper, big bodies both ways, and X-Forwarded-Proto, against the real binary with real clients.
+import hashlib
+import http.client
+import json
+import os
+import socket
+import struct
+import time
+
+import sys
+
+import pytest
+import requests
+
+from conftest import APPS
+
+sys.path.insert(0, str(APPS))
+import wsgi_cases  # noqa: E402  (the apps' own helpers, to compute expected bodies)
+
+CRLF = b"\r\n"
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+
+def split_response(raw):
+    """(status line, {lower-case name: [values]}, body bytes) of one raw HTTP/1.x response."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    assert sep, "no complete head in %r" % raw[:200]
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return lines[0], headers, body
+
+
+def decode_chunked(body):
+    """(payload, complete): complete is False when the terminating 0-size chunk never arrived."""
+    out, pos = b"", 0
+    while True:
+        eol = body.find(CRLF, pos)
+        if eol < 0:
+            return out, False
+        size = int(body[pos:eol].split(b";")[0], 16)
+        if size == 0:
+            return out, body[eol + 2:eol + 4] == CRLF
+        chunk = body[eol + 2:eol + 2 + size]
+        out += chunk
+        if len(chunk) < size or body[eol + 2 + size:eol + 4 + size] != CRLF:
+            return out, False
+        pos = eol + 4 + size
+
+
+def get_json(server, path, **kw):
+    r = requests.get(server.url(path), timeout=10, **kw)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_for_file(path, text, timeout=5):
+    """close() runs after the last byte is sent, so the client may finish first: poll for its side effect."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and text in path.read_text():
+            return path.read_text()
+        time.sleep(0.02)
+    raise AssertionError("%r not in %s: %r" % (text, path, path.read_text() if path.exists() else None))
+
+
+def rst_close(sock):
+    """Closes with a TCP reset (SO_LINGER 0), as a client that gives up mid-response does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+# -- 1. environ (PEP 3333 "environ Variables") ----------------------------------------------------------------
+
+def test_environ_has_every_pep3333_key(gcorn):
+    server = gcorn("wsgi_cases:validated_environ")
+    req = (b"POST /some/path?x=1&y=%20 HTTP/1.1\r\nHost: example.test:8080\r\nContent-Type: text/plain\r\n"
+           b"Content-Length: 5\r\nX-Multi: a\r\nX-Multi: b\r\nAccept: */*\r\n\r\nhello")
+    status, headers, body = split_response(server.raw(req))
+    assert status == "HTTP/1.1 200 OK", body
+    env = json.loads(body)
+    assert env["REQUEST_METHOD"] == "POST"
+    assert env["SCRIPT_NAME"] == ""
+    assert env["PATH_INFO"] == "/some/path"
+    assert env["QUERY_STRING"] == "x=1&y=%20"
+    assert env["RAW_URI"] == "/some/path?x=1&y=%20"
+    assert env["CONTENT_TYPE"] == "text/plain"
+    assert env["CONTENT_LENGTH"] == "5"
+    assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
+    assert env["SERVER_NAME"] == "127.0.0.1"
+    assert env["SERVER_PORT"] == str(server.port)
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+    assert int(env["REMOTE_PORT"]) > 0
+    assert env["HTTP_HOST"] == "example.test:8080"
+    assert env["HTTP_X_MULTI"] == "a,b"  # repeated fields joined with ',' (RFC 9110 §5.3)
+    assert env["HTTP_ACCEPT"] == "*/*"
+    assert env["wsgi.version"] == [1, 0]
+    assert env["types"]["wsgi.version"] == "tuple"
+    assert env["wsgi.url_scheme"] == "http"
+    assert env["wsgi.input_terminated"] is True
+    assert env["wsgi.multithread"] is False
+    assert env["wsgi.multiprocess"] is True
+    assert env["wsgi.run_once"] is False
+    assert env["SERVER_SOFTWARE"].startswith("gcorn/")
+    assert env["body"] == "hello"
+    # every CGI value is a native str (PEP 3333 "Unicode Issues")
+    for key, kind in env["types"].items():
+        if key.isupper():
+            assert kind == "str", key
+
+
+def test_environ_without_body_has_no_content_headers(gcorn):
+    server = gcorn("wsgi_cases:validated_environ")
+    env = get_json(server, "/")
+    assert "CONTENT_LENGTH" not in env or env["CONTENT_LENGTH"] in ("", "0")
+    assert env["QUERY_STRING"] == ""
+    assert env["PATH_INFO"] == "/"
+    assert env["body"] == ""
+
+
+def test_chunked_request_has_no_content_length(gcorn):
+    server = gcorn("wsgi_cases:validated_environ")
+    req = (b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    status, _, body = split_response(server.raw(req))
+    assert status.endswith("200 OK")
+    env = json.loads(body)
+    assert "CONTENT_LENGTH" not in env
+    assert env["HTTP_TRANSFER_ENCODING"] == "chunked"
+    assert env["body"] == "abcde"
+    assert env["wsgi.input_terminated"] is True
+
+
+def test_path_info_is_percent_decoded_as_latin1(gcorn):
+    server = gcorn("wsgi_cases:validated_environ")
+    env = get_json(server, "/caf%C3%A9/a%20b/%2Fslash")
+    # PEP 3333 "Unicode Issues": the decoded bytes as a latin-1 str, not UTF-8-decoded
+    assert env["PATH_INFO"] == "/caf\u00c3\u00a9/a b//slash"
+    assert env["RAW_URI"] == "/caf%C3%A9/a%20b/%2Fslash"
+    # what frameworks do to recover the UTF-8 path
+    assert env["PATH_INFO"].encode("latin-1").decode("utf-8") == "/caf\u00e9/a b//slash"
+
+
+def test_raw_non_ascii_request_target_is_latin1(gcorn):
+    server = gcorn("wsgi_cases:validated_environ")
+    status, _, body = split_response(server.raw(b"GET /\xc3\xa9t\xc3\xa9 HTTP/1.0\r\n\r\n"))
+    if status.endswith("200 OK"):
+        assert json.loads(body)["PATH_INFO"] == "/\u00c3\u00a9t\u00c3\u00a9"
+    else:
+        assert status.split()[1] == "400"  # refusing a non-ASCII target is also fine (RFC 9112 §3.2)
+
+
+def test_absolute_form_target(gcorn):
+    server = gcorn("wsgi_cases:validated_environ")
+    status, _, body = split_response(server.raw(b"GET http://example.test/abs/path?q=1 HTTP/1.1\r\nHost: example.test\r\n\r\n"))
+    assert status.endswith("200 OK")
+    env = json.loads(body)
+    assert env["PATH_INFO"] == "/abs/path"
+    assert env["QUERY_STRING"] == "q=1"
+
+
+@pytest.mark.parametrize("how", ["cli", "env"])
+def test_script_name(gcorn, how):
+    if how == "cli":
+        server = gcorn("wsgi_cases:validated_environ", "--script-name", "/mount")
+    else:
+        server = gcorn("wsgi_cases:validated_environ", env={"SCRIPT_NAME": "/mount"})
+    env = get_json(server, "/mount/a/b?z=1")
+    assert env["SCRIPT_NAME"] == "/mount"
+    assert env["PATH_INFO"] == "/a/b"
+    assert env["QUERY_STRING"] == "z=1"
+    env = get_json(server, "/mount")
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/mount", "")
+
+
+def test_script_name_matches_whole_segments_only(gcorn):
+    server = gcorn("wsgi_cases:validated_environ", "--script-name", "/mount/")
+    env = get_json(server, "/mount/x")
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/mount", "/x")  # PEP 3333: no trailing slash
+    # /mountain is not under /mount: SCRIPT_NAME + PATH_INFO could not rebuild the URL, so no app call
+    r = requests.get(server.url("/mountain"), timeout=10)
+    assert r.status_code == 404
+    r = requests.get(server.url("/other"), timeout=10)
+    assert r.status_code == 404
+
+
+def test_wsgi_errors_goes_to_error_log(gcorn):
+    server = gcorn("wsgi_cases:validated_environ")
+    get_json(server, "/errors")
+    server.wait_for_log("wsgi.errors line from the app")
+    server.wait_for_log("second line")
+
+
+# -- 2. a validator-wrapped app (wsgiref.validate) ------------------------------------------------------------
+
+def test_validated_get(gcorn):
+    server = gcorn("wsgi_cases:routes")
+    r = requests.get(server.url("/"), timeout=10)
+    assert r.status_code == 200
+    assert r.text == "hello world"
+    assert r.headers["Content-Length"] == "11"  # a list body: the server knows its length
+    assert "AssertionError" not in server.log()
+
+
+def test_validated_post_with_body(gcorn):
+    server = gcorn("wsgi_cases:routes")
+    data = b"first line\n" + os.urandom(300_000)
+    r = requests.post(server.url("/post"), data=data, timeout=10)
+    assert r.status_code == 200, server.log()
+    got = r.json()
+    assert got == {"length": len(data), "sha256": hashlib.sha256(data).hexdigest(), "content_length": str(len(data))}
+
+
+def test_validated_chunked_upload(gcorn):
+    server = gcorn("wsgi_cases:routes")
+    parts = [b"line one\n", os.urandom(70_000), b"", os.urandom(5)]
+    parts = [p for p in parts if p]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("POST", "/post", body=iter(parts), encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked", "Content-Type": "application/octet-stream"})
+    r = conn.getresponse()
+    assert r.status == 200, server.log()
+    got = json.loads(r.read())
+    data = b"".join(parts)
+    assert got == {"length": len(data), "sha256": hashlib.sha256(data).hexdigest(), "content_length": None}
+    conn.close()
+
+
+def test_streaming_response_is_chunked_and_not_buffered(gcorn):
+    server = gcorn("wsgi_cases:routes")
+    with server.connect() as s:
+        start = time.monotonic()
+        s.sendall(b"GET /stream?1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = s.recv(65536)
+        first_at = time.monotonic() - start
+        data = first
+        while b"0\r\n\r\n" not in data:
+            more = s.recv(65536)
+            if not more:
+                break
+            data += more
+        total = time.monotonic() - start
+    status, headers, body = split_response(data)
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["transfer-encoding"] == ["chunked"]
+    assert "content-length" not in headers
+    assert b"chunk-0;" in first, "the first chunk must leave before the generator sleeps"
+    assert first_at < 0.8, first_at
+    assert total >= 1.9, total
+    payload, complete = decode_chunked(body)
+    assert complete
+    assert payload == b"chunk-0;chunk-1;chunk-2;"
+    assert body.startswith(b"8\r\nchunk-0;\r\n")
+
+
+def test_streaming_response_on_http10_is_close_delimited(gcorn):
+    server = gcorn("wsgi_cases:routes")
+    status, headers, body = split_response(server.raw(b"GET /stream?0 HTTP/1.0\r\n\r\n"))
+    assert status == "HTTP/1.0 200 OK"
+    assert "transfer-encoding" not in headers  # chunked does not exist in HTTP/1.0
+    assert body == b"chunk-0;chunk-1;chunk-2;"
+
+
+def test_write_callable(gcorn):
+    server = gcorn("wsgi_cases:routes")
+    r = requests.get(server.url("/write"), timeout=10)
+    assert r.status_code == 200
+    assert r.content == b"written then returned"
+    status, headers, body = split_response(server.raw(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert headers["transfer-encoding"] == ["chunked"]
+    assert decode_chunked(body) == (b"written then returned", True)
+    assert "AssertionError" not in server.log()
+
+
+def test_head_request_has_no_body(gcorn):
+    server = gcorn("wsgi_cases:routes")
+    status, headers, body = split_response(server.raw(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["content-length"] == ["11"]  # RFC 9110 §9.3.2: the GET's length
+    assert body == b""
+
+
+# -- 3. start_response ---------------------------------------------------------------------------------------
+
+def test_exc_info_before_head_sent_replaces_response(gcorn):
+    server = gcorn("wsgi_cases:exc_info_app")
+    r = requests.get(server.url("/before"), timeout=10)
+    assert r.status_code == 503
+    assert r.content == b"replacement body"
+    assert "X-First" not in r.headers
+
+
+def test_exc_info_after_head_sent_reraises_and_closes(gcorn, tmp_path):
+    server = gcorn("wsgi_cases:exc_info_app")
+    status, headers, body = split_response(server.raw(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == "HTTP/1.1 200 OK"
+    payload, complete = decode_chunked(body)
+    assert payload == b"partial;"
+    assert not complete, "the body must not look complete after the app failed"
+    server.wait_for_log("KeyError: 'too late'")
+    assert not (tmp_path / "closed.log").exists()  # start_response raised: the app never went on
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(server.url("/after"), timeout=10).content
+
+
+def test_second_start_response_without_exc_info_is_500(gcorn):
+    server = gcorn("wsgi_cases:exc_info_app")
+    r = requests.get(server.url("/twice"), timeout=10)
+    assert r.status_code == 500
+    assert b"should not be sent" not in r.content
+    server.wait_for_log("start_response called a second time")
+
+
+@pytest.mark.parametrize("case", ["crlf-value", "lf-value", "cr-name", "colon-name", "space-name", "empty-name",
+                                  "non-latin1-value", "non-latin1-name", "bytes-name", "bytes-value", "int-value",
+                                  "nul-value", "not-a-tuple", "status-crlf", "status-bytes", "status-short",
+                                  "status-word"])
+def test_invalid_headers_are_500_never_split(gcorn, case):
+    server = gcorn("wsgi_cases:bad_headers")
+    raw = server.raw(b"GET /" + case.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = split_response(raw)
+    assert status == "HTTP/1.1 500 Internal Server Error"
+    assert "injected" not in headers
+    assert "x-bad" not in headers
+    assert raw.count(b"HTTP/1.") == 1
+    assert body == b"Internal Server Error"
+    server.wait_for_log("Traceback (most recent call last)")
+
+
+def test_latin1_header_value_is_sent_as_latin1(gcorn):
+    server = gcorn("wsgi_cases:bad_headers")
+    status, headers, body = split_response(server.raw(b"GET /good-latin1 HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status.endswith("200 OK")
+    assert headers["x-latin1"] == ["caf\u00e9"]  # split_response decodes latin-1: the byte was 0xE9
+    assert body == b"ok"
+
+
+# -- 4. app errors and close() --------------------------------------------------------------------------------
+
+def test_app_exception_is_500_and_worker_survives(gcorn):
+    server = gcorn("wsgi_cases:tracked")
+    before = requests.get(server.url("/pid"), timeout=10).text
+    r = requests.get(server.url("/raise"), timeout=10)
+    assert r.status_code == 500
+    assert r.text == "Internal Server Error"
+    server.wait_for_log("ValueError: the app failed on purpose")
+    assert "Traceback (most recent call last)" in server.log()
+    r = requests.get(server.url("/raise-after-start"), timeout=10)
+    assert r.status_code == 500
+    assert r.text == "Internal Server Error"
+    after = requests.get(server.url("/pid"), timeout=10).text
+    assert before == after  # one worker, never restarted
+
+
+@pytest.mark.parametrize("path", ["/list-no-start", "/empty-no-start", "/str-body"])
+def test_protocol_violations_are_500(gcorn, path):
+    server = gcorn("wsgi_cases:tracked")
+    r = requests.get(server.url(path), timeout=10)
+    assert r.status_code == 500
+    assert r.text == "Internal Server Error"
+    assert r.headers["Content-Length"] == "21"
+    server.wait_for_log("Traceback (most recent call last)")
+    assert requests.get(server.url("/pid"), timeout=10).status_code == 200
+
+
+def test_close_called_on_success(gcorn, tmp_path):
+    server = gcorn("wsgi_cases:tracked")
+    r = requests.get(server.url("/ok"), timeout=10)
+    assert r.content == b"one two"
+    assert wait_for_file(tmp_path / "closed.log", "closed ok after 2").count("closed ok") == 1
+
+
+def test_exception_mid_stream_truncates_and_closes(gcorn, tmp_path):
+    server = gcorn("wsgi_cases:tracked")
+    status, headers, body = split_response(server.raw(b"GET /fail-mid HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["transfer-encoding"] == ["chunked"]
+    payload, complete = decode_chunked(body)
+    assert payload == b"first "
+    assert not complete
+    assert wait_for_file(tmp_path / "closed.log", "closed fail-mid after 1").count("closed fail-mid") == 1
+    server.wait_for_log("RuntimeError: boom in the middle of fail-mid")
+    # http.client notices the truncation too
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/fail-mid")
+    with pytest.raises(http.client.IncompleteRead):
+        conn.getresponse().read()
+    conn.close()
+
+
+def test_exception_mid_body_with_content_length(gcorn, tmp_path):
+    server = gcorn("wsgi_cases:tracked")
+    status, headers, body = split_response(server.raw(b"GET /fail-mid-length HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert headers["content-length"] == ["100"]
+    assert body == b"first "  # short of Content-Length, then closed
+    wait_for_file(tmp_path / "closed.log", "closed fail-mid-length after 1")
+
+
+def test_close_called_when_client_disconnects(gcorn, tmp_path):
+    server = gcorn("wsgi_cases:tracked", "--timeout", "5")
+    s = server.connect()
+    s.sendall(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while len(got) < 200_000:
+        got += s.recv(65536)
+    rst_close(s)
+    wait_for_file(tmp_path / "closed.log", "closed forever after", timeout=10)
+    # the same worker goes on serving
+    assert requests.get(server.url("/ok"), timeout=10).content == b"one two"
+    assert "Error handling request" not in server.log()  # a gone client is not an app error
+
+
+def test_close_called_for_head_and_each_request(gcorn, tmp_path):
+    server = gcorn("wsgi_cases:tracked")
+    for _ in range(3):
+        requests.get(server.url("/ok"), timeout=10)
+    requests.head(server.url("/ok"), timeout=10)
+    deadline = time.time() + 5
+    while time.time() < deadline and (tmp_path / "closed.log").read_text().count("closed ok") < 4:
+        time.sleep(0.02)
+    assert (tmp_path / "closed.log").read_text().count("closed ok") == 4
+
+
+# -- 5. wsgi.file_wrapper -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def big_file(tmp_path):
+    path = tmp_path / "five-mb.bin"
+    path.write_bytes(os.urandom(5 * 1024 * 1024 + 123))
+    return path
+
+
+def fetch(server, path, params):
+    r = requests.get(server.url(path), params=params, timeout=30)
+    assert r.status_code == 200, server.log()
+    return r
+
+
+def test_file_wrapper_sends_file_with_sendfile(gcorn, big_file, tmp_path):
+    server = gcorn("wsgi_cases:files")
+    r = fetch(server, "/", {"path": str(big_file)})
+    data = big_file.read_bytes()
+    assert hashlib.sha256(r.content).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert r.headers["Content-Length"] == str(len(data))
+    # sendfile(2) never calls the file object's read(); close() is still called
+    assert "file closed after 0 reads" in wait_for_file(tmp_path / "closed.log", "file closed")
+
+
+def test_file_wrapper_from_offset(gcorn, big_file, tmp_path):
+    server = gcorn("wsgi_cases:files")
+    offset = 1_000_003
+    r = fetch(server, "/", {"path": str(big_file), "offset": offset})
+    data = big_file.read_bytes()[offset:]
+    assert len(r.content) == len(data)
+    assert hashlib.sha256(r.content).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert r.headers["Content-Length"] == str(len(data))
+    wait_for_file(tmp_path / "closed.log", "file closed after 0 reads")
+
+
+def test_file_wrapper_falls_back_to_iteration_for_bytesio(gcorn, big_file):
+    server = gcorn("wsgi_cases:files")
+    r = fetch(server, "/", {"path": str(big_file), "bytesio": "", "offset": 10})
+    assert hashlib.sha256(r.content).hexdigest() == hashlib.sha256(big_file.read_bytes()[10:]).hexdigest()
+
+
+def test_file_wrapper_on_http10(gcorn, big_file):
+    server = gcorn("wsgi_cases:files")
+    raw = server.raw(b"GET /?path=" + str(big_file).encode() + b" HTTP/1.0\r\n\r\n", timeout=30)
+    status, headers, body = split_response(raw)
+    assert status == "HTTP/1.0 200 OK"
+    assert body == big_file.read_bytes()
+
+
+def test_file_wrapper_head_sends_no_body(gcorn, big_file, tmp_path):
+    server = gcorn("wsgi_cases:files")
+    raw = server.raw(b"HEAD /?path=" + str(big_file).encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = split_response(raw)
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["content-length"] == [str(big_file.stat().st_size)]
+    assert body == b""
+    wait_for_file(tmp_path / "closed.log", "file closed")
+
+
+# -- 6. big bodies -------------------------------------------------------------------------------------------
+
+FIFTY_MB = 50 * 1024 * 1024
+
+
+def test_50mb_upload_with_content_length(gcorn):
+    server = gcorn("wsgi_cases:upload_digest")
+    data = os.urandom(FIFTY_MB)
+    r = requests.post(server.url("/"), data=data, timeout=120)
+    assert r.status_code == 200, server.log()
+    assert r.json() == {"length": FIFTY_MB, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_50mb_chunked_upload(gcorn):
+    server = gcorn("wsgi_cases:upload_digest")
+    block = os.urandom(1024 * 1024)
+    digest = hashlib.sha256()
+
+    def body():
+        for i in range(50):
+            piece = bytes([i]) + block[1:]
+            digest.update(piece)
+            yield piece
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    conn.request("POST", "/", body=body(), encode_chunked=True, headers={"Transfer-Encoding": "chunked"})
+    r = conn.getresponse()
+    assert r.status == 200, server.log()
+    assert json.loads(r.read()) == {"length": FIFTY_MB, "sha256": digest.hexdigest()}
+    conn.close()
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_100mb_streamed_response(gcorn, version):
+    server = gcorn("wsgi_cases:big_stream")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    if version == "1.0":
+        conn._http_vsn, conn._http_vsn_str = 10, "HTTP/1.0"
+    conn.request("GET", "/?100")
+    r = conn.getresponse()
+    assert r.status == 200
+    assert r.getheader("Transfer-Encoding") == ("chunked" if version == "1.1" else None)
+    digest, total = hashlib.sha256(), 0
+    while True:
+        chunk = r.read(1 << 20)
+        if not chunk:
+            break
+        digest.update(chunk)
+        total += len(chunk)
+    conn.close()
+    assert total == 100 * 1024 * 1024
+    expected = hashlib.sha256()
+    for i in range(100):
+        expected.update(wsgi_cases.big_chunk(i))
+    assert digest.hexdigest() == expected.hexdigest()
+
+
+# -- 7. X-Forwarded-Proto ------------------------------------------------------------------------------------
+
+def test_forwarded_proto_from_trusted_peer(gcorn):
+    server = gcorn("wsgi_cases:validated_environ")
+    assert get_json(server, "/", headers={"X-Forwarded-Proto": "https"})["wsgi.url_scheme"] == "https"
+    assert get_json(server, "/", headers={"X-Forwarded-Proto": "http"})["wsgi.url_scheme"] == "http"
+    assert get_json(server, "/")["wsgi.url_scheme"] == "http"
+
+
+def test_forwarded_proto_from_untrusted_peer_is_ignored(gcorn):
+    server = gcorn("wsgi_cases:validated_environ", "--forwarded-allow-ips", "10.1.1.1")
+    env = get_json(server, "/", headers={"X-Forwarded-Proto": "https"})
+    assert env["wsgi.url_scheme"] == "http"
+    assert env["HTTP_X_FORWARDED_PROTO"] == "https"  # still visible to the app as a plain header
+
+
+def test_forwarded_allow_ips_star(gcorn):
+    server = gcorn("wsgi_cases:validated_environ", "--forwarded-allow-ips", "*")
+    assert get_json(server, "/", headers={"X-Forwarded-Proto": "https"})["wsgi.url_scheme"] == "https"
