@@ -2,6 +2,7 @@
 // worker entry point injected. Nothing else lives here.
 #include <cstdio>
 #include <optional>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,10 +77,20 @@ int serve(const gcorn::config::settings& s) {
     return rc;
 }
 
+// Servers hold one descriptor per connection: lift the soft limit to the hard one, as servers do.
+void raise_open_files_limit() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     using namespace gcorn;
+    raise_open_files_limit();
     config::loaded cfg;
     try {
         cfg = config::load(argc, argv);

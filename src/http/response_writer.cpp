@@ -103,6 +103,7 @@ void response_writer::commit_head() {
     bool bodiless_status = code_ < 200 || code_ == 204 || code_ == 304;
     no_body_ = bodiless_status || request_.method == "HEAD";
     head_.reserve(256);
+    if (stopping_ && stopping_->load(std::memory_order_relaxed)) keep_alive_ = false;
     head_.append(request_.protocol()).append(" ").append(status_).append("\r\n");
     bool has_date = false, has_server = false;
     for (auto& [name, value] : headers_) {

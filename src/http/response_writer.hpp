@@ -2,6 +2,7 @@
 // the app's Content-Length, chunked (HTTP/1.1) or close-delimited (HTTP/1.0). No Python.
 #pragma once
 #include <cstdint>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -40,6 +41,8 @@ public:
     const header_list& headers() const { return headers_; }
     // The app broke the protocol (e.g. wrote past its Content-Length then failed): close after this one.
     void force_close() { keep_alive_ = false; }
+    // A server-wide "stopping" flag: if it is set by the time the head is committed, say Connection: close.
+    void close_when(const std::atomic<bool>* stopping) { stopping_ = stopping; }
 
 private:
     void commit_head();
@@ -51,7 +54,8 @@ private:
     const request_head& request_;
     std::chrono::milliseconds write_timeout_;
     std::string status_;
-    std::string head_;  // committed but not yet sent
+    std::string head_;
+    const std::atomic<bool>* stopping_ = nullptr;  // committed but not yet sent
     header_list headers_;
     std::optional<uint64_t> app_length_, length_hint_;
     int code_ = 0;

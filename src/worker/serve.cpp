@@ -77,6 +77,7 @@ void serve(http::byte_stream& stream, const wsgi::application& app, const wsgi::
             // 2. Call the app; it writes the response through `writer`.
             bool reuse = opt.keepalive_allowed && !state.stopping;
             http::response_writer writer(stream, *head, reuse, opt.io_timeout);
+            writer.close_when(&state.stopping);
             auto out = app.handle(conn, *head, reader, writer);
             ++state.requests;
             log_access(conn, *head, writer, out, start_wall, start);

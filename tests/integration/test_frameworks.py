@@ -89,7 +89,7 @@ def test_django_pages(django_server):
     r = requests.get(django_server.url("/info/some-name/?a=1&b=%C3%A9"), timeout=10)
     assert r.status_code == 200
     assert r.json() == {"path": "/info/some-name/", "path_info": "/info/some-name/", "script_name": "",
-                        "method": "GET", "query": {"a": "1", "b": "\u00e9"}, "secure": False,
+                        "method": "GET", "query": {"a": "1", "b": "\u00e9"}, "secure": False, "name": "some-name",
                         "host": "127.0.0.1:%d" % django_server.port}
 
 
@@ -127,3 +127,10 @@ def test_django_under_script_name(gcorn):
 def test_django_https_from_trusted_proxy(django_server):
     r = requests.get(django_server.url("/info/x/"), headers={"X-Forwarded-Proto": "https"}, timeout=10)
     assert r.json()["secure"] is True
+
+
+def test_django_view_error_is_500_and_logged(django_server):
+    r = requests.get(django_server.url("/boom/"), timeout=10)
+    assert r.status_code == 500  # Django's own error page: it handles the exception
+    django_server.wait_for_log("RuntimeError: django view failed")  # LOGGING sends it to stderr = error log
+    assert requests.get(django_server.url("/"), timeout=10).status_code == 200

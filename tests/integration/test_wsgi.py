@@ -203,7 +203,6 @@ def test_validated_get(gcorn):
     r = requests.get(server.url("/"), timeout=10)
     assert r.status_code == 200
     assert r.text == "hello world"
-    assert r.headers["Content-Length"] == "11"  # a list body: the server knows its length
     assert "AssertionError" not in server.log()
 
 
@@ -277,11 +276,24 @@ def test_write_callable(gcorn):
     assert "AssertionError" not in server.log()
 
 
+def test_list_body_gets_content_length(gcorn):
+    server = gcorn("wsgi_cases:tracked")
+    r = requests.get(server.url("/pid"), timeout=10)
+    assert r.headers["Content-Length"] == str(len(r.content))  # a list body: the server knows its length
+    assert "Transfer-Encoding" not in r.headers
+
+
 def test_head_request_has_no_body(gcorn):
-    server = gcorn("wsgi_cases:routes")
-    status, headers, body = split_response(server.raw(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    server = gcorn("wsgi_cases:tracked")
+    pid = requests.get(server.url("/pid"), timeout=10).text
+    status, headers, body = split_response(server.raw(b"HEAD /pid HTTP/1.1\r\nHost: x\r\n\r\n"))
     assert status == "HTTP/1.1 200 OK"
-    assert headers["content-length"] == ["11"]  # RFC 9110 §9.3.2: the GET's length
+    assert headers["content-length"] == [str(len(pid))]  # RFC 9110 §9.3.2: the GET's length
+    assert body == b""
+    # a streamed body: no length, no chunked framing, nothing after the head
+    status, headers, body = split_response(server.raw(b"HEAD /ok HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status == "HTTP/1.1 200 OK"
+    assert "transfer-encoding" not in headers
     assert body == b""
 
 
@@ -357,14 +369,18 @@ def test_app_exception_is_500_and_worker_survives(gcorn):
     assert before == after  # one worker, never restarted
 
 
-@pytest.mark.parametrize("path", ["/list-no-start", "/empty-no-start", "/str-body"])
-def test_protocol_violations_are_500(gcorn, path):
+@pytest.mark.parametrize("path, error", [
+    ("/list-no-start", "AssertionError: start_response was not called"),
+    ("/empty-no-start", "AssertionError: start_response was not called"),
+    ("/str-body", "TypeError: the response must yield bytes, not str"),
+])
+def test_protocol_violations_are_500(gcorn, path, error):
     server = gcorn("wsgi_cases:tracked")
     r = requests.get(server.url(path), timeout=10)
     assert r.status_code == 500
     assert r.text == "Internal Server Error"
-    assert r.headers["Content-Length"] == "21"
-    server.wait_for_log("Traceback (most recent call last)")
+    assert r.headers["Content-Length"] == "21"  # not the length of the app's own list body
+    server.wait_for_log("Error handling request %s\n%s" % (path, error))
     assert requests.get(server.url("/pid"), timeout=10).status_code == 200
 
 
@@ -562,3 +578,76 @@ def test_forwarded_proto_from_untrusted_peer_is_ignored(gcorn):
 def test_forwarded_allow_ips_star(gcorn):
     server = gcorn("wsgi_cases:validated_environ", "--forwarded-allow-ips", "*")
     assert get_json(server, "/", headers={"X-Forwarded-Proto": "https"})["wsgi.url_scheme"] == "https"
+
+
+# -- wsgi.input details ---------------------------------------------------------------------------------------
+
+def test_wsgi_input_methods(gcorn):
+    server = gcorn("wsgi_cases:input_methods")
+    data = b"first line\nsecond line\nthird\nfourth\nfifth"
+    for chunked in (False, True):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("POST", "/", body=iter([data[:7], data[7:]]) if chunked else data, encode_chunked=chunked)
+        r = conn.getresponse()
+        assert r.status == 200, server.log()
+        assert json.loads(r.read()) == {
+            "readline": "first line\n", "readline_limited": "sec", "read_n": "ond ",
+            "readlines_hint": ["line\n"], "iterated": ["third\n", "fourth\n", "fifth"],
+            "read_at_end": "", "read_n_at_end": ""}
+        conn.close()
+
+
+def test_wsgi_input_read_without_size(gcorn):
+    server = gcorn("wsgi_cases:read_all")
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    r = requests.post(server.url("/"), data=data, timeout=30)
+    assert r.json() == {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    r = requests.post(server.url("/"), data=iter([data[:100000], data[100000:]]), timeout=30)  # chunked
+    assert r.json() == {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_expect_100_continue_with_curl(gcorn, tmp_path):
+    import subprocess
+    server = gcorn("wsgi_cases:upload_digest")
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(2 * 1024 * 1024))
+    started = time.monotonic()
+    out = subprocess.run(["curl", "-sS", "-v", "--data-binary", "@%s" % payload, "-H", "Expect: 100-continue",
+                          server.url("/")], capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    assert "HTTP/1.1 100 Continue" in out.stderr
+    assert json.loads(out.stdout)["sha256"] == hashlib.sha256(payload.read_bytes()).hexdigest()
+    assert elapsed < 0.9, "curl waited for its 1 s Expect timeout instead of getting 100 Continue"
+
+
+def test_malformed_chunked_body_is_400_not_500(gcorn):
+    server = gcorn("wsgi_cases:upload_digest")
+    raw = server.raw(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+    status, _, _ = split_response(raw)
+    assert status.split()[1] == "400", raw
+    time.sleep(0.2)
+    assert "Error handling request" not in server.log()  # the client's fault: no app traceback
+
+
+def test_client_gone_during_upload_is_quiet(gcorn):
+    server = gcorn("wsgi_cases:upload_digest")
+    s = server.connect()
+    s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 50000)
+    time.sleep(0.3)
+    rst_close(s)
+    time.sleep(0.3)
+    assert requests.get(server.url("/"), timeout=10).status_code == 200  # the worker goes on
+    log = server.log()
+    assert "Error handling request" not in log and "Internal Server Error" not in log
+
+
+def test_callables_of_a_finished_request_raise(gcorn):
+    server = gcorn("wsgi_cases:stale_callables")
+    assert requests.post(server.url("/keep"), data=b"unread body", timeout=10).text == "kept"
+    r = requests.get(server.url("/use"), timeout=10)
+    assert r.status_code == 200
+    lines = r.text.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        assert "RuntimeError: this object belonged to a finished request" in line, r.text

@@ -279,3 +279,50 @@ def upload_digest(environ, start_response):
     out = json.dumps({"length": total, "sha256": digest.hexdigest()}).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
     return [out]
+
+
+def input_methods(environ, start_response):
+    """Reads the body with every wsgi.input method PEP 3333 lists, reporting what each returned."""
+    inp = environ["wsgi.input"]
+    report = {
+        "readline": inp.readline().decode(),
+        "readline_limited": inp.readline(3).decode(),
+        "read_n": inp.read(4).decode(),
+        "readlines_hint": [l.decode() for l in inp.readlines(1)],
+        "iterated": [l.decode() for l in inp],
+        "read_at_end": inp.read().decode(),
+        "read_n_at_end": inp.read(10).decode(),
+    }
+    out = json.dumps(report).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [out]
+
+
+def read_all(environ, start_response):
+    """wsgi.input.read() with no size: the whole body (wsgi.input_terminated lets apps do this safely)."""
+    data = environ["wsgi.input"].read()
+    out = json.dumps({"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [out]
+
+
+_kept = {}
+
+
+def stale_callables(environ, start_response):
+    """/keep stores this request's start_response, write and wsgi.input; /use calls them in a later request."""
+    if environ["PATH_INFO"] == "/keep":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        _kept.update(start_response=start_response, write=write, input=environ["wsgi.input"])
+        return [b"kept"]
+    results = []
+    for name, call in (("start_response", lambda: _kept["start_response"]("200 OK", [])),
+                       ("write", lambda: _kept["write"](b"x")),
+                       ("input", lambda: _kept["input"].read(1))):
+        try:
+            call()
+            results.append("%s: no error" % name)
+        except Exception as e:
+            results.append("%s: %s: %s" % (name, type(e).__name__, e))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(results).encode()]

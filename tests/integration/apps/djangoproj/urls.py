@@ -7,4 +7,5 @@ urlpatterns = [
     path("info/<slug:name>/", views.info),
     path("submit/", views.submit),
     path("protected/", views.protected),
+    path("boom/", views.boom),
 ]

@@ -10,7 +10,7 @@ def index(request):
     return HttpResponse("Hello from Django", content_type="text/plain")
 
 
-def info(request):
+def info(request, name):
     return JsonResponse({
         "path": request.path,
         "path_info": request.path_info,
@@ -19,6 +19,7 @@ def info(request):
         "query": request.GET.dict(),
         "secure": request.is_secure(),
         "host": request.get_host(),
+        "name": name,
     })
 
 
@@ -35,3 +36,7 @@ def submit(request):
 
 def protected(request):
     return HttpResponse("passed CSRF", content_type="text/plain")
+
+
+def boom(request):
+    raise RuntimeError("django view failed")

@@ -1,0 +1,238 @@
+# The async worker (-k async): each connection a greenlet; blocking Python yields to the hub.
+import asyncio
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+async def _get(port, path, keepalive=False):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n" % (path.encode(), b"" if keepalive else b"Connection: close\r\n"))
+        await writer.drain()
+        data = await reader.read()
+        return data
+    finally:
+        writer.close()
+
+
+def concurrent_gets(port, path, n, timeout=60):
+    async def main():
+        return await asyncio.wait_for(asyncio.gather(*[_get(port, path) for _ in range(n)]), timeout)
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def async_server(gcorn):
+    def start(*args, **kw):
+        return gcorn("asyncapps:app", "-k", "async", *args, **kw)
+    return start
+
+
+def test_gevent_and_eventlet_are_aliases(gcorn):
+    for alias in ("gevent", "eventlet"):
+        server = gcorn("asyncapps:app", "-k", alias)
+        with server.get("/sleep") as r:
+            assert r.read() == b"slept"
+        assert "Using worker: %s" % alias in server.log()
+
+
+def test_500_sleeping_clients_take_a_few_sleeps_not_500(async_server):
+    server = async_server()
+    start = time.monotonic()
+    responses = concurrent_gets(server.port, "/sleep?s=0.05", 500)
+    elapsed = time.monotonic() - start
+    assert all(r.startswith(b"HTTP/1.1 200 OK") and r.endswith(b"slept") for r in responses)
+    # Serially this is 25 s; concurrently a few sleeps plus connection set-up.
+    assert elapsed < 5, elapsed
+
+
+def test_wrk_1000_connections_no_socket_errors(async_server):
+    server = async_server("--worker-connections", "2000")
+    out = subprocess.run(["bash", "-c", "ulimit -n 8192; wrk -t1 -c1000 -d3s --timeout 10s http://127.0.0.1:%d/sleep"
+                          % server.port], capture_output=True, text=True, timeout=60).stdout
+    assert "Socket errors" not in out, out
+    assert "Non-2xx" not in out, out
+    assert float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) > 1000, out
+
+
+def test_keepalive_reuses_one_connection(async_server):
+    server = async_server()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    ports = set()
+    for _ in range(20):
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        assert r.read() == b"hello"
+        assert r.getheader("Connection") is None
+        ports.add(conn.sock.getsockname()[1])
+    assert len(ports) == 1
+    conn.close()
+
+
+def test_http10_keepalive_and_close(async_server):
+    server = async_server()
+    with server.connect() as s:
+        s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        time.sleep(0.2)
+        first = s.recv(65536)
+        assert b"Connection: keep-alive" in first and first.endswith(b"hello")
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")  # 1.0 without keep-alive: closes after the response
+        rest = b""
+        while chunk := s.recv(65536):
+            rest += chunk
+        assert b"Connection: close" in rest and rest.endswith(b"hello")
+
+
+def test_pipelined_requests_answered_in_order(async_server):
+    server = async_server()
+    reqs = b"".join(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n" for _ in range(2)) + \
+        b"GET /sleep?s=0.01 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    data = server.raw(reqs)
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+    assert data.endswith(b"slept")
+
+
+def test_idle_keepalive_connection_closed_after_keepalive_seconds(async_server):
+    server = async_server("--keep-alive", "1")
+    with server.connect() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).endswith(b"hello")
+        start = time.monotonic()
+        assert s.recv(1) == b""  # the server closed the idle connection
+        assert 0.5 < time.monotonic() - start < 3
+
+
+def test_slow_clients_do_not_stop_others(async_server):
+    server = async_server("--worker-connections", "2000", "-t", "10")
+    slow = []
+    try:
+        for _ in range(1000):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # a head that never ends
+            slow.append(s)
+        start = time.monotonic()
+        with server.get("/") as r:
+            assert r.read() == b"hello"
+        assert time.monotonic() - start < 1
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_worker_connections_caps_concurrency(async_server):
+    server = async_server("--worker-connections", "10")
+    responses = concurrent_gets(server.port, "/sleep?s=0.2", 30)
+    assert all(r.endswith(b"slept") for r in responses)
+    with server.get("/peak") as r:
+        assert 1 < int(r.read()) <= 10
+
+
+def test_request_local_state_is_per_greenlet(async_server):
+    server = async_server()
+    results = {}
+
+    def fetch(v):
+        with server.get("/isolation?v=%s" % v) as r:
+            results[v] = json.loads(r.read())
+
+    threads = [threading.Thread(target=fetch, args=("v%d" % i,)) for i in range(10)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.monotonic() - start < 1.5  # concurrent, not 10 x 0.2 s
+    for v, got in results.items():
+        assert got == {"contextvar": v, "local": v}
+
+
+def test_outgoing_http_yields(async_server):
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(0.1)
+            body = b"upstream"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    ThreadingHTTPServer.request_queue_size = 512
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        server = async_server()
+        url = "http://localhost:%d/" % upstream.server_address[1]  # "localhost": DNS on the thread pool
+        start = time.monotonic()
+        responses = concurrent_gets(server.port, "/proxy?url=" + url, 200)
+        elapsed = time.monotonic() - start
+        assert all(r.endswith(b"upstream") for r in responses), [r for r in responses if not r.endswith(b"upstream")][:1]
+        assert elapsed < 2, elapsed
+    finally:
+        upstream.shutdown()
+
+
+def test_graceful_stop_finishes_in_flight_and_closes_idle(async_server):
+    server = async_server("--graceful-timeout", "10")
+    idle = server.connect()
+    idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert idle.recv(65536).endswith(b"hello")
+    busy = server.connect()
+    busy.sendall(b"GET /sleep?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    server.proc.send_signal(15)
+    idle.settimeout(5)
+    assert idle.recv(1) == b""  # closed at once, not after keepalive
+    data = b""
+    busy.settimeout(5)
+    while chunk := busy.recv(65536):
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200 OK") and data.endswith(b"slept")
+    assert b"Connection: close" in data
+    assert server.proc.wait(10) == 0
+
+
+def test_spinning_greenlet_gets_worker_killed_with_its_stack(async_server):
+    server = async_server("-t", "2")
+    before = server.worker_pids()
+    with pytest.raises(OSError):
+        with server.get("/spin", timeout=10) as r:
+            r.read()
+    server.wait_for_log("WORKER TIMEOUT", timeout=10)
+    server.wait_for_log('in app', timeout=10)  # faulthandler's dump names the stuck function
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with server.get("/pid") as r:
+                pid = int(r.read())
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert pid not in before
+
+
+def test_client_disconnect_calls_close_and_frees_greenlet(async_server, tmp_path):
+    server = async_server()
+    marker = tmp_path / "closed.txt"
+    for _ in range(5):
+        s = server.connect()
+        s.sendall(b"GET /stream?n=100&marker=%s HTTP/1.1\r\nHost: x\r\n\r\n" % str(marker).encode())
+        s.recv(100)
+        s.close()
+    deadline = time.time() + 10
+    while time.time() < deadline and (not marker.exists() or marker.read_text().count("closed") < 5):
+        time.sleep(0.05)
+    assert marker.read_text().count("closed") == 5
+    with server.get("/greenlets") as r:
+        assert int(r.read()) < 20  # the hub, a few pooled greenlets; not one per dropped client
