@@ -1,7 +1,5 @@
 #include "http/head_scan.hpp"
 
-#include <cctype>
-
 #include "http/errors.hpp"
 
 namespace gcorn::http {
@@ -16,16 +14,19 @@ constexpr size_t max_leading_empty_lines = 4;
 // RFC 9110 §9.1 puts no bound on a method's length; Gunicorn refuses more than 20 characters, and so do we.
 constexpr size_t max_method = 20;
 
+// <cctype> would depend on the locale Python sets at start-up; the grammar here is ASCII.
+bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
 // RFC 9110 §5.6.2 tchar.
 bool is_tchar(unsigned char c) {
     static constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           extra.find(char(c)) != std::string_view::npos;
+    return is_alpha(c) || is_digit(c) || extra.find(char(c)) != std::string_view::npos;
 }
 
 bool is_digits(std::string_view s) {
     for (unsigned char c : s)
-        if (c < '0' || c > '9') return false;
+        if (!is_digit(c)) return false;
     return true;
 }
 
@@ -36,9 +37,9 @@ bool is_forbidden_control(unsigned char c) { return (c < 0x20 && c != '\t') || c
 
 // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
 bool is_scheme(std::string_view s) {
-    if (s.empty() || !std::isalpha((unsigned char)s.front())) return false;
+    if (s.empty() || !is_alpha(s.front())) return false;
     for (unsigned char c : s)
-        if (!std::isalnum(c) && c != '+' && c != '-' && c != '.') return false;
+        if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.') return false;
     return true;
 }
 
@@ -71,7 +72,7 @@ bool is_host_port(std::string_view v) {
     // RFC 3986 §3.2.2: reg-name and IPv4 are unreserved / pct-encoded / sub-delims; an IP-literal is bracketed.
     auto is_host_char = [](unsigned char c) {
         static constexpr std::string_view extra = "-._~%!$&'()*+,;=";
-        return std::isalnum(c) || extra.find(char(c)) != std::string_view::npos;
+        return is_alpha(c) || is_digit(c) || extra.find(char(c)) != std::string_view::npos;
     };
     std::string_view port;
     if (!v.empty() && v.front() == '[') {
@@ -107,8 +108,8 @@ void check_request_line(std::string_view line) {
         if (c == '\t' || c >= 0x80) bad("bad character in request target");
     check_target(method, target);
     // RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
-    if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !std::isdigit((unsigned char)version[5]) ||
-        version[6] != '.' || !std::isdigit((unsigned char)version[7]))
+    if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !is_digit(version[5]) || version[6] != '.' ||
+        !is_digit(version[7]))
         bad("bad HTTP version");
     // RFC 9110 §2.5: a higher minor version of a major version we implement is served as the highest we do
     // (HTTP/1.2 as HTTP/1.1, as Gunicorn and nginx do); any other major version is refused with 505.

@@ -15,9 +15,12 @@ namespace bhttp = boost::beast::http;
 
 namespace {
 
+// ASCII case-insensitive: field names and codings are ASCII tokens, and <cctype> would depend on the locale
+// Python sets at start-up.
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
+    auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; };
+    auto same = [&](unsigned char x, unsigned char y) { return lower(x) == lower(y); };
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), same);
 }
 
 std::string_view trim(std::string_view v) {
@@ -32,9 +35,9 @@ void apply_transfer_encoding(request_head& h, std::string_view value) {
     size_t start = 0;
     bool seen_any = false;
     while (start <= value.size()) {
-        auto comma = value.find(',', start);
-        auto coding = trim(value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
-        start = comma == std::string_view::npos ? value.size() + 1 : comma + 1;
+        auto comma = std::min(value.find(',', start), value.size());
+        auto coding = trim(value.substr(start, comma - start));
+        start = comma + 1;
         if (coding.empty()) continue;
         if (h.chunked) throw http_error(400, "chunked is not the last transfer coding");
         seen_any = true;
@@ -59,7 +62,7 @@ public:
     explicit parser(const limits& lim) : lim_(lim) {
         eager(false);
         body_limit(boost::none);          // bodies stream to the app; no size limit here
-        header_limit(std::uint32_t(-1));  // head_scan already enforced gcorn's limits
+        header_limit(std::uint32_t(-1));  // head_scan enforces gcorn's limits, on trailers too
     }
 
 private:
@@ -270,6 +273,13 @@ request_reader::~request_reader() = default;
 bool request_reader::body_complete() const { return !impl_->p || impl_->p->is_done(); }
 
 bool request_reader::has_buffered_bytes() const { return !impl_->pending().empty(); }
+
+void request_reader::release_buffers() {
+    if (has_buffered_bytes()) return;
+    std::string().swap(impl_->buf);  // frees it; assigning an empty string would keep the capacity
+    impl_->pos = 0;
+    impl_->p.reset();
+}
 
 std::optional<request_head> request_reader::read_head(deadline idle_until, deadline head_until) {
     auto& m = *impl_;

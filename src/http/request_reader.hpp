@@ -35,6 +35,10 @@ public:
     // A request is already buffered: the next read_head will not wait on the socket.
     bool has_buffered_bytes() const;
 
+    // Between requests with nothing buffered: frees the read buffer and parser, so an idle keep-alive
+    // connection costs a few hundred bytes (DESIGN §3.1 (15)). The next read_head allocates again.
+    void release_buffers();
+
 private:
     struct impl;
     std::unique_ptr<impl> impl_;

@@ -9,14 +9,19 @@
 namespace gcorn::http {
 namespace {
 
+// ASCII case-insensitive: field names and codings are ASCII tokens, and <cctype> would depend on the locale
+// Python sets at start-up.
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
+    auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; };
+    auto same = [&](unsigned char x, unsigned char y) { return lower(x) == lower(y); };
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), same);
 }
 
+// RFC 9110 §5.6.2 tchar, in ASCII whatever the locale.
 bool is_tchar(unsigned char c) {
     static constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
-    return std::isalnum(c) || extra.find(char(c)) != std::string_view::npos;
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           extra.find(char(c)) != std::string_view::npos;
 }
 
 // RFC 9110 §7.6.1: hop-by-hop fields belong to this connection, not to the app (PEP 3333 too).
@@ -62,7 +67,8 @@ std::string hex(uint64_t n) {
 }  // namespace
 
 std::string_view check_status(std::string_view status) {
-    if (status.size() < 3 || !std::all_of(status.begin(), status.begin() + 3, [](char c) { return std::isdigit((unsigned char)c); }))
+    auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (status.size() < 3 || !std::all_of(status.begin(), status.begin() + 3, is_digit))
         return "status must start with a 3-digit code";
     if (status.size() > 3 && status[3] != ' ') return "status code must be followed by a space";
     // RFC 9110 §15: status codes are 100 to 599; clients treat anything else as a broken response.

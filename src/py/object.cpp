@@ -167,6 +167,8 @@ std::string str_of(const object& o) {
 
 bool is_list_or_tuple(const object& o) { return PyList_CheckExact(o.ptr()) || PyTuple_CheckExact(o.ptr()); }
 bool is_none(const object& o) { return o.ptr() == Py_None; }
+bool is_exception(const object& o) { return PyExceptionInstance_Check(o.ptr()); }
+const char* type_name(const object& o) { return Py_TYPE(o.ptr())->tp_name; }
 object type_of(const object& o) { return object::borrow(reinterpret_cast<PyObject*>(Py_TYPE(o.ptr()))); }
 object copy_dict(const object& d) { return checked(PyDict_Copy(d.ptr())); }
 size_t size(const object& o) {

@@ -85,6 +85,8 @@ std::optional<std::string> latin1(const object& str);  // nullopt if not a str o
 std::string str_of(const object& o);               // str(o) as UTF-8
 bool is_list_or_tuple(const object& o);
 bool is_none(const object& o);
+bool is_exception(const object& o);             // an exception instance (what exc_info[1] must be)
+const char* type_name(const object& o);          // for error messages; valid while the type lives
 object type_of(const object& o);
 object copy_dict(const object& d);
 size_t size(const object& o);

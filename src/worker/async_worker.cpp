@@ -51,11 +51,22 @@ struct green_waiter {
     }
 };
 
-// One connection's socket, registered with the reactor once, and whether it is idle (for graceful stops).
+// One connection: its socket (registered with the reactor once), the stream and request reader that live as
+// long as it does, and the timer bounding its idle wait in the hub.
 struct connection {
-    connection(net::io_context& ioc, int fd) : socket(ioc, fd) {}
+    connection(net::io_context& ioc, hub::hub& h, int fd, const serve_options& opt, wsgi::connection_info i)
+        : socket(ioc, fd), stream(fd, green_waiter{&h, &socket}), reader(stream, opt.limits, opt.io_timeout),
+          timer(ioc), info(std::move(i)) {}
     net::posix::stream_descriptor socket;  // owns and closes the fd
-    bool idle = true;
+    socket_stream<green_waiter> stream;
+    http::request_reader reader;
+    net::steady_timer timer;
+    wsgi::connection_info info;
+    std::list<std::shared_ptr<connection>>::iterator self;
+    uint64_t wait_id = 0;  // bumped when the idle wait ends, so its other half is ignored
+    bool waiting = false;  // waiting in the hub, without a greenlet, for its next request
+    bool idle = false;     // in a greenlet, waiting inside read_head
+    bool served = false;
 };
 
 class async_worker {
@@ -63,6 +74,7 @@ public:
     async_worker(const sys::worker_args& args, const wsgi::application& app)
         : args_(args), s_(args.settings), app_(app), hub_(ioc_, 10), opt_(serve_options::from(s_, true)) {
         state_.max_requests = args.max_requests;
+        opt_.return_when_idle = true;
     }
 
     int run() {
@@ -107,20 +119,47 @@ private:
             int one = 1;  // responses leave in one write; do not let Nagle hold back a streamed chunk
             ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
-        auto info = describe_connection(fd, l, s_);
-        hub_.spawn([this, fd, info = std::move(info)] {
-            auto it = connections_.emplace(connections_.end(), ioc_, fd);
-            {
-                socket_stream<green_waiter> stream(fd, {&hub_, &it->socket});
-                serve(stream, app_, info, opt_, state_, &it->idle);
-            }
-            connections_.erase(it);
-            args_.slot.requests.store(state_.requests, std::memory_order_relaxed);
-            --open_;
-            capacity_.cancel();
-            if (state_.exhausted()) begin_stop(true);
-            if (stopping() && open_ == 0) ioc_.stop();
+        auto c = std::make_shared<connection>(ioc_, hub_, fd, opt_, describe_connection(fd, l, s_));
+        c->self = connections_.insert(connections_.end(), c);
+        wait_for_request(c, std::chrono::steady_clock::now() + opt_.head_timeout);
+    }
+
+    // A connection with no request in sight waits here, in the hub, holding no greenlet and no buffer
+    // (DESIGN §3.1 (15)); a greenlet is taken from the pool only once bytes arrive.
+    void wait_for_request(const std::shared_ptr<connection>& c, std::chrono::steady_clock::time_point until) {
+        c->waiting = true;
+        uint64_t id = ++c->wait_id;
+        c->socket.async_wait(net::posix::descriptor_base::wait_read, [this, c, id](boost::system::error_code ec) {
+            if (c->wait_id != id) return;
+            ++c->wait_id, c->waiting = false;
+            c->timer.cancel();
+            if (ec || stopping()) return close(c);
+            hub_.spawn([this, c] { run_connection(c); });
         });
+        c->timer.expires_at(until);
+        c->timer.async_wait([this, c, id](boost::system::error_code ec) {
+            if (ec || c->wait_id != id) return;
+            ++c->wait_id, c->waiting = false;
+            c->socket.cancel();
+            close(c);  // idle past keepalive (or no first request within the head timeout)
+        });
+    }
+
+    // In a greenlet: serve until the connection closes or goes idle again.
+    void run_connection(const std::shared_ptr<connection>& c) {
+        auto r = serve(c->stream, c->reader, app_, c->info, opt_, state_, !c->served, &c->idle);
+        c->served = true;
+        args_.slot.requests.store(state_.requests, std::memory_order_relaxed);
+        if (r == after::idle && !stopping()) return wait_for_request(c, std::chrono::steady_clock::now() + opt_.keepalive);
+        close(c);
+    }
+
+    void close(const std::shared_ptr<connection>& c) {
+        connections_.erase(c->self);
+        --open_;
+        capacity_.cancel();
+        if (state_.exhausted()) begin_stop(true);
+        if (stopping() && open_ == 0) ioc_.stop();
     }
 
     // One named handler per signal: TERM/QUIT graceful, USR1 reopen logs (INT exits in the handler).
@@ -167,7 +206,7 @@ private:
         capacity_.cancel();
         // Idle keep-alive connections close now; busy ones finish their request first.
         for (auto& c : connections_)
-            if (c.idle) c.socket.cancel();
+            if (c->waiting || c->idle) c->socket.cancel();
         if (open_ == 0) ioc_.stop();
     }
 
@@ -182,7 +221,7 @@ private:
     serve_options opt_;
     serve_state state_;
     size_t open_ = 0;
-    std::list<connection> connections_;
+    std::list<std::shared_ptr<connection>> connections_;
     net::steady_timer capacity_{ioc_};
     std::chrono::steady_clock::time_point stop_deadline_{};
 };

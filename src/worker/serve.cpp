@@ -56,27 +56,25 @@ serve_options serve_options::from(const config::settings& s, bool keepalive_allo
     return o;
 }
 
-void serve(http::byte_stream& stream, const wsgi::application& app, const wsgi::connection_info& conn,
-           const serve_options& opt, serve_state& state, bool* idle) {
+after serve(http::byte_stream& stream, http::request_reader& reader, const wsgi::application& app,
+            const wsgi::connection_info& conn, const serve_options& opt, serve_state& state, bool fresh, bool* idle) {
     bool unused = false;
     if (!idle) idle = &unused;
-    http::request_reader reader(stream, opt.limits, opt.io_timeout);
     try {
         for (bool first = true;; first = false) {
             // 1. Read the head: a new connection gets the head timeout, an idle keep-alive one `keepalive`.
             if (!first && reader.has_buffered_bytes()) stream.yield();  // fairness to other connections
-            if (!first && state.stopping) return;  // a graceful stop still answers each accepted request
+            if (!(first && fresh) && state.stopping) return after::closed;  // but answer every accepted request
             auto now = http::clock::now();
             *idle = true;
-            auto head = reader.read_head(now + (first ? opt.head_timeout : opt.keepalive), now + opt.head_timeout);
+            auto head = reader.read_head(now + (first && fresh ? opt.head_timeout : opt.keepalive), now + opt.head_timeout);
             *idle = false;
-            if (!head) return;
+            if (!head) return after::closed;
             auto start_wall = std::chrono::system_clock::now();
             auto start = http::clock::now();
 
             // 2. Call the app; it writes the response through `writer`.
-            bool reuse = opt.keepalive_allowed && !state.stopping;
-            http::response_writer writer(stream, *head, reuse, opt.io_timeout);
+            http::response_writer writer(stream, *head, opt.keepalive_allowed && !state.stopping, opt.io_timeout);
             writer.close_when(&state.stopping);
             auto out = app.handle(conn, *head, reader, writer);
             ++state.requests;
@@ -84,9 +82,13 @@ void serve(http::byte_stream& stream, const wsgi::application& app, const wsgi::
 
             // 3. Keep-alive only if the response was complete and the unread body can be skipped.
             bool reusable = !out.aborted && writer.keep_alive() && !state.stopping && !state.exhausted();
-            if (reusable && reader.discard_body(opt.discard_limit, http::clock::now() + opt.io_timeout)) continue;
+            if (reusable && reader.discard_body(opt.discard_limit, http::clock::now() + opt.io_timeout)) {
+                if (reader.has_buffered_bytes() || !opt.return_when_idle) continue;
+                reader.release_buffers();
+                return after::idle;  // the caller waits for the next request without holding a greenlet/thread
+            }
             if (!reader.body_complete()) stream.linger(http::clock::now() + std::chrono::seconds(1));
-            return;
+            return after::closed;
         }
     } catch (const http::http_error& e) {
         refuse(stream, e, opt);
@@ -95,6 +97,7 @@ void serve(http::byte_stream& stream, const wsgi::application& app, const wsgi::
     } catch (const std::exception& e) {
         spdlog::error("Error serving a connection: {}", e.what());
     }
+    return after::closed;
 }
 
 }  // namespace gcorn::worker

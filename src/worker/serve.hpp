@@ -7,6 +7,7 @@
 #include "config/settings.hpp"
 #include "http/byte_stream.hpp"
 #include "http/head_scan.hpp"
+#include "http/request_reader.hpp"
 #include "wsgi/app.hpp"
 
 namespace gcorn::worker {
@@ -18,6 +19,7 @@ struct serve_options {
     std::chrono::milliseconds io_timeout;      // one body read or response write
     bool keepalive_allowed;                    // false for sync: Gunicorn's sync worker closes every response
     size_t discard_limit = 1 << 20;            // unread body we skip to keep a connection alive
+    bool return_when_idle = false;             // hand idle keep-alive connections back to the caller
 
     static serve_options from(const config::settings& s, bool keepalive_allowed);
 };
@@ -30,9 +32,14 @@ struct serve_state {
     bool exhausted() const { return max_requests && requests >= max_requests; }
 };
 
-// Serves requests on one connection until it closes. Never throws. `*idle` (if given) is true while the
-// connection waits for a request, so a graceful stop can close it at once.
-void serve(http::byte_stream& stream, const wsgi::application& app, const wsgi::connection_info& conn,
-           const serve_options& opt, serve_state& state, bool* idle = nullptr);
+enum class after { closed, idle };
+
+// Serves requests on one connection until it closes (after::closed), or, with opt.return_when_idle, until a
+// keep-alive connection has nothing buffered (after::idle): the caller then waits for readability on its
+// reactor and calls again with fresh = false. `reader` lives as long as the connection. Never throws.
+// `*idle` (if given) is true while the loop waits for a request, so a graceful stop can close it at once.
+after serve(http::byte_stream& stream, http::request_reader& reader, const wsgi::application& app,
+            const wsgi::connection_info& conn, const serve_options& opt, serve_state& state, bool fresh,
+            bool* idle = nullptr);
 
 }  // namespace gcorn::worker

@@ -96,7 +96,8 @@ int run_sync(const sys::worker_args& args, const wsgi::application& app) {
             for (int fd; !state.exhausted() && (fd = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
                 sys::unique_fd conn(fd);
                 socket_stream<poll_waiter> stream(fd, {});
-                serve(stream, app, describe_connection(fd, args.listeners[i], s), opt, state);
+                http::request_reader reader(stream, opt.limits, opt.io_timeout);
+                serve(stream, reader, app, describe_connection(fd, args.listeners[i], s), opt, state, true);
                 args.slot.requests.store(state.requests, std::memory_order_relaxed);
                 args.slot.beat();
                 handle_signals(signal_fd, state);

@@ -4,6 +4,7 @@
 #include <exception>
 #include <sys/stat.h>
 #include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -30,7 +31,8 @@ struct shared_objects {
                REMOTE_ADDR = py::interned("REMOTE_ADDR"), REMOTE_PORT = py::interned("REMOTE_PORT"),
                url_scheme = py::interned("wsgi.url_scheme"), input = py::interned("wsgi.input"),
                multithread = py::interned("wsgi.multithread"), close = py::interned("close"),
-               filelike = py::interned("filelike"), fileno = py::interned("fileno"), tell = py::interned("tell");
+               filelike = py::interned("filelike"), fileno = py::interned("fileno"), tell = py::interned("tell"),
+               exc_info = py::interned("exc_info");
     py::object http = py::str("http"), https = py::str("https");
     py::object wsgi_module = py::import("gcorn._wsgi");
     py::object make_input = wsgi_module.attr("make_input");
@@ -117,12 +119,15 @@ py::object request_ctx::start_response(void* self, const py::object& args, const
     size_t n = py::size(args);
     py::object exc_info = n > 2 ? py::item(args, 2) : py::none();
     if (kwargs && n <= 2) {
-        if (auto e = py::get_item(kwargs, py::str("exc_info"))) exc_info = e;
+        if (auto e = py::get_item(kwargs, shared().exc_info)) exc_info = e;
     }
     if (n < 2 || n > 3) fail(py::python_error::kind::type_error, "start_response(status, headers, exc_info=None)");
     if (!py::is_none(exc_info)) {
-        // Headers already on the wire: the app's error can only be re-raised (PEP 3333).
-        if (c.writer.head_sent()) throw py::python_error(py::item(exc_info, 1));
+        // PEP 3333 "Error Handling": exc_info is a sys.exc_info() tuple, and once the head is on the wire
+        // the app's error can only be re-raised (it then propagates out of the app: the response is cut).
+        auto exc = py::item(exc_info, 1);
+        if (!py::is_exception(exc)) fail(py::python_error::kind::type_error, "exc_info must come from sys.exc_info()");
+        if (c.writer.head_sent()) throw py::python_error(exc);
     } else if (c.writer.started()) {
         fail(py::python_error::kind::assertion_error, "start_response called a second time without exc_info");
     }
@@ -151,9 +156,9 @@ py::object request_ctx::start_response(void* self, const py::object& args, const
 py::object request_ctx::write(void* self, const py::object& args, const py::object&) {
     auto& c = *static_cast<request_ctx*>(self);
     if (!c.writer.started()) fail(py::python_error::kind::assertion_error, "write() before start_response");
-    if (py::size(args) != 1 || !py::is_bytes(py::item(args, 0)))
-        fail(py::python_error::kind::type_error, "write() takes one bytes argument");
+    if (py::size(args) != 1) fail(py::python_error::kind::type_error, "write() takes one bytes argument");
     auto data = py::item(args, 0);
+    if (!py::is_bytes(data)) fail(py::python_error::kind::type_error, std::string("write() takes bytes, not ") + py::type_name(data));
     c.writer.write(py::bytes_view(data));
     return py::none();
 }
@@ -192,7 +197,9 @@ bool send_file_wrapper(const py::object& result, http::response_writer& writer) 
 }
 
 [[noreturn]] void not_started() { fail(py::python_error::kind::assertion_error, "start_response was not called"); }
-[[noreturn]] void not_bytes() { fail(py::python_error::kind::type_error, "the response must yield bytes, not str"); }
+[[noreturn]] void not_bytes(const py::object& chunk) {
+    fail(py::python_error::kind::type_error, std::string("the response must yield bytes, not ") + py::type_name(chunk));
+}
 
 // Writes the iterable the app returned; strings are refused as PEP 3333 requires bytes.
 void send_result(const py::object& result, http::response_writer& writer) {
@@ -203,7 +210,7 @@ void send_result(const py::object& result, http::response_writer& writer) {
         uint64_t total = 0;
         for (size_t i = 0; i < n; ++i) {
             auto chunk = py::item(result, i);
-            if (!py::is_bytes(chunk)) not_bytes();
+            if (!py::is_bytes(chunk)) not_bytes(chunk);
             total += py::bytes_view(chunk).size();
         }
         if (!writer.started()) not_started();
@@ -213,7 +220,7 @@ void send_result(const py::object& result, http::response_writer& writer) {
     }
     auto it = py::iter(result);
     while (auto chunk = py::next(it)) {
-        if (!py::is_bytes(chunk)) not_bytes();
+        if (!py::is_bytes(chunk)) not_bytes(chunk);
         if (!writer.started()) not_started();
         writer.write(py::bytes_view(chunk));  // streamed as produced, never buffered whole
     }
@@ -254,39 +261,60 @@ bool forwarded_https(const http::header_list& headers) {
 
 // The environ key of a request header: CONTENT_TYPE and CONTENT_LENGTH bare (PEP 3333 / CGI), others
 // HTTP_NAME. Keys of the first names seen are cached interned, so the usual headers cost no new string;
-// the cache is bounded so a client inventing names cannot grow it.
+// the cache is bounded so a client inventing names cannot grow it. The GIL (held here) guards it for gthread.
 py::object header_key(std::string_view name) {
     struct hash : std::hash<std::string_view> {
         using is_transparent = void;
     };
     // never destroyed, like shared(): its Python references must not be released after Py_Finalize
     static auto& cache = *new std::unordered_map<std::string, py::object, hash, std::equal_to<>>;
-    constexpr size_t cache_limit = 256;
+    constexpr size_t cache_limit = 256, cached_name_limit = 64;  // entries; bytes of one name
     if (auto it = cache.find(name); it != cache.end()) return it->second;
     auto& sh = shared();
     py::object key = iequals(name, "content-type")     ? sh.CONTENT_TYPE
                      : iequals(name, "content-length") ? sh.CONTENT_LENGTH
                                                        : py::str_latin1(environ_key(name));
-    if (cache.size() < cache_limit) {
+    if (cache.size() < cache_limit && name.size() <= cached_name_limit) {
         py::intern(key);
         cache.emplace(name, key);
     }
     return key;
 }
 
-// The path part of the request target, from origin form or absolute form (RFC 9112 §3.2).
+// SERVER_NAME and SERVER_PORT: the listening address. A unix socket has no port, so there (as Gunicorn does)
+// they come from the Host header, the port defaulting to the scheme's, and URL reconstruction (PEP 3333)
+// still gives the proxy's public address.
+std::pair<std::string_view, std::string_view> server_address(const connection_info& conn,
+                                                              const http::request_head& head, bool https) {
+    if (!conn.server_port.empty()) return {conn.server_name, conn.server_port};
+    for (auto& [name, value] : head.headers) {
+        if (!iequals(name, "host") || value.empty()) continue;
+        std::string_view host = value;
+        auto colon = host.rfind(':');
+        if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos)  // not in [v6]
+            return {host.substr(0, colon), host.substr(colon + 1)};
+        return {host, https ? "443" : "80"};
+    }
+    return {conn.server_name, conn.server_port};
+}
+
+// The path and query of the request target (RFC 9112 §3.2): origin form as is, absolute form from its path.
+// Asterisk form (OPTIONS *) and authority form (CONNECT host:port) have no path: PATH_INFO is empty, as
+// PEP 3333 allows, and RAW_URI still shows the target.
 std::string_view path_and_query(std::string_view target) {
-    if (auto scheme = target.find("://"); scheme != std::string_view::npos && !target.starts_with('/')) {
+    if (target.starts_with('/')) return target;
+    if (auto scheme = target.find("://"); scheme != std::string_view::npos) {
         auto path_at = target.find('/', scheme + 3);
         return path_at == std::string_view::npos ? "/" : target.substr(path_at);
     }
-    return target;
+    return {};
 }
 
 // Strips the SCRIPT_NAME prefix from a decoded path, at a segment boundary; false if the path is not under
-// it (then SCRIPT_NAME + PATH_INFO could not rebuild the URL, PEP 3333 "URL Reconstruction").
+// it (then SCRIPT_NAME + PATH_INFO could not rebuild the URL, PEP 3333 "URL Reconstruction"). A request with
+// no path (OPTIONS *) is about the whole server, so it reaches the app whatever SCRIPT_NAME is.
 bool strip_script_name(std::string& path, std::string_view script) {
-    if (script.empty()) return true;
+    if (script.empty() || path.empty()) return true;
     if (!path.starts_with(script) || (path.size() > script.size() && path[script.size()] != '/')) return false;
     path.erase(0, script.size());
     return true;
@@ -354,12 +382,15 @@ py::object application::make_environ(const connection_info& conn, const http::re
     py::set_item(env, sh.QUERY_STRING, py::str_latin1(qmark == std::string_view::npos ? "" : target.substr(qmark + 1)));
     py::set_item(env, sh.RAW_URI, py::str_latin1(head.target));
     py::set_item(env, sh.SERVER_PROTOCOL, py::str_latin1(head.protocol()));
-    py::set_item(env, sh.SERVER_NAME, py::str_latin1(conn.server_name));
-    py::set_item(env, sh.SERVER_PORT, py::str_latin1(conn.server_port));
+    bool https = conn.trusted_proxy && forwarded_https(head.headers);
+    py::set_item(env, sh.url_scheme, https ? sh.https : sh.http);
+    auto [server_name, server_port] = server_address(conn, head, https);
+    py::set_item(env, sh.SERVER_NAME, py::str_latin1(server_name));
+    py::set_item(env, sh.SERVER_PORT, py::str_latin1(server_port));
     py::set_item(env, sh.REMOTE_ADDR, py::str_latin1(conn.remote_addr));
-    py::set_item(env, sh.REMOTE_PORT, py::str_latin1(std::to_string(conn.remote_port)));
+    if (!conn.remote_addr.empty())  // a unix socket's peer has no port
+        py::set_item(env, sh.REMOTE_PORT, py::str_latin1(std::to_string(conn.remote_port)));
     py::set_item(env, sh.multithread, py::boolean(conn.multithread));
-    py::set_item(env, sh.url_scheme, conn.trusted_proxy && forwarded_https(head.headers) ? sh.https : sh.http);
     for (auto& [name, value] : head.headers) {
         auto key = header_key(name);
         // Repeated fields are one comma-separated list (RFC 9110 §5.3).

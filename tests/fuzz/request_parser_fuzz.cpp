@@ -1,6 +1,7 @@
 // libFuzzer target for the HTTP/1.1 request reader: bytes from a client go through request_reader (head_scan,
 // Beast's parser and gcorn's field rules) as a keep-alive connection would, heads and bodies until error or EOF.
 // No sockets, no Python; built with clang, ASan and UBSan (tests/fuzz/meson.build), run by scripts/fuzz.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>

@@ -1,6 +1,8 @@
 # Real frameworks on gcorn: a Flask app (apps/flask_app.py) and a minimal Django project (apps/djangoproj/),
 # served by the real binary and driven with requests.
+import hashlib
 import json
+import os
 
 import pytest
 import requests
@@ -75,6 +77,15 @@ def test_flask_under_script_name(gcorn):
     assert r.text == "Hello, x! (script_root='/prefix')"
 
 
+def test_flask_send_file(flask_server, tmp_path):
+    path = tmp_path / "download.bin"
+    path.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    r = requests.get(flask_server.url("/file"), params={"path": str(path)}, timeout=30)
+    assert r.status_code == 200
+    assert r.headers["Content-Length"] == str(path.stat().st_size)
+    assert hashlib.sha256(r.content).digest() == hashlib.sha256(path.read_bytes()).digest()
+
+
 # -- Django --------------------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -134,3 +145,12 @@ def test_django_view_error_is_500_and_logged(django_server):
     assert r.status_code == 500  # Django's own error page: it handles the exception
     django_server.wait_for_log("RuntimeError: django view failed")  # LOGGING sends it to stderr = error log
     assert requests.get(django_server.url("/"), timeout=10).status_code == 200
+
+
+def test_django_file_response(django_server, tmp_path):
+    path = tmp_path / "download.bin"
+    path.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    r = requests.get(django_server.url("/download/"), params={"path": str(path)}, timeout=30)
+    assert r.status_code == 200
+    assert r.headers["Content-Length"] == str(path.stat().st_size)
+    assert hashlib.sha256(r.content).digest() == hashlib.sha256(path.read_bytes()).digest()

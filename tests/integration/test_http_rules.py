@@ -1,5 +1,8 @@
 # HTTP/1.1 behaviour of the real binary seen from a raw socket (DESIGN §6): bodiless responses, 100-continue,
-# the head deadline, close-delimited bodies, response splitting and short bodies. Requests are in the corpus.
+# the head deadline, close-delimited bodies, response splitting, short bodies and when a connection may be
+# reused. Each runs on the sync worker (closes after every response) and the async one (keeps connections).
+# How requests are parsed is the corpus's job (test_http_corpus.py).
+import re
 import socket
 import time
 
@@ -47,15 +50,22 @@ def app(environ, start_response):
 '''
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = start_module_server(tmp_path_factory.mktemp("rules"), "inline_app:app", source=APP)
+WORKERS = ["sync", "async"]
+
+
+@pytest.fixture(scope="module", params=WORKERS)
+def server(request, tmp_path_factory):
+    server = start_module_server(tmp_path_factory.mktemp("rules"), "inline_app:app", "-k", request.param,
+                                 source=APP)
+    server.keeps_alive = request.param != "sync"  # Gunicorn's sync worker answers one request per connection
     yield server
     stop_module_server(server)
 
 
-def get(path, method="GET", version="HTTP/1.1", extra=b""):
-    return b"%s %s %s\r\nHost: x\r\n%s\r\n" % (method.encode(), path.encode(), version.encode(), extra)
+def get(path, method="GET", version="HTTP/1.1", extra=b"", keep=False):
+    """A request; with Connection: close unless `keep`, so reading to the close does not wait out keep-alive."""
+    close = b"" if keep else b"Connection: close\r\n"
+    return b"%s %s %s\r\nHost: x\r\n%s%s\r\n" % (method.encode(), path.encode(), version.encode(), close, extra)
 
 
 def head_and_rest(raw):
@@ -84,6 +94,24 @@ def recv_all(sock):
     while chunk := sock.recv(65536):
         data += chunk
     return data
+
+
+def read_responses(sock, count):
+    """Reads up to `count` Content-Length framed responses off a connection; fewer if the server closes it."""
+    data, responses = b"", []
+    while len(responses) < count:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            length = int(re.search(rb"\r\ncontent-length: *(\d+)", head, re.I).group(1))
+            if len(rest) >= length:
+                responses.append((head.split(b"\r\n")[0].decode(), head + b"\r\n", rest[:length]))
+                data = rest[length:]
+                continue
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return responses
 
 
 # --- RFC 9110 §6.4.1 and §9.3.2: responses without a body
@@ -139,7 +167,8 @@ def test_100_continue_is_sent_when_the_app_reads_the_body(server):
 def test_no_100_continue_when_the_app_does_not_read(server):
     # The client is still waiting to send its body: inviting it would only waste its bandwidth.
     with server.connect() as s:
-        s.sendall(get("/no-read", "POST", extra=b"Expect: 100-continue\r\nContent-Length: 5\r\n"))
+        # No Connection: close: the server must close by itself rather than wait for a body it did not invite.
+        s.sendall(get("/no-read", "POST", extra=b"Expect: 100-continue\r\nContent-Length: 5\r\n", keep=True))
         raw = recv_all(s)
     assert b"100 Continue" not in raw
     status, _, body, extra = split_response(raw)
@@ -201,7 +230,7 @@ def test_unsafe_app_head_becomes_a_500(server, path):
 def test_body_shorter_than_content_length_closes_the_connection(server):
     # The client would wait for the missing bytes forever; only closing tells it the response is over.
     # A second request is pipelined behind the first: it must not be answered on this broken connection.
-    raw = server.raw(get("/short") + get("/hello"))
+    raw = server.raw(get("/short", keep=True) + get("/hello"))
     status, headers, rest = head_and_rest(raw)
     assert status == "HTTP/1.1 200 OK"
     assert headers["content-length"] == "10"
@@ -211,20 +240,64 @@ def test_body_shorter_than_content_length_closes_the_connection(server):
 
 def test_nothing_is_read_after_a_refused_request(server):
     # DESIGN §6: after a framing error the rest of the bytes cannot be trusted to start a request.
-    raw = server.raw(get("/hello", "POST", extra=b"Content-Length: +1\r\n") + b"x" + get("/hello"), shutdown=True)
+    raw = server.raw(get("/hello", "POST", extra=b"Content-Length: +1\r\n", keep=True) + b"x" + get("/hello"),
+                     shutdown=True)
     status, _, _, extra = split_response(raw)
     assert status.startswith("HTTP/1.1 400 ")
     assert extra == b""
     assert b"hello" not in raw
 
 
+# --- When a connection may carry another request (RFC 9112 §9.3)
+
+def test_pipelined_requests_on_a_persistent_connection(server):
+    with server.connect() as s:
+        s.sendall(get("/hello", keep=True) + get("/list", keep=True))
+        responses = read_responses(s, 2)
+    if server.keeps_alive:
+        assert [(status, body) for status, _, body in responses] == [("HTTP/1.1 200 OK", b"hello"),
+                                                                     ("HTTP/1.1 200 OK", b"abcde")]
+    else:
+        assert [status for status, _, _ in responses] == ["HTTP/1.1 200 OK"]
+        assert b"\r\nConnection: close\r\n" in responses[0][1]
+
+
+def test_http10_keep_alive(server):
+    # A 1.0 client keeps the connection only if the response says keep-alive (RFC 9112 §C.2.2).
+    with server.connect() as s:
+        s.sendall(get("/hello", version="HTTP/1.0", extra=b"Connection: keep-alive\r\n", keep=True) * 2)
+        responses = read_responses(s, 2)
+    expected = 2 if server.keeps_alive else 1
+    assert [status for status, _, _ in responses] == ["HTTP/1.0 200 OK"] * expected
+    assert (b"\r\nConnection: keep-alive\r\n" in responses[0][1]) == server.keeps_alive
+
+
+def test_connection_close_is_honoured(server):
+    with server.connect() as s:
+        s.sendall(get("/hello") + get("/hello", keep=True))
+        raw = recv_all(s)  # returns: the server closed
+    assert raw.count(b"HTTP/1.1 200 OK") == 1
+    assert b"\r\nConnection: close\r\n" in raw
+
+
+def test_compression_before_chunked_closes_after_the_response(server):
+    # DESIGN §6: the undecoded gzip body is passed through, so nothing after it on this connection is trusted.
+    smuggled = (get("/hello", "POST", extra=b"Transfer-Encoding: gzip, chunked\r\n", keep=True) + b"0\r\n\r\n" +
+                get("/list", keep=True))
+    with server.connect() as s:
+        s.sendall(smuggled)
+        raw = recv_all(s)
+    assert raw.count(b"HTTP/1.1 200 OK") == 1
+    assert b"abcde" not in raw
+
+
 # --- A head that does not arrive in time is dropped (slowloris)
 
-@pytest.fixture
-def short_timeout_server(gcorn):
+@pytest.fixture(params=WORKERS)
+def short_timeout_server(gcorn, request):
     # -t 2: the head deadline, and also the worker heartbeat timeout, so a worker stuck on a slow
     # client for longer would be killed by the master instead of dropping the client itself.
-    return gcorn("echo:app", "-t", "2")
+    return gcorn("echo:app", "-t", "2", "-k", request.param)
 
 
 def wait_for_close(sock, deadline, drip=b""):

@@ -164,6 +164,14 @@ def test_absolute_form_target(gcorn):
     assert env["QUERY_STRING"] == "q=1"
 
 
+def test_asterisk_form_has_empty_path_info(gcorn):
+    server = gcorn("wsgi_cases:validated_environ", "--script-name", "/mount")
+    status, _, body = split_response(server.raw(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status.endswith("200 OK")  # about the whole server: not refused for being outside SCRIPT_NAME
+    env = json.loads(body)
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["RAW_URI"]) == ("/mount", "", "*")
+
+
 @pytest.mark.parametrize("how", ["cli", "env"])
 def test_script_name(gcorn, how):
     if how == "cli":
@@ -187,6 +195,37 @@ def test_script_name_matches_whole_segments_only(gcorn):
     assert r.status_code == 404
     r = requests.get(server.url("/other"), timeout=10)
     assert r.status_code == 404
+
+
+def test_environ_on_unix_socket(gcorn, tmp_path):
+    path = str(tmp_path / "gcorn.sock")
+    server = gcorn("wsgi_cases:validated_environ", "-b", "unix:" + path, bind=False, ready=False)
+
+    def get(host_header):
+        deadline = time.time() + 20
+        while True:
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(10)
+                    s.connect(path)
+                    s.sendall(b"GET /u HTTP/1.1\r\n" + host_header + b"\r\n")
+                    data = b""
+                    while chunk := s.recv(65536):
+                        data += chunk
+                    return json.loads(split_response(data)[2])
+            except (FileNotFoundError, ConnectionRefusedError, IndexError, AssertionError):
+                if time.time() > deadline:
+                    raise AssertionError(server.log())
+                time.sleep(0.05)
+
+    env = get(b"Host: public.example:8443\r\n")
+    # no listening port: SERVER_NAME/PORT come from Host, so URL reconstruction gives the public address
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("public.example", "8443")
+    assert env["REMOTE_ADDR"] == "" and "REMOTE_PORT" not in env
+    env = get(b"Host: public.example\r\nX-Forwarded-Proto: https\r\n")
+    assert (env["SERVER_NAME"], env["SERVER_PORT"], env["wsgi.url_scheme"]) == ("public.example", "443", "https")
+    env = get(b"Host: [::1]\r\n")
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("[::1]", "80")
 
 
 def test_wsgi_errors_goes_to_error_log(gcorn):
@@ -326,6 +365,18 @@ def test_second_start_response_without_exc_info_is_500(gcorn):
     assert r.status_code == 500
     assert b"should not be sent" not in r.content
     server.wait_for_log("start_response called a second time")
+
+
+@pytest.mark.parametrize("path, error", [
+    ("/not-exc-info", "TypeError: exc_info must come from sys.exc_info()"),
+    ("/write-str", "TypeError: write() takes bytes, not str"),
+])
+def test_start_response_and_write_misuse_is_500(gcorn, path, error):
+    server = gcorn("wsgi_cases:exc_info_app")
+    r = requests.get(server.url(path), timeout=10)
+    assert r.status_code == 500
+    assert r.text == "Internal Server Error"
+    server.wait_for_log(error)
 
 
 @pytest.mark.parametrize("case", ["crlf-value", "lf-value", "cr-name", "colon-name", "space-name", "empty-name",

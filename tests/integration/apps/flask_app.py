@@ -1,6 +1,6 @@
 # A small Flask app for test_frameworks.py: routes, a form POST, JSON both ways, a 404 page and a streamed view.
 # Knows nothing of gcorn.
-from flask import Flask, Response, jsonify, request, stream_with_context
+from flask import Flask, Response, jsonify, request, send_file, stream_with_context
 
 app = Flask(__name__)
 
@@ -48,3 +48,8 @@ def not_found(e):
 @app.route("/boom")
 def boom():
     raise RuntimeError("flask view failed")
+
+
+@app.route("/file")
+def file():
+    return send_file(request.args["path"], mimetype="application/octet-stream")

@@ -161,6 +161,14 @@ def exc_info_app(environ, start_response):
         return [b"replacement body"]
     if path == "/after":
         return _fail_after_head(start_response)
+    if path == "/not-exc-info":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain")], (None, None, None))
+        return [b"should not be sent"]
+    if path == "/write-str":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write("a str")
+        return [b"should not be sent"]
     if path == "/twice":
         start_response("200 OK", [("Content-Type", "text/plain")])
         start_response("201 Created", [("Content-Type", "text/plain")])

@@ -273,7 +273,8 @@ std::map<std::string, std::string> environ_fields(const header_list& headers) {
 
 std::map<std::string, std::string> expected_environ_fields(const boost::json::object& e) {
     std::map<std::string, std::string> out;
-    for (auto& [key, value] : e.at("headers").as_object()) out["HTTP_" + std::string(key)] = testing::latin1(value.as_string());
+    for (auto& [key, value] : e.at("headers").as_object())
+        out["HTTP_" + std::string(key)] = testing::latin1(value.as_string());
     for (auto [json_key, env_key] : {std::pair{"content_type", "CONTENT_TYPE"}, {"content_length", "CONTENT_LENGTH"}})
         if (auto* v = e.if_contains(json_key)) out[env_key] = testing::latin1(v->as_string());
     return out;
@@ -340,7 +341,8 @@ protected:
         auto got = parse(GetParam().raw, byte_at_a_time);
         EXPECT_EQ(got.status, e.at("status").as_int64());
         auto reason = testing::latin1(e.at("error").as_string());
-        EXPECT_NE(got.error.find(reason), std::string::npos) << "refused for \"" << got.error << "\", not \"" << reason << '"';
+        EXPECT_NE(got.error.find(reason), std::string::npos)
+            << "refused for \"" << got.error << "\", not \"" << reason << '"';
     }
 };
 

@@ -8,4 +8,5 @@ urlpatterns = [
     path("submit/", views.submit),
     path("protected/", views.protected),
     path("boom/", views.boom),
+    path("download/", views.download),
 ]

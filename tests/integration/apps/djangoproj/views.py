@@ -2,7 +2,7 @@
 # without CSRF protection.
 import json
 
-from django.http import HttpResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 
@@ -40,3 +40,7 @@ def protected(request):
 
 def boom(request):
     raise RuntimeError("django view failed")
+
+
+def download(request):
+    return FileResponse(open(request.GET["path"], "rb"))
