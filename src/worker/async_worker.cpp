@@ -133,9 +133,14 @@ private:
             if (c->wait_id != id) return;
             ++c->wait_id, c->waiting = false;
             c->timer.cancel();
-            if (ec || stopping()) return close(c);
-            hub_.spawn([this, c] { run_connection(c); });
+            if (ec) return close(c);
+            hub_.spawn([this, c] { run_connection(c); });  // even when stopping: answered with Connection: close
         });
+        arm_idle_deadline(c, until);
+    }
+
+    void arm_idle_deadline(const std::shared_ptr<connection>& c, std::chrono::steady_clock::time_point until) {
+        uint64_t id = c->wait_id;
         c->timer.expires_at(until);
         c->timer.async_wait([this, c, id](boost::system::error_code ec) {
             if (ec || c->wait_id != id) return;
@@ -204,9 +209,12 @@ private:
             stop_deadline_ = clock_now() + std::chrono::milliseconds(int64_t((graceful ? s_.graceful_timeout : 0) * 1000));
         state_.stopping = true;
         capacity_.cancel();
-        // Idle keep-alive connections close now; busy ones finish their request first.
+        // Busy connections finish their request (answered with Connection: close). Idle keep-alive ones get a
+        // short last call (keepalive, at most 2 s) for a request that may already be in flight, also answered with
+        // Connection: close: closing them at once would fail that request (zero-downtime restarts, issue 3).
+        auto last_call = clock_now() + std::min<std::chrono::milliseconds>(opt_.keepalive, 2s);
         for (auto& c : connections_)
-            if (c->waiting || c->idle) c->socket.cancel();
+            if (c->waiting && c->timer.expiry() > last_call) arm_idle_deadline(c, last_call);
         if (open_ == 0) ioc_.stop();
     }
 

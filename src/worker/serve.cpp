@@ -64,7 +64,7 @@ after serve(http::byte_stream& stream, http::request_reader& reader, const wsgi:
         for (bool first = true;; first = false) {
             // 1. Read the head: a new connection gets the head timeout, an idle keep-alive one `keepalive`.
             if (!first && reader.has_buffered_bytes()) stream.yield();  // fairness to other connections
-            if (!(first && fresh) && state.stopping) return after::closed;  // but answer every accepted request
+            if (!first && state.stopping) return after::closed;  // a request that reached us is still answered
             auto now = http::clock::now();
             *idle = true;
             auto head = reader.read_head(now + (first && fresh ? opt.head_timeout : opt.keepalive), now + opt.head_timeout);

@@ -184,16 +184,27 @@ def test_outgoing_http_yields(async_server):
 
 
 def test_graceful_stop_finishes_in_flight_and_closes_idle(async_server):
-    server = async_server("--graceful-timeout", "10")
-    idle = server.connect()
-    idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert idle.recv(65536).endswith(b"hello")
+    server = async_server("--graceful-timeout", "10", "--keep-alive", "30")
+    idle, last_call = server.connect(), server.connect()
+    for s in (idle, last_call):
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).endswith(b"hello")
     busy = server.connect()
     busy.sendall(b"GET /sleep?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
     time.sleep(0.2)
+    stopped = time.monotonic()
     server.proc.send_signal(15)
-    idle.settimeout(5)
-    assert idle.recv(1) == b""  # closed at once, not after keepalive
+    # A request arriving on an idle keep-alive connection after the stop is still answered, with close.
+    last_call.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    last_call.settimeout(5)
+    answer = b""
+    while chunk := last_call.recv(65536):
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in answer
+    # An idle one is closed after a short last call (2 s), not the configured 30 s keep-alive.
+    idle.settimeout(15)
+    assert idle.recv(1) == b""
+    assert time.monotonic() - stopped < 6
     data = b""
     busy.settimeout(5)
     while chunk := busy.recv(65536):
