@@ -1,6 +1,7 @@
-// gcorn: parse the configuration, set up logging, open the listeners and run the master with the
+// gcorn: parse the configuration, set up logging, open (or inherit) the listeners and run the master with the
 // worker entry point injected. Nothing else lives here.
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -15,9 +16,12 @@
 #include "sys/listener.hpp"
 #include "sys/privileges.hpp"
 #include "sys/process.hpp"
+#include "sys/proctitle.hpp"
 #include "worker/worker.hpp"
 
 namespace {
+
+using namespace gcorn;
 
 int fail(const std::string& message, int code = 1) {
     std::fprintf(stderr, "gcorn: error: %s\n", message.c_str());
@@ -29,10 +33,41 @@ bool supported_worker_class(const std::string& k) {
     return k == "sync" || k == "async" || k == "gevent" || k == "eventlet";
 }
 
-int serve(const gcorn::config::settings& s) {
-    using namespace gcorn;
+// Servers hold one descriptor per connection: lift the soft limit to the hard one, as servers do.
+void raise_open_files_limit() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+// Sockets handed to us instead of bound by us: a USR2 hand-over (GCORN_FD) or systemd (LISTEN_FDS).
+std::optional<std::vector<sys::listener>> inherited_listeners() {
+    std::vector<int> fds;
+    if (const char* list = std::getenv("GCORN_FD")) {
+        for (const char* p = list; *p;) {
+            fds.push_back(std::atoi(p));
+            while (*p && *p != ',') ++p;
+            if (*p == ',') ++p;
+        }
+        ::unsetenv("GCORN_FD");
+    } else if (const char* n = std::getenv("LISTEN_FDS"); n && std::getenv("LISTEN_PID") &&
+                                                          std::atoi(std::getenv("LISTEN_PID")) == ::getpid()) {
+        for (int i = 0; i < std::atoi(n); ++i) fds.push_back(3 + i);  // SD_LISTEN_FDS_START
+        ::unsetenv("LISTEN_FDS"), ::unsetenv("LISTEN_PID"), ::unsetenv("LISTEN_FDNAMES");
+    }
+    if (fds.empty()) return std::nullopt;
+    std::vector<sys::listener> out;
+    for (int fd : fds) out.push_back(sys::adopt_listener(fd));
+    return out;
+}
+
+int serve(config::settings s, const std::vector<std::string>& args) {
+    char cwd[4096];
+    std::string start_dir = ::getcwd(cwd, sizeof cwd) ? cwd : "";
     if (!supported_worker_class(s.worker_class))
-        return fail("worker class '" + s.worker_class + "' is not available in this build (use sync)", 2);
+        return fail("worker class '" + s.worker_class + "' is not available in this build (use sync or async)", 2);
     if (s.threads > 1 && s.worker_class == "sync")
         return fail("--threads > 1 selects the gthread worker, which is not available in this build", 2);
     try {
@@ -44,53 +79,65 @@ int serve(const gcorn::config::settings& s) {
     ::umask(mode_t(s.umask_value()));
     std::vector<sys::listener> listeners;
     try {
-        listeners = sys::open_listeners(s.bind, {s.backlog, s.reuse_port, s.umask_value()});
-    } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
-        return fail(e.what());
-    }
-    try {
+        auto inherited = inherited_listeners();
+        listeners = inherited ? std::move(*inherited)
+                              : sys::open_listeners(s.bind, {s.backlog, s.reuse_port, s.umask_value()});
         // Unix sockets belong to the workers' user so they can be reached the same way (Gunicorn chowns too).
         auto id = sys::resolve_identity(s.user, s.group);
         for (auto& l : listeners)
-            if (l.is_unix && (id.uid || id.gid) && ::chown(l.unix_path.c_str(), id.uid.value_or(-1), id.gid.value_or(-1)) != 0)
+            if (l.is_unix && (id.uid || id.gid) &&
+                ::chown(l.unix_path.c_str(), id.uid.value_or(uid_t(-1)), id.gid.value_or(gid_t(-1))) != 0)
                 spdlog::warn("cannot chown {}", l.unix_path);
     } catch (const std::exception& e) {
-        return fail(e.what(), 2);
+        spdlog::error("{}", e.what());
+        return fail(e.what(), std::string(e.what()).find("no such") != std::string::npos ? 2 : 1);
     }
-    if (s.daemon) sys::daemonize();
-    std::optional<sys::pidfile> pid;
-    if (!s.pidfile.empty()) pid.emplace(s.pidfile);
+    if (s.daemon && !std::getenv("GCORN_PID")) sys::daemonize();
     spdlog::info("Starting gcorn {}", GCORN_VERSION);
     for (auto& l : listeners) spdlog::info("Listening at: {} ({})", l.name, ::getpid());
     spdlog::info("Using worker: {}", s.worker_class);
+
     // preload_app: import the app once here; workers share it copy-on-write (and HUP cannot reload it).
     std::unique_ptr<worker::preloaded_app> preloaded;
     if (s.preload_app) {
         int code = 0;
         if (!(preloaded = worker::preload(s, &code))) return code;
     }
-    auto entry = [&](const sys::worker_args& a) { return worker::worker_main(a, preloaded.get()); };
-    int rc = master::arbiter(s, listeners, entry, preloaded ? preloaded->fork_hooks() : sys::fork_hooks{}).run();
+    master::options opt;
+    opt.main = [&](const sys::worker_args& a) { return worker::worker_main(a, preloaded.get()); };
+    if (preloaded) opt.fork_hooks = preloaded->fork_hooks();
+    opt.argv = args;
+    opt.start_dir = start_dir;
+    opt.reload = [args, start_dir]() -> std::optional<config::settings> {
+        std::vector<const char*> argv;
+        for (auto& a : args) argv.push_back(a.c_str());
+        char cwd[4096];
+        bool moved = ::getcwd(cwd, sizeof cwd) && ::chdir(start_dir.c_str()) == 0;  // relative -c paths
+        std::optional<config::settings> fresh;
+        try {
+            fresh = config::reload(int(argv.size()), argv.data());
+        } catch (const config::config_error& e) {
+            spdlog::error("Reload failed, keeping the running configuration: {}", e.what());
+        }
+        if (moved && ::chdir(cwd) != 0) spdlog::warn("cannot return to {}", cwd);
+        return fresh;
+    };
+    if (const char* old = std::getenv("GCORN_PID")) opt.old_master = ::atoi(old);
+    std::vector<std::string> unix_paths;
     for (auto& l : listeners)
-        if (l.is_unix) ::unlink(l.unix_path.c_str());
+        if (l.is_unix) unix_paths.push_back(l.unix_path);
+    master::arbiter arbiter(std::move(s), std::move(listeners), std::move(opt));
+    int rc = arbiter.run();
+    if (!arbiter.handed_over())
+        for (auto& path : unix_paths) ::unlink(path.c_str());
     return rc;
-}
-
-// Servers hold one descriptor per connection: lift the soft limit to the hard one, as servers do.
-void raise_open_files_limit() {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &rl);
-    }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    using namespace gcorn;
     raise_open_files_limit();
+    std::vector<std::string> args(argv, argv + argc);  // before the process title overwrites argv
     config::loaded cfg;
     try {
         cfg = config::load(argc, argv);
@@ -106,5 +153,6 @@ int main(int argc, char** argv) {
             return worker::check_app(cfg.values) == 0 ? 0 : 1;
         case config::action::serve: break;
     }
-    return serve(cfg.values);
+    sys::init_proctitle(argc, argv);
+    return serve(std::move(cfg.values), args);
 }

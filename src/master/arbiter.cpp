@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <random>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,7 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "log/log.hpp"
-#include "sys/process.hpp"
+#include "sys/proctitle.hpp"
 #include "sys/scoreboard.hpp"
 
 static_assert(BOOST_VERSION >= 108100, "gcorn needs Boost 1.81 (libboost1.81-dev)");
@@ -27,11 +29,16 @@ namespace net = boost::asio;
 using namespace std::chrono_literals;
 
 namespace {
+
 struct worker {
     sys::worker_slot* slot;
     int age;
+    bool retiring = false;      // told to stop (HUP, TTOU, max_requests): no longer counts toward `workers`
     int64_t aborted_at_ns = 0;  // when SIGABRT was sent for a timeout, 0 if not
 };
+
+// Workers that die before loading the app this many times in a row stop the master: no fork storm.
+constexpr int max_boot_failures = 5;
 
 const char* signal_name(int sig) {
     switch (sig) {
@@ -47,48 +54,65 @@ const char* signal_name(int sig) {
         default: return "?";
     }
 }
+
+std::string app_name(const config::settings& s) { return s.proc_name.empty() ? s.wsgi_app : s.proc_name; }
+
 }  // namespace
 
 struct arbiter::impl {
-    const config::settings& s;
-    const std::vector<sys::listener>& listeners;
-    worker_main main;
-    sys::fork_hooks hooks;
+    config::settings s;
+    std::vector<sys::listener> listeners;
+    options opt;
     net::io_context ioc;
     net::signal_set signals{ioc};
     net::steady_timer tick{ioc};
     sys::scoreboard board{1024};
     std::map<pid_t, worker> workers;
+    std::optional<sys::pidfile> pidfile;
     int target;
     int last_age = 0;
+    int boot_failures = 0;
     bool stopping = false;
     int64_t stop_deadline_ns = 0;
     int exit_code = 0;
+    pid_t reexec_pid = 0;  // the new master started by USR2, while it runs
     std::mt19937 rng{std::random_device{}()};
 
-    impl(const config::settings& settings, const std::vector<sys::listener>& l, worker_main m, sys::fork_hooks h)
-        : s(settings), listeners(l), main(std::move(m)), hooks(std::move(h)), target(settings.workers) {}
+    impl(config::settings settings, std::vector<sys::listener> l, options o)
+        : s(std::move(settings)), listeners(std::move(l)), opt(std::move(o)), target(s.workers) {}
 
-    // ---- signal handlers (Gunicorn's set, DESIGN §1) ----
+    // ---- signal handlers (Gunicorn's set, DESIGN §1), each a few lines ----
 
     void handle_chld() { reap(); }
+
+    // Reload the configuration, start workers with it, then stop the old ones gracefully.
     void handle_hup() {
-        spdlog::info("Hang up: restarting workers");
-        signal_workers(SIGTERM);  // replaced one by one as they exit, with fresh app code
+        spdlog::info("Hang up: {}", app_name(s));
+        if (opt.reload) {
+            if (auto fresh = opt.reload()) apply_settings(std::move(*fresh));
+        }
+        if (opt.hooks.on_reload) opt.hooks.on_reload();
+        target = s.workers;
+        retire_all();
     }
-    void handle_ttin() {
-        ++target;
-        spawn_missing();
-    }
-    void handle_ttou() {
-        if (target <= 1) return;
-        --target;
-        kill_oldest_extra();
-    }
+
+    void handle_ttin() { set_target(target + 1); }
+    void handle_ttou() { set_target(std::max(1, target - 1)); }
+
     void handle_usr1() {
         log::reopen();
         signal_workers(SIGUSR1);
     }
+
+    void handle_usr2() { reexec(); }
+
+    // Daemons only (as Gunicorn): stop every worker but keep the master; HUP or TTIN brings them back.
+    void handle_winch() {
+        if (!s.daemon) return spdlog::info("SIGWINCH ignored. Not daemonized");
+        target = 0;
+        retire_all();
+    }
+
     void handle_term() { stop(true); }
     void handle_quit() { stop(true); }
     void handle_int() { stop(false); }
@@ -101,6 +125,8 @@ struct arbiter::impl {
             case SIGTTIN: return handle_ttin();
             case SIGTTOU: return handle_ttou();
             case SIGUSR1: return handle_usr1();
+            case SIGUSR2: return handle_usr2();
+            case SIGWINCH: return handle_winch();
             case SIGTERM: return handle_term();
             case SIGQUIT: return handle_quit();
             case SIGINT: return handle_int();
@@ -108,36 +134,80 @@ struct arbiter::impl {
         }
     }
 
+    // ---- configuration ----
+
+    void apply_settings(config::settings fresh) {
+        if (fresh.bind != s.bind) {
+            try {
+                listeners = sys::open_listeners(fresh.bind, {fresh.backlog, fresh.reuse_port, fresh.umask_value()});
+                for (auto& l : listeners) spdlog::info("Listening at: {} ({})", l.name, ::getpid());
+            } catch (const std::exception& e) {
+                spdlog::error("{}; keeping the old listeners", e.what());
+                fresh.bind = s.bind;
+            }
+        }
+        s = std::move(fresh);
+        log::setup(s);
+        sys::set_proctitle("gcorn: master [" + app_name(s) + "]");
+    }
+
     // ---- workers ----
+
+    int active() const {
+        return int(std::count_if(workers.begin(), workers.end(), [](auto& w) { return !w.second.retiring; }));
+    }
+
+    void set_target(int n) {
+        int before = target;
+        target = n;
+        spawn_missing();
+        retire_extra();
+        if (before != target && opt.hooks.nworkers_changed) opt.hooks.nworkers_changed(target, before);
+    }
 
     void spawn() {
         sys::worker_slot* slot = board.find_free();
         if (!slot) return spdlog::error("no free scoreboard slot; not spawning");
         slot->requests = 0;
+        slot->booted = false;
+        slot->clear_request();
         slot->beat();  // the new worker has `timeout` seconds to boot
         int age = ++last_age;
         unsigned long max_requests = 0;
         if (s.max_requests > 0)
             max_requests = s.max_requests + std::uniform_int_distribution<int>(0, s.max_requests_jitter)(rng);
         sys::worker_args args{s, listeners, *slot, age, ::getpid(), max_requests};
-        pid_t pid = sys::fork_child([&] { return main(args); }, hooks);
+        if (opt.hooks.pre_fork) opt.hooks.pre_fork(0, age);
+        pid_t pid = sys::fork_child([&] { return opt.main(args); }, opt.fork_hooks);
         slot->pid = pid;
         workers.emplace(pid, worker{slot, age});
         spdlog::info("Booting worker with pid: {}", pid);
     }
 
     void spawn_missing() {
-        while (!stopping && int(workers.size()) < target) spawn();
+        while (!stopping && active() < target) spawn();
     }
 
-    void kill_oldest_extra() {
-        while (int(workers.size()) > target) {
-            auto oldest = std::min_element(workers.begin(), workers.end(),
-                                           [](auto& a, auto& b) { return a.second.age < b.second.age; });
-            ::kill(oldest->first, SIGTERM);
-            oldest->second.age = INT32_MAX;  // do not pick it twice while it finishes
-            if (std::count_if(workers.begin(), workers.end(), [](auto& w) { return w.second.age != INT32_MAX; }) <= target)
-                break;
+    void retire(pid_t pid, worker& w) {
+        w.retiring = true;
+        ::kill(pid, SIGTERM);  // graceful: in-flight requests finish
+    }
+
+    // New workers first, then the old ones stop: the listeners always have someone accepting.
+    void retire_all() {
+        std::vector<pid_t> old;
+        for (auto& [pid, w] : workers)
+            if (!w.retiring) old.push_back(pid), w.retiring = true;
+        spawn_missing();
+        for (pid_t pid : old) ::kill(pid, SIGTERM);
+    }
+
+    void retire_extra() {
+        while (active() > target) {
+            auto oldest = workers.end();
+            for (auto it = workers.begin(); it != workers.end(); ++it)
+                if (!it->second.retiring && (oldest == workers.end() || it->second.age < oldest->second.age)) oldest = it;
+            retire(oldest->first, oldest->second);
         }
     }
 
@@ -148,31 +218,48 @@ struct arbiter::impl {
     void reap() {
         int status = 0;
         for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+            if (pid == reexec_pid) {
+                spdlog::info("The re-executed master (pid:{}) exited", pid);
+                reexec_pid = 0;
+                if (pidfile) pidfile->rename(s.pidfile);  // we are the master again
+                continue;
+            }
             auto it = workers.find(pid);
             if (it == workers.end()) continue;
+            bool booted = it->second.slot->booted;
             it->second.slot->pid = 0;
             workers.erase(it);
-            if (WIFEXITED(status)) {
+            log_exit(pid, status);
+            if (opt.hooks.child_exit) opt.hooks.child_exit(pid, 0);
+            if (WIFEXITED(status) && (WEXITSTATUS(status) == sys::worker_boot_error ||
+                                      WEXITSTATUS(status) == sys::app_load_error)) {
                 int code = WEXITSTATUS(status);
-                if (code == sys::worker_boot_error || code == sys::app_load_error) {
-                    spdlog::error("Worker (pid:{}) exited with code {}", pid, code);
-                    spdlog::error("Reason: {}", code == sys::app_load_error ? "App failed to load." : "Worker failed to boot.");
-                    exit_code = code;
-                    stop(false);
-                } else if (code != 0) {
-                    spdlog::error("Worker (pid:{}) exited with code {}", pid, code);
-                }
-            } else if (WIFSIGNALED(status)) {
-                int sig = WTERMSIG(status);
-                if (sig == SIGKILL) spdlog::error("Worker (pid:{}) was sent SIGKILL! Perhaps out of memory?", pid);
-                else spdlog::error("Worker (pid:{}) was sent signal {} ({})", pid, sig, ::strsignal(sig));
+                spdlog::error("Reason: {}", code == sys::app_load_error ? "App failed to load." : "Worker failed to boot.");
+                exit_code = code;
+                stop(false);
+            } else if (!booted && !stopping && ++boot_failures >= max_boot_failures) {
+                spdlog::error("Reason: workers died {} times in a row before loading the app.", boot_failures);
+                exit_code = sys::worker_boot_error;
+                stop(false);
+            } else if (booted) {
+                boot_failures = 0;
             }
         }
         spawn_missing();
         if (stopping && workers.empty()) ioc.stop();
     }
 
-    // Kills workers whose heartbeat is older than `timeout` (SIGABRT, then SIGKILL).
+    void log_exit(pid_t pid, int status) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+            spdlog::error("Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status));
+        } else if (WIFSIGNALED(status)) {
+            int sig = WTERMSIG(status);
+            if (sig == SIGKILL) spdlog::error("Worker (pid:{}) was sent SIGKILL! Perhaps out of memory?", pid);
+            else spdlog::error("Worker (pid:{}) was sent signal {} ({})", pid, sig, ::strsignal(sig));
+        }
+    }
+
+    // Kills workers whose heartbeat is older than `timeout` (SIGABRT, which dumps the Python stack, then SIGKILL).
     void murder_stale() {
         if (s.timeout <= 0) return;
         auto now = sys::monotonic_ns();
@@ -181,7 +268,9 @@ struct arbiter::impl {
             if (w.aborted_at_ns && now - w.aborted_at_ns > 2'000'000'000) {
                 ::kill(pid, SIGKILL);
             } else if (!w.aborted_at_ns && now - w.slot->heartbeat_ns.load() > limit) {
-                spdlog::critical("WORKER TIMEOUT (pid:{})", pid);
+                auto request = w.slot->request_text();
+                if (request.empty()) spdlog::critical("WORKER TIMEOUT (pid:{})", pid);
+                else spdlog::critical("WORKER TIMEOUT (pid:{}) serving {}", pid, request);
                 w.aborted_at_ns = now;
                 ::kill(pid, SIGABRT);
             }
@@ -197,6 +286,39 @@ struct arbiter::impl {
         if (workers.empty()) ioc.stop();
     }
 
+    // ---- USR2: a new master from the (possibly upgraded) binary inherits the listeners ----
+
+    void reexec() {
+        if (reexec_pid) return spdlog::warn("USR2 signal ignored. Child exists.");
+        if (opt.old_master) return spdlog::warn("USR2 signal ignored. Parent exists.");
+        if (pidfile) pidfile->rename(s.pidfile + ".oldbin");
+        auto fds = sys::inheritable_fds(listeners);
+        auto argv = opt.argv;
+        auto dir = opt.start_dir;
+        if (opt.hooks.pre_exec) opt.hooks.pre_exec();
+        reexec_pid = sys::fork_child([&]() -> int {
+            ::setenv("GCORN_FD", fds.c_str(), 1);
+            ::setenv("GCORN_PID", std::to_string(::getppid()).c_str(), 1);
+            if (!dir.empty() && ::chdir(dir.c_str()) != 0) return 1;  // relative paths in argv mean what they meant
+            std::vector<char*> args;
+            for (auto& a : argv) args.push_back(a.data());
+            args.push_back(nullptr);
+            ::execv("/proc/self/exe", args.data());
+            spdlog::error("cannot re-execute gcorn: {}", std::strerror(errno));
+            return 1;
+        });
+        spdlog::info("Re-executing the master: new master pid {}", reexec_pid);
+    }
+
+    // A master started by USR2 takes the main pidfile once the old master has gone.
+    void maybe_promote() {
+        if (!opt.old_master || ::getppid() == opt.old_master) return;
+        spdlog::info("Master has been promoted.");
+        opt.old_master = 0;
+        ::unsetenv("GCORN_PID");
+        if (pidfile) pidfile->rename(s.pidfile);
+    }
+
     // ---- coroutines ----
 
     net::awaitable<void> signal_loop() {
@@ -209,31 +331,35 @@ struct arbiter::impl {
             co_await tick.async_wait(net::use_awaitable);
             reap();
             murder_stale();
-            if (stopping && sys::monotonic_ns() > stop_deadline_ns) {
-                signal_workers(SIGKILL);  // past graceful_timeout: in-flight requests are cut off
-            }
+            maybe_promote();
+            if (stopping && sys::monotonic_ns() > stop_deadline_ns) signal_workers(SIGKILL);  // past graceful_timeout
         }
     }
 };
 
-arbiter::arbiter(const config::settings& s, const std::vector<sys::listener>& listeners, worker_main main,
-                 sys::fork_hooks hooks)
-    : impl_(std::make_unique<impl>(s, listeners, std::move(main), std::move(hooks))) {}
+arbiter::arbiter(config::settings s, std::vector<sys::listener> listeners, options opt)
+    : impl_(std::make_unique<impl>(std::move(s), std::move(listeners), std::move(opt))) {}
 
 arbiter::~arbiter() = default;
+
+bool arbiter::handed_over() const { return impl_->reexec_pid != 0; }
 
 int arbiter::run() {
     auto& m = *impl_;
     for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD})
         m.signals.add(sig);
     ::signal(SIGPIPE, SIG_IGN);
+    sys::set_proctitle("gcorn: master [" + app_name(m.s) + "]");
+    if (!m.s.pidfile.empty()) m.pidfile.emplace(m.opt.old_master ? m.s.pidfile + ".2" : m.s.pidfile);
     m.spawn_missing();
+    if (m.opt.hooks.when_ready) m.opt.hooks.when_ready();
     net::co_spawn(m.ioc, m.signal_loop(), net::detached);
     net::co_spawn(m.ioc, m.supervise_loop(), net::detached);
     m.ioc.run();
-    // Stopped: anything still alive past its deadline is killed, and every child is reaped.
+    // Stopped: anything still alive past its deadline is killed, and every worker is reaped.
     for (auto& [pid, w] : m.workers) ::kill(pid, SIGKILL);
-    while (::waitpid(-1, nullptr, 0) > 0) {}
+    for (auto& [pid, w] : m.workers) ::waitpid(pid, nullptr, 0);
+    if (m.opt.hooks.on_exit) m.opt.hooks.on_exit();
     spdlog::info("Shutting down: Master");
     return m.exit_code;
 }

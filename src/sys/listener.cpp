@@ -84,8 +84,7 @@ listener open_one(const std::string& address, const listen_options& opt) {
     if (address.rfind("fd://", 0) == 0) {
         int n = std::atoi(address.c_str() + 5);
         if (n < 0 || ::fcntl(n, F_GETFD) < 0) fail(address, "not an open file descriptor");
-        set_flags(n);
-        return listener{unique_fd(n), address, "", "", false, ""};
+        return adopt_listener(n);
     }
     auto colon = address.rfind(':');
     bool bracketed = !address.empty() && address.front() == '[';
@@ -101,6 +100,43 @@ listener open_one(const std::string& address, const listen_options& opt) {
 std::vector<listener> open_listeners(const std::vector<std::string>& addresses, const listen_options& opt) {
     std::vector<listener> out;
     for (auto& a : addresses) out.push_back(open_one(a, opt));
+    return out;
+}
+
+listener adopt_listener(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int listening = 0;
+    socklen_t optlen = sizeof listening;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+        ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || !listening)
+        fail("fd://" + std::to_string(fd), "not a listening socket");
+    set_flags(fd);
+    if (ss.ss_family == AF_UNIX) {
+        std::string path = reinterpret_cast<sockaddr_un*>(&ss)->sun_path;
+        return listener{unique_fd(fd), "unix:" + path, path, "", true, path};
+    }
+    char text[INET6_ADDRSTRLEN] = {};
+    int port = 0;
+    if (ss.ss_family == AF_INET6) {
+        auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        ::inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text);
+        port = ntohs(s6->sin6_port);
+    } else {
+        auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+        ::inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text);
+        port = ntohs(s4->sin_port);
+    }
+    std::string shown = ss.ss_family == AF_INET6 ? "[" + std::string(text) + "]" : text;
+    return listener{unique_fd(fd), "http://" + shown + ":" + std::to_string(port), text, std::to_string(port), false, ""};
+}
+
+std::string inheritable_fds(const std::vector<listener>& listeners) {
+    std::string out;
+    for (auto& l : listeners) {
+        ::fcntl(l.fd.get(), F_SETFD, 0);
+        out += (out.empty() ? "" : ",") + std::to_string(l.fd.get());
+    }
     return out;
 }
 

@@ -25,6 +25,13 @@ struct listen_options {
 // Opens every address (non-blocking, close-on-exec). Throws std::runtime_error naming the address.
 std::vector<listener> open_listeners(const std::vector<std::string>& addresses, const listen_options& opt);
 
+// Takes over an already listening socket (fd://N, systemd's LISTEN_FDS, a USR2 hand-over), naming it from
+// getsockname. Throws std::runtime_error if `fd` is not a listening socket.
+listener adopt_listener(int fd);
+
+// Clears close-on-exec on the listeners so a re-executed master inherits them; returns "fd1,fd2,...".
+std::string inheritable_fds(const std::vector<listener>& listeners);
+
 // A connection's peer or local address as text and port ("" and 0 for unix sockets).
 struct endpoint {
     std::string host;

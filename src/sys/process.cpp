@@ -49,6 +49,11 @@ pidfile::pidfile(std::string path) : path_(std::move(path)) {
     if (::rename(tmp.c_str(), path_.c_str()) != 0) throw_errno("cannot write pidfile " + path_);
 }
 
+void pidfile::rename(const std::string& to) {
+    if (path_.empty() || to == path_) return;
+    if (::rename(path_.c_str(), to.c_str()) == 0) path_ = to;
+}
+
 pidfile::~pidfile() {
     if (path_.empty()) return;
     std::ifstream in(path_);

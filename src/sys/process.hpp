@@ -27,6 +27,8 @@ public:
     pidfile() = default;
     explicit pidfile(std::string path);
     ~pidfile();
+    void rename(const std::string& to);  // USR2: the old master's file becomes PIDFILE.oldbin
+    const std::string& path() const { return path_; }
     pidfile(const pidfile&) = delete;
     pidfile& operator=(const pidfile&) = delete;
 

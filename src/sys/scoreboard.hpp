@@ -4,6 +4,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <string_view>
 #include <sys/types.h>
 
 namespace gcorn::sys {
@@ -16,8 +20,24 @@ struct alignas(64) worker_slot {
     std::atomic<uint64_t> requests{0};
     std::atomic<uint32_t> connections{0};
     std::atomic<uint32_t> generation{0};
+    std::atomic<bool> booted{false};        // the app loaded: a death after this is not a boot failure
+    std::atomic<uint32_t> request_len{0};
+    char request[200]{};                    // the request being served ("GET /path"), for WORKER TIMEOUT logs
 
     void beat() noexcept { heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed); }
+    // Best effort: the master may read a torn value, which only garbles one log line.
+    void set_request(std::string_view method, std::string_view target) noexcept {
+        size_t n = std::min(method.size(), sizeof request - 1);
+        std::memcpy(request, method.data(), n);
+        if (n < sizeof request - 1) request[n++] = ' ';
+        size_t t = std::min(target.size(), sizeof request - n);
+        std::memcpy(request + n, target.data(), t);
+        request_len.store(uint32_t(n + t), std::memory_order_release);
+    }
+    void clear_request() noexcept { request_len.store(0, std::memory_order_release); }
+    std::string request_text() const {
+        return std::string(request, std::min<size_t>(request_len.load(std::memory_order_acquire), sizeof request));
+    }
 };
 
 class scoreboard {

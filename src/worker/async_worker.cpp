@@ -74,6 +74,7 @@ public:
     async_worker(const sys::worker_args& args, const wsgi::application& app)
         : args_(args), s_(args.settings), app_(app), hub_(ioc_, 10), opt_(serve_options::from(s_, true)) {
         state_.max_requests = args.max_requests;
+        state_.slot = &args.slot;
         opt_.return_when_idle = true;
     }
 

@@ -9,6 +9,7 @@
 #include "log/log.hpp"
 #include "py/interpreter.hpp"
 #include "sys/privileges.hpp"
+#include "sys/proctitle.hpp"
 #include "sys/process.hpp"
 #include "hub/primitives.hpp"
 #include "py/object.hpp"
@@ -64,6 +65,7 @@ struct python_runtime {
 };
 
 int run_worker_class(const sys::worker_args& args, const wsgi::application& app) {
+    args.slot.booted = true;  // a death from here on is not a boot failure
     return is_async(args.settings) ? run_async(args, app) : run_sync(args, app);
 }
 
@@ -95,6 +97,7 @@ std::unique_ptr<preloaded_app> preload(const config::settings& s, int* code) {
 int worker_main(const sys::worker_args& args, preloaded_app* preloaded) {
     auto& s = args.settings;
     ::signal(SIGPIPE, SIG_IGN);  // writes use MSG_NOSIGNAL, but sendfile(2) cannot
+    sys::set_proctitle("gcorn: worker [" + (s.proc_name.empty() ? s.wsgi_app : s.proc_name) + "]");
     apply_raw_env(s);
     try {
         sys::drop_privileges(sys::resolve_identity(s.user, s.group));

@@ -70,6 +70,7 @@ after serve(http::byte_stream& stream, http::request_reader& reader, const wsgi:
             auto head = reader.read_head(now + (first && fresh ? opt.head_timeout : opt.keepalive), now + opt.head_timeout);
             *idle = false;
             if (!head) return after::closed;
+            if (state.slot) state.slot->set_request(head->method, head->target);
             auto start_wall = std::chrono::system_clock::now();
             auto start = http::clock::now();
 
@@ -78,6 +79,7 @@ after serve(http::byte_stream& stream, http::request_reader& reader, const wsgi:
             writer.close_when(&state.stopping);
             auto out = app.handle(conn, *head, reader, writer);
             ++state.requests;
+            if (state.slot) state.slot->clear_request();
             log_access(conn, *head, writer, out, start_wall, start);
 
             // 3. Keep-alive only if the response was complete and the unread body can be skipped.

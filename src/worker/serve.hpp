@@ -8,6 +8,7 @@
 #include "http/byte_stream.hpp"
 #include "http/head_scan.hpp"
 #include "http/request_reader.hpp"
+#include "sys/scoreboard.hpp"
 #include "wsgi/app.hpp"
 
 namespace gcorn::worker {
@@ -26,6 +27,7 @@ struct serve_options {
 
 // Per-worker state the loop reads and updates.
 struct serve_state {
+    sys::worker_slot* slot = nullptr;   // the scoreboard: current request, for WORKER TIMEOUT logs
     std::atomic<bool> stopping{false};  // graceful stop: finish this request, then close
     unsigned long requests = 0;
     unsigned long max_requests = 0;     // 0: unlimited

@@ -70,6 +70,7 @@ int run_sync(const sys::worker_args& args, const wsgi::application& app) {
     int signal_fd = install_worker_signals();
     serve_state state;
     state.max_requests = args.max_requests;
+    state.slot = &args.slot;
     auto opt = serve_options::from(s, false);
     std::vector<pollfd> fds;
     for (auto& l : args.listeners) fds.push_back({l.fd.get(), POLLIN, 0});

@@ -194,6 +194,8 @@ def test_graceful_stop_finishes_in_flight_and_closes_idle(async_server):
     time.sleep(0.2)
     stopped = time.monotonic()
     server.proc.send_signal(15)
+    server.wait_for_log("Handling signal: term")
+    time.sleep(0.3)  # the master has passed TERM on to the worker
     # A request arriving on an idle keep-alive connection after the stop is still answered, with close.
     last_call.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     last_call.settimeout(5)
