@@ -32,6 +32,8 @@ public:
     // Before closing with unread input: stop sending and drain what the peer still sends, so the kernel
     // does not answer it with a reset that destroys the response in flight (a "lingering close").
     virtual void linger(deadline until) = 0;
+    // Bytes have arrived that nobody read yet (closing now would reset the connection).
+    virtual bool input_pending() { return false; }
     // Between keep-alive requests: let other connections run even if the next request is already buffered
     // (DESIGN §3 Fairness). A no-op where there is nothing else to run.
     virtual void yield() {}

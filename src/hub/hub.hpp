@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -52,8 +54,8 @@ public:
     // Runs `job` in a (pooled) greenlet. Never switches inline: the first switch is posted into the running
     // io_context (DESIGN §3.1 (1)). `job` must not throw; `py_state` (optional) is kept alive with the task.
     void spawn(std::function<void()> job);
-    // Runs fn(*args) in a greenlet. PRECONDITION: GIL held (called from Python).
-    void spawn_python(const py::object& fn, const py::object& args);
+    // Runs fn(*args) in a greenlet; returns the job's token (below). PRECONDITION: GIL held, on the hub's thread.
+    uint64_t spawn_python(const py::object& fn, const py::object& args);
 
     // ---- waits: PRECONDITION: in a child greenlet of this hub, GIL held. They throw `killed`. ----
     woke wait(net::posix::stream_descriptor& d, net::posix::descriptor_base::wait_type w, deadline until);
@@ -63,17 +65,43 @@ public:
     // Runs `fn` on the thread pool (it takes the GIL itself if it needs it) while this greenlet waits.
     void run_in_threadpool(const std::function<void()>& fn);
 
+    // ---- greenlet-to-greenlet waits (gcorn.green, the patched threading). Every job (one spawn) is named by
+    // a token that is never reused, so a late wakeup or throw cannot reach the next job of a pooled greenlet. ----
+    // The running job's token; 0 if the caller is not a child greenlet. PRECONDITION: on the hub's thread.
+    uint64_t current_token() const noexcept;
+    // Parks until wakeup(this job's token) or the deadline. A wakeup that finds the job not waiting here is kept
+    // for its next wait_wakeup, so wakeups may be spurious: callers re-check their condition in a loop.
+    woke wait_wakeup(deadline until);
+    // Wakes the job's wait_wakeup. Thread-safe (it only posts); a finished job's token is ignored.
+    void wakeup(uint64_t token);
+    // At `when`, raises `exception` inside the job if it is then parked in a wait (gcorn.green.Timeout and
+    // Greenlet.kill); GreenletExit kills it (sticky, DESIGN §3.1 (5)). The exception lives in the hub, never in a
+    // handler. Returns an id for cancel_throw. PRECONDITION: GIL held, on the hub's thread.
+    uint64_t throw_later(uint64_t token, deadline when, py::object exception);
+    void cancel_throw(uint64_t id);  // PRECONDITION: GIL held, on the hub's thread
+
     // True if the caller is a child greenlet of this hub (so waits may park it).
     bool in_child() const noexcept;
+    bool on_hub_thread() const noexcept { return std::this_thread::get_id() == thread_; }
     size_t live_greenlets() const noexcept { return tasks_.size(); }
     net::io_context& context() noexcept { return ioc_; }
 
 private:
     struct task;
+    struct pending_throw {  // a throw_later waiting for its timer; dropped with the GIL held
+        uint64_t token;
+        py::object exception;
+        std::unique_ptr<net::steady_timer> timer;
+    };
     void resume(const std::shared_ptr<task>& t);
     void wake(const std::shared_ptr<task>& t, uint64_t id, woke why);
     void park(task& t);
+    void suspend(task& t);  // park() inside a wait: a throw_later may land here
+    void begin_job(const std::shared_ptr<task>& t);
+    std::shared_ptr<task> find_job(uint64_t token) const;
+    void deliver_throw(uint64_t id);
     static py::object task_main(void* ctx, const py::object&, const py::object&);
+    static bool run_job(task& t);  // false if the greenlet was killed
 
     net::io_context& ioc_;
     net::thread_pool pool_;
@@ -82,6 +110,10 @@ private:
     std::unordered_set<std::shared_ptr<task>> tasks_;  // the only strong references to live greenlets
     std::vector<std::shared_ptr<task>> idle_;          // parked pooled greenlets ready for a job
     std::shared_ptr<task> current_;
+    std::unordered_map<uint64_t, std::weak_ptr<task>> jobs_;  // token -> the task running that job
+    std::unordered_map<uint64_t, pending_throw> throws_;
+    uint64_t next_token_ = 0, next_throw_ = 0;
+    std::thread::id thread_;
     bool stopping_ = false;
 };
 

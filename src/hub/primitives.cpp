@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <optional>
+#include <string>
 #include <poll.h>
 #include <time.h>
 
@@ -16,7 +17,14 @@ using kind = py::python_error::kind;
 // The running hub if the caller is one of its greenlets: then waits park; otherwise they block.
 hub* active(void*) {
     auto* h = hub::current();
-    return h && h->in_child() ? h : nullptr;
+    return h && h->on_hub_thread() && h->in_child() ? h : nullptr;
+}
+
+// The hub, for calls that must come from its thread (they touch its state without a lock).
+hub& hub_thread_only(const char* what) {
+    auto* h = hub::current();
+    if (!h || !h->on_hub_thread()) throw py::python_error(kind::runtime_error, std::string(what) + " needs the async worker's hub");
+    return *h;
 }
 
 // timeout argument: None (no deadline) or seconds as a number.
@@ -82,11 +90,51 @@ py::object sleep(void* ctx, const py::object& args, const py::object&) {
     return py::none();
 }
 
+// spawn(fn, *args) -> token: fn(*args) runs in a new greenlet once the caller next yields.
 py::object spawn(void*, const py::object& args, const py::object&) {
-    auto* h = hub::current();
-    if (!h) throw py::python_error(kind::runtime_error, "spawn() needs the async worker's hub");
+    auto& h = hub_thread_only("spawn()");
     if (py::size(args) < 1) throw py::python_error(kind::type_error, "spawn(fn, *args)");
-    h->spawn_python(py::item(args, 0), py::slice_tuple(args, 1));
+    return py::integer(static_cast<long long>(h.spawn_python(py::item(args, 0), py::slice_tuple(args, 1))));
+}
+
+// current_token() -> int: the running job's token, 0 outside a hub greenlet.
+py::object current_token(void* ctx, const py::object&, const py::object&) {
+    hub* h = active(ctx);
+    return py::integer(h ? static_cast<long long>(h->current_token()) : 0);
+}
+
+uint64_t token_arg(const py::object& args, size_t i) {
+    if (py::size(args) <= i) throw py::python_error(kind::type_error, "a token argument is required");
+    return static_cast<uint64_t>(py::to_integer(py::item(args, i)));
+}
+
+// wait_wakeup(timeout=None) -> bool: parks until wakeup(current_token()) (True) or the timeout (False).
+// Wakeups may be spurious. Only in a hub greenlet: other threads wait on a lock of their own.
+py::object wait_wakeup(void* ctx, const py::object& args, const py::object&) {
+    hub* h = active(ctx);
+    if (!h) throw py::python_error(kind::runtime_error, "wait_wakeup() outside a hub greenlet");
+    auto until = deadline_after(timeout_arg(args, 0));
+    return py::boolean(cooperative([&] { return h->wait_wakeup(until); }) == woke::ready);
+}
+
+// wakeup(token): from any thread; a finished job's token (or no hub at all) is ignored.
+py::object wakeup(void*, const py::object& args, const py::object&) {
+    auto token = token_arg(args, 0);
+    if (auto* h = hub::current()) h->wakeup(token);
+    return py::none();
+}
+
+// throw_later(token, seconds, exception) -> id: raises `exception` in that job if it is waiting by then.
+py::object throw_later(void*, const py::object& args, const py::object&) {
+    auto& h = hub_thread_only("throw_later()");
+    if (py::size(args) != 3 || !py::is_exception(py::item(args, 2)))
+        throw py::python_error(kind::type_error, "throw_later(token, seconds, exception instance)");
+    auto id = h.throw_later(token_arg(args, 0), deadline_after(timeout_arg(args, 1).value_or(0)), py::item(args, 2));
+    return py::integer(static_cast<long long>(id));
+}
+
+py::object cancel_throw(void*, const py::object& args, const py::object&) {
+    hub_thread_only("cancel_throw()").cancel_throw(token_arg(args, 0));
     return py::none();
 }
 
@@ -131,6 +179,11 @@ void install_primitives() {
     py::set_attr(module, "spawn", py::native_function(&spawn, h));
     py::set_attr(module, "run_in_threadpool", py::native_function(&run_in_threadpool, h));
     py::set_attr(module, "in_hub", py::native_function(&in_hub, h));
+    py::set_attr(module, "current_token", py::native_function(&current_token, h));
+    py::set_attr(module, "wait_wakeup", py::native_function(&wait_wakeup, h));
+    py::set_attr(module, "wakeup", py::native_function(&wakeup, h));
+    py::set_attr(module, "throw_later", py::native_function(&throw_later, h));
+    py::set_attr(module, "cancel_throw", py::native_function(&cancel_throw, h));
 }
 
 }  // namespace gcorn::hub

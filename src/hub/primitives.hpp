@@ -1,6 +1,7 @@
 // The hub's primitives as `_gcorn` functions for gcorn's Python side (gcorn.monkey, gcorn.green):
-// sleep, wait_read, wait_write, spawn, run_in_threadpool, in_hub. Outside a hub greenlet they block the
-// calling thread (with the GIL released) like the functions they replace.
+// sleep, wait_read, wait_write, spawn, run_in_threadpool, in_hub, and greenlet-to-greenlet waits (current_token,
+// wait_wakeup, wakeup, throw_later, cancel_throw). Outside a hub greenlet the waits block the calling thread (with
+// the GIL released) like the functions they replace.
 #pragma once
 
 namespace gcorn::hub {

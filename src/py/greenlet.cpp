@@ -36,6 +36,11 @@ object greenlet_kill(const object& g, python_error* error) {
                     error);
 }
 
+object greenlet_throw(const object& g, const object& exception, python_error* error) {
+    auto* type = reinterpret_cast<PyObject*>(Py_TYPE(exception.ptr()));
+    return switched(PyGreenlet_Throw(reinterpret_cast<PyGreenlet*>(g.ptr()), type, exception.ptr(), nullptr), error);
+}
+
 bool greenlet_started(const object& g) { return PyGreenlet_STARTED(reinterpret_cast<PyGreenlet*>(g.ptr())); }
 
 bool greenlet_dead(const object& g) {

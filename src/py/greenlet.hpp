@@ -16,6 +16,8 @@ object greenlet_new(const object& run, const object& parent);
 object greenlet_switch(const object& g, python_error* error);
 // Raises GreenletExit inside `g` (switching into it); returns like greenlet_switch.
 object greenlet_kill(const object& g, python_error* error);
+// Raises the exception instance `exception` inside `g` (switching into it); returns like greenlet_switch.
+object greenlet_throw(const object& g, const object& exception, python_error* error);
 bool greenlet_started(const object& g);
 bool greenlet_dead(const object& g);  // started and no longer active
 bool is_greenlet_exit(const python_error& e);

@@ -89,7 +89,10 @@ after serve(http::byte_stream& stream, http::request_reader& reader, const wsgi:
                 reader.release_buffers();
                 return after::idle;  // the caller waits for the next request without holding a greenlet/thread
             }
-            if (!reader.body_complete()) stream.linger(http::clock::now() + std::chrono::seconds(1));
+            // Unread input (a body, a pipelined request) would make close() send a reset that can destroy the
+            // response still in flight: drain it first (lingering close).
+            if (!reader.body_complete() || reader.has_buffered_bytes() || stream.input_pending())
+                stream.linger(http::clock::now() + std::chrono::seconds(1));
             return after::closed;
         }
     } catch (const http::http_error& e) {

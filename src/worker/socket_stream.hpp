@@ -58,6 +58,11 @@ public:
 
     void yield() override { waiter_.yield(); }
 
+    bool input_pending() override {
+        char c;
+        return ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    }
+
     Waiter& waiter() { return waiter_; }
 
 private:
