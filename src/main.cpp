@@ -97,15 +97,14 @@ int serve(config::settings s, const std::vector<std::string>& args) {
     for (auto& l : listeners) spdlog::info("Listening at: {} ({})", l.name, ::getpid());
     spdlog::info("Using worker: {}", s.worker_class);
 
-    // preload_app: import the app once here; workers share it copy-on-write (and HUP cannot reload it).
-    std::unique_ptr<worker::preloaded_app> preloaded;
-    if (s.preload_app) {
-        int code = 0;
-        if (!(preloaded = worker::preload(s, &code))) return code;
-    }
+    // Python in the master only for preload_app (the app imported once, shared copy-on-write; HUP cannot
+    // reload it) or master-side hooks; otherwise each worker starts its own interpreter after fork.
+    int code = 0;
+    auto python = worker::start_master_python(s, &code);
+    if (code) return code;
     master::options opt;
-    opt.main = [&](const sys::worker_args& a) { return worker::worker_main(a, preloaded.get()); };
-    if (preloaded) opt.fork_hooks = preloaded->fork_hooks();
+    opt.main = [&](const sys::worker_args& a) { return worker::worker_main(a, python.get()); };
+    if (python) opt.fork_hooks = python->fork_hooks(), opt.hooks = python->server_hooks();
     opt.argv = args;
     opt.start_dir = start_dir;
     opt.reload = [args, start_dir]() -> std::optional<config::settings> {

@@ -1,16 +1,19 @@
-# A cooperative socket.socket: the OS socket is always non-blocking; blocking and timeout modes are
-# emulated by waiting on the hub (_gcorn.wait_read/wait_write), with the stdlib's exact exceptions
-# (socket.timeout, BlockingIOError). Outside a hub greenlet the waits block, so it also works there.
+# A cooperative socket.socket: the OS socket is always non-blocking; blocking and timeout modes are emulated
+# by waiting on the hub (_gcorn.wait_read/wait_write) with the stdlib's exact exceptions (socket.timeout,
+# BlockingIOError). Outside a hub greenlet the waits block, so it works there too. Knows nothing of ssl.
 import errno
 import functools
+import io
 import os
 import socket as _stdlib
 import time
 
 import _gcorn
 
-_orig_socket = _stdlib.socket
+_os_socket = _stdlib.socket
 _timeout_error = _stdlib.timeout
+_monotonic = time.monotonic
+_CONNECT_PENDING = (errno.EINPROGRESS, errno.EALREADY, errno.EAGAIN)
 
 
 def threadpooled(fn):
@@ -23,25 +26,24 @@ def threadpooled(fn):
     return wrapper
 
 
-class socket(_orig_socket):
+class socket(_os_socket):
     """socket.socket whose waits yield to gcorn's hub."""
 
-    __slots__ = ("_gcorn_timeout",)
+    __slots__ = ("_gcorn_timeout", "_gcorn_waiting")
 
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
         super().__init__(family, type, proto, fileno)
-        self._gcorn_timeout = _stdlib.getdefaulttimeout()
-        if fileno is not None:
-            try:
-                self._gcorn_timeout = None if super().getblocking() else 0.0
-            except OSError:
-                pass
+        # The stdlib's own rules (default timeout, SOCK_NONBLOCK in type) decide the mode we emulate.
+        self._gcorn_timeout = super().gettimeout()
+        self._gcorn_waiting = None
         super().setblocking(False)
 
     # ---- modes: recorded here, the OS socket stays non-blocking ----
     def settimeout(self, value):
         if value is not None:
             value = float(value)
+            if value != value:
+                raise ValueError("Invalid value NaN (not a number)")
             if value < 0:
                 raise ValueError("Timeout value out of range")
         self._gcorn_timeout = value
@@ -61,41 +63,60 @@ class socket(_orig_socket):
 
     # ---- the one retry loop: try, and on EAGAIN wait for readiness within the timeout ----
     def _deadline(self):
-        return None if self._gcorn_timeout is None else time.monotonic() + self._gcorn_timeout
+        return None if self._gcorn_timeout is None else _monotonic() + self._gcorn_timeout
 
     def _wait(self, writable, deadline):
-        remaining = None if deadline is None else deadline - time.monotonic()
+        remaining = None if deadline is None else deadline - _monotonic()
         if remaining is not None and remaining <= 0:
             raise _timeout_error("timed out")
+        token = _gcorn.current_token()
+        waiting = None
+        if token:  # close() from another greenlet wakes us (see _real_close)
+            waiting = self._gcorn_waiting
+            if waiting is None:
+                waiting = self._gcorn_waiting = set()
+            waiting.add(token)
         try:
             (_gcorn.wait_write if writable else _gcorn.wait_read)(self.fileno(), remaining)
         except TimeoutError:
             raise _timeout_error("timed out") from None
+        finally:
+            if waiting is not None:
+                waiting.discard(token)
 
-    def _io(self, call, writable, *args, deadline=None):
-        deadline = deadline or self._deadline()
+    def _io(self, call, writable, *args):
+        deadline = self._deadline()
         while True:
             try:
                 return call(*args)
-            except (BlockingIOError, InterruptedError):
+            except BlockingIOError:
                 if self._gcorn_timeout == 0.0:
                     raise
             self._wait(writable, deadline)
 
+    def _real_close(self, *args):
+        waiting, self._gcorn_waiting = self._gcorn_waiting, None
+        for token in waiting or ():
+            _gcorn.throw_later(token, 0, OSError(errno.EBADF, "File descriptor was closed in another greenlet"))
+        super()._real_close(*args)
+
     def recv(self, *args):
         return self._io(super().recv, False, *args)
 
-    def recv_into(self, *args):
-        return self._io(super().recv_into, False, *args)
+    def recv_into(self, *args, **kwargs):
+        return self._io(functools.partial(super().recv_into, *args, **kwargs), False)
 
     def recvfrom(self, *args):
         return self._io(super().recvfrom, False, *args)
 
-    def recvfrom_into(self, *args):
-        return self._io(super().recvfrom_into, False, *args)
+    def recvfrom_into(self, *args, **kwargs):
+        return self._io(functools.partial(super().recvfrom_into, *args, **kwargs), False)
 
     def recvmsg(self, *args):
         return self._io(super().recvmsg, False, *args)
+
+    def recvmsg_into(self, *args):
+        return self._io(super().recvmsg_into, False, *args)
 
     def send(self, *args):
         return self._io(super().send, True, *args)
@@ -106,57 +127,101 @@ class socket(_orig_socket):
     def sendmsg(self, *args):
         return self._io(super().sendmsg, True, *args)
 
+    if hasattr(_os_socket, "sendmsg_afalg"):
+        def sendmsg_afalg(self, *args, **kwargs):
+            return self._io(functools.partial(super().sendmsg_afalg, *args, **kwargs), True)
+
     def sendall(self, data, flags=0):
-        view = memoryview(data).cast("B")
-        deadline = self._deadline()  # one timeout for the whole call, as the stdlib does
-        sent = 0
-        while sent < len(view):
-            sent += self._io(_orig_socket.send, True, self, view[sent:], flags, deadline=deadline)
+        with memoryview(data) as view, view.cast("B") as bytes_view:
+            deadline = self._deadline()  # one timeout for the whole call, as the stdlib
+            sent, send = 0, super().send
+            while sent < len(bytes_view):
+                try:
+                    sent += send(bytes_view[sent:], flags)
+                    continue
+                except BlockingIOError:
+                    if self._gcorn_timeout == 0.0:
+                        raise
+                self._wait(True, deadline)
 
     def _accept(self):
         return self._io(super()._accept, False)
 
-    def accept(self):
-        fd, addr = self._accept()
-        sock = socket(self.family, self.type, self.proto, fileno=fd)
-        if _stdlib.getdefaulttimeout() is None and self.gettimeout():
-            sock.setblocking(True)
-        return sock, addr
-
     def connect(self, address):
-        err = self.connect_ex(address)
+        err = self._connect(address)
         if err:
-            if err == errno.ETIMEDOUT and self._gcorn_timeout is not None:
-                raise _timeout_error("timed out")
-            raise OSError(err, os.strerror(err))
+            raise OSError(err, os.strerror(err))  # OSError picks the subclass: BlockingIOError, ConnectionRefused...
 
     def connect_ex(self, address):
+        return self._connect(address)
+
+    def _connect(self, address):
         err = super().connect_ex(address)
-        if err not in (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY):
+        if err not in _CONNECT_PENDING or self._gcorn_timeout == 0.0:
             return err
-        if self._gcorn_timeout == 0.0:
-            return err
-        try:
-            _gcorn.wait_write(self.fileno(), self._gcorn_timeout)
-        except TimeoutError:
-            if self._gcorn_timeout is not None:
-                raise _timeout_error("timed out") from None
-            raise
+        deadline = self._deadline()
+        if err == errno.EAGAIN and self.family == _stdlib.AF_UNIX:
+            return self._connect_unix(address, deadline)  # a full listen backlog: only retrying tells
+        self._wait(True, deadline)
         return self.getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR)
 
+    def _connect_unix(self, address, deadline):
+        delay = 0.001
+        while True:
+            remaining = None if deadline is None else deadline - _monotonic()
+            if remaining is not None and remaining <= 0:
+                raise _timeout_error("timed out")
+            _gcorn.sleep(delay if remaining is None else min(delay, remaining))
+            delay = min(delay * 2, 0.05)
+            err = super().connect_ex(address)
+            if err != errno.EAGAIN:
+                return err
+
     def sendfile(self, file, offset=0, count=None):
-        return self._sendfile_use_send(file, offset, count)
+        try:
+            return self._sendfile_zero_copy(file, offset, count)
+        except _stdlib._GiveupOnSendfile:
+            return self._sendfile_use_send(file, offset, count)
 
-    def dup(self):
-        sock = socket(self.family, self.type, self.proto, fileno=os.dup(self.fileno()))
-        sock.settimeout(self.gettimeout())
-        return sock
+    def _sendfile_zero_copy(self, file, offset, count):
+        """os.sendfile in a loop, as the stdlib's _sendfile_use_sendfile, waiting on the hub instead of a selector."""
+        self._check_sendfile_params(file, offset, count)
+        try:
+            fileno = file.fileno()
+            size = os.fstat(fileno).st_size
+        except (AttributeError, io.UnsupportedOperation, OSError) as err:
+            raise _stdlib._GiveupOnSendfile(err)
+        if not size:
+            return 0
+        if self._gcorn_timeout == 0.0:
+            raise ValueError("non-blocking sockets are not supported")
+        blocksize = min(count or size, 2 ** 30)
+        total = 0
+        try:
+            while not count or total < count:
+                if count:
+                    blocksize = min(count - total, blocksize)
+                try:
+                    sent = os.sendfile(self.fileno(), fileno, offset, blocksize)
+                except BlockingIOError:
+                    self._wait(True, self._deadline())
+                    continue
+                except OSError as err:
+                    if total == 0:  # e.g. not a regular file: let send() do it
+                        raise _stdlib._GiveupOnSendfile(err)
+                    raise err from None
+                if sent == 0:
+                    break
+                offset += sent
+                total += sent
+            return total
+        finally:
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset)
 
 
-def socketpair(family=_stdlib.AF_UNIX, type=_stdlib.SOCK_STREAM, proto=0):
-    a, b = _stdlib._socket.socketpair(family, type, proto)
-    return socket(family, type, proto, a.detach()), socket(family, type, proto, b.detach())
+socket.__module__ = "socket"  # repr() and error messages read as the stdlib's
 
 
-def fromfd(fd, family, type, proto=0):
-    return socket(family, type, proto, os.dup(fd))
+DNS_FUNCTIONS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
+

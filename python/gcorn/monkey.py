@@ -1,8 +1,6 @@
 # Makes blocking standard-library calls cooperative under gcorn's async worker: each patched call parks
 # only its own greenlet on the hub (via _gcorn's primitives) instead of blocking the worker process.
 # Outside a hub greenlet the patched calls block as the originals do. Must not import the app.
-import sys
-
 import _gcorn
 
 _patched = set()
@@ -17,25 +15,61 @@ def _once(name):
 
 def patch_time():
     """time.sleep yields to the hub for its duration."""
-    if not _once("time"):
-        return
-    import time
-    time.sleep = _gcorn.sleep
+    if _once("time"):
+        import time
+        time.sleep = _gcorn.sleep
 
 
-def patch_socket():
-    """socket.socket with cooperative blocking and timeout modes; DNS lookups on the hub's thread pool."""
-    if not _once("socket"):
-        return
-    import socket
-    from gcorn import _socket
-    socket.socket = _socket.socket
-    socket.SocketType = _socket.socket
-    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo"):
-        setattr(socket, name, _socket.threadpooled(getattr(socket, name)))
-    socket.socketpair = _socket.socketpair
-    socket.fromfd = _socket.fromfd
-    socket.create_connection.__globals__["socket"] = _socket.socket  # same module: already patched
+def patch_socket(dns=True):
+    """socket.socket (so also create_connection, create_server, socketpair, fromfd, accept and dup) with
+    cooperative blocking and timeout modes; with `dns`, getaddrinfo and friends on the hub's thread pool."""
+    if _once("socket"):
+        import socket
+        from gcorn import _socket
+        socket.socket = _socket.socket
+        if dns:
+            patch_dns()
+
+
+def patch_dns():
+    """getaddrinfo, gethostbyname(_ex), gethostbyaddr and getnameinfo run on the hub's thread pool."""
+    if _once("dns"):
+        import socket
+        from gcorn import _socket
+        for name in _socket.DNS_FUNCTIONS:
+            setattr(socket, name, _socket.threadpooled(getattr(socket, name)))
+
+
+def patch_ssl():
+    """ssl.SSLContext.wrap_socket returns an SSLSocket whose handshake, reads, writes and unwrap yield."""
+    if _once("ssl"):
+        patch_socket()
+        from gcorn import _ssl
+        _ssl.patch_ssl()
+
+
+def patch_select():
+    """select.select and select.poll yield; select.epoll/devpoll/kqueue are withdrawn (as gevent does) so
+    libraries fall back to the cooperative ones."""
+    if _once("select"):
+        from gcorn import _select
+        _select.patch_select()
+
+
+def patch_selectors():
+    """selectors.DefaultSelector (and PollSelector, SelectSelector) wait cooperatively."""
+    if _once("selectors"):
+        from gcorn import _select
+        _select.patch_selectors()
+
+
+def patch_thread():
+    """_thread/threading: Lock (so RLock, Condition, Semaphore, Event, Barrier, Timer) parks a greenlet;
+    threads started inside a hub greenlet are greenlets; get_ident and threading.local are per greenlet."""
+    if _once("thread"):
+        from gcorn import _threading
+        _threading.patch_threading()
+    patch_local()
 
 
 def patch_local():
@@ -53,15 +87,46 @@ def patch_local():
     _thread._local = _threading_local.local
 
 
+def patch_queue():
+    """queue.Queue, LifoQueue and PriorityQueue take threading's (patched) locks when created; SimpleQueue,
+    a C type, is replaced by the stdlib's Python version on top of them."""
+    if _once("queue"):
+        patch_thread()
+        import queue
+        queue.SimpleQueue = queue._PySimpleQueue
+
+
+def patch_subprocess():
+    """Popen's pipes, Popen.wait/communicate and os.waitpid/os.wait yield."""
+    if _once("subprocess"):
+        from gcorn import _subprocess
+        _subprocess.patch_subprocess()
+
+
+def patch_psycopg2():
+    """psycopg2 (if importable) waits for PostgreSQL through the hub; True if installed."""
+    if _once("psycopg2"):
+        from gcorn import _psycopg2
+        return _psycopg2.install()
+    return True
+
+
 def patch_all():
     """Every patch gcorn knows; idempotent. The async worker calls it before importing the app."""
+    patch_thread()  # first: locks that later imports create are then cooperative
     patch_time()
     patch_socket()
-    patch_local()
+    patch_ssl()
+    patch_select()
+    patch_selectors()
+    patch_queue()
+    patch_subprocess()
+    patch_psycopg2()
 
 
 def is_patched(name):
     return name in _patched
 
 
-__all__ = ["patch_all", "patch_time", "patch_socket", "patch_local", "is_patched"]
+__all__ = ["patch_all", "patch_time", "patch_socket", "patch_dns", "patch_ssl", "patch_select", "patch_selectors",
+           "patch_thread", "patch_local", "patch_queue", "patch_subprocess", "patch_psycopg2", "is_patched"]

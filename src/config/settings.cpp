@@ -108,7 +108,14 @@ std::string format(const string_list& v, string_list*) {
 // ---- the generated rows ---------------------------------------------------------------------------------
 
 // Lists given once per flag (-b A -b B); the other lists take comma-separated values, as in Gunicorn.
-bool repeatable(std::string_view name) { return name == "bind" || name == "raw_env"; }
+bool repeatable(std::string_view name) { return name == "bind" || name == "raw_env" || name == "hooks"; }
+
+// TOML tables that stand for KEY=VALUE lists: [hooks] name = "mod:fn" and [env] KEY = "value".
+const char* table_setting(std::string_view key) {
+    if (key == "hooks") return "hooks";
+    if (key == "env") return "raw_env";
+    return nullptr;
+}
 
 struct row {
     std::string_view name, cli, meta, section, help;
@@ -240,6 +247,15 @@ void apply_toml(settings& s, std::string_view text, const std::string& file_name
     }
     for (auto& [key, value] : doc.as_table()) {
         auto where = file_name + ":" + std::to_string(value.location().line()) + ": ";
+        if (auto* name = table_setting(key); name && value.is_table()) {
+            string_list entries;
+            for (auto& [k, v] : value.as_table()) {
+                if (!v.is_string()) throw config_error(where + "[" + key + "] " + k + ": expected a string");
+                entries.push_back(k + "=" + v.as_string().str);
+            }
+            naming(where, name, [&] { find_row(name)->set_strings(s, entries); });
+            continue;
+        }
         const row* r = find_row(key);
         if (!r) throw config_error(where + "unknown setting '" + key + "'");
         naming(where, key, [&] { r->set_toml(s, value); });

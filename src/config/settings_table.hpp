@@ -64,10 +64,16 @@
       "Switch worker processes to this user (name or uid) after binding.")                                   \
     X(group, std::string, "", "-g,--group", "GROUP", "server mechanics", any,                                \
       "Switch worker processes to this group (name or gid) after binding.")                                  \
+    X(initgroups, bool, false, "--initgroups", "", "server mechanics", any,                                  \
+      "Also set the user's supplementary groups when switching user.")                                       \
+    X(worker_tmp_dir, std::string, "", "--worker-tmp-dir", "DIR", "server mechanics", any,                   \
+      "Accepted for Gunicorn compatibility and unused: heartbeats live in shared memory (the scoreboard).") \
     X(umask, std::string, "0", "-m,--umask", "INT", "server mechanics", umask,                               \
       "The file mode creation mask of gcorn's processes (octal like 0o22 or 022).")                          \
     X(proc_name, std::string, "", "-n,--name", "STRING", "server mechanics", any,                            \
       "A name for the process titles (default: the application).")                                           \
+    X(hooks, string_list, (string_list{}), "--hook", "NAME=MODULE:FUNCTION", "server hooks", hook_specs,        \
+      "Server hooks, as Gunicorn's (post_fork, pre_request, ...); in TOML a [hooks] table. Repeat for several.") \
     X(accesslog, std::string, "", "--access-logfile", "FILE", "logging", any,                                \
       "The access log file ('-' for stdout; empty disables).")                                               \
     X(access_log_format, std::string, default_access_log_format, "--access-logformat", "STRING", "logging",  \

@@ -53,6 +53,18 @@ void key_value(const std::vector<std::string>& v) {
         if (kv.find('=') == std::string::npos || kv.front() == '=') fail("'" + kv + "' is not KEY=VALUE");
 }
 
+void hook_specs(const std::vector<std::string>& v) {
+    static constexpr std::array names{"on_starting", "on_reload", "when_ready", "pre_fork", "post_fork",
+                                      "post_worker_init", "worker_int", "worker_abort", "pre_exec", "pre_request",
+                                      "post_request", "child_exit", "worker_exit", "nworkers_changed", "on_exit"};
+    for (auto& h : v) {
+        auto eq = h.find('=');
+        if (eq == std::string::npos || h.find(':', eq) == std::string::npos)
+            fail("'" + h + "' is not NAME=MODULE:FUNCTION");
+        one_of(h.substr(0, eq), names);
+    }
+}
+
 int parse_umask(const std::string& v) {
     std::string digits = v;
     int base = 10;

@@ -16,6 +16,7 @@ void limit_line(int v);
 void limit_fields(int v);
 void directory(const std::string& v);
 void key_value(const std::vector<std::string>& v);
+void hook_specs(const std::vector<std::string>& v);
 void umask(const std::string& v);
 void access_format(const std::string& v);
 void log_level(const std::string& v);

@@ -1,5 +1,7 @@
 #include "hub/hub.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <utility>
 
 #include <boost/asio/post.hpp>
@@ -241,24 +243,17 @@ woke hub::wait(net::posix::stream_descriptor& d, net::posix::descriptor_base::wa
 }
 
 woke hub::wait_fd(int fd, bool writable, deadline until) {
-    // A descriptor registered for this wait only; dup() so an fd the hub already watches can be waited on too.
+    // Waits on a private dup() of the fd: a close() of the original by another greenlet meanwhile cannot leave the
+    // reactor deregistering a reused fd number later, and an fd the reactor already watches can be waited on too.
+    int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) throw std::system_error(errno, std::generic_category(), "cannot wait on fd " + std::to_string(fd));
     net::posix::stream_descriptor d(ioc_);
     boost::system::error_code ec;
-    d.assign(fd, ec);
-    int dup_fd = -1;
+    d.assign(own, ec);  // on success `d` owns and closes the dup
     if (ec) {
-        dup_fd = ::dup(fd);
-        d.assign(dup_fd, ec);
-        if (ec) throw std::system_error(ec, "cannot wait on fd " + std::to_string(fd));
+        ::close(own);
+        throw std::system_error(ec, "cannot wait on fd " + std::to_string(fd));
     }
-    struct release_guard {
-        net::posix::stream_descriptor& d;
-        int dup_fd;
-        ~release_guard() {
-            d.release();
-            if (dup_fd >= 0) ::close(dup_fd);
-        }
-    } guard{d, dup_fd};
     return wait(d, writable ? net::posix::descriptor_base::wait_write : net::posix::descriptor_base::wait_read, until);
 }
 

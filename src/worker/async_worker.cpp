@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "hooks/hooks.hpp"
 #include "hub/hub.hpp"
 #include "hub/primitives.hpp"
 #include "log/log.hpp"
@@ -170,13 +171,14 @@ private:
 
     // One named handler per signal: TERM/QUIT graceful, USR1 reopen logs (INT exits in the handler).
     net::awaitable<void> signal_loop() {
-        int fd = install_worker_signals();
+        int fd = install_worker_signals(hooks::configured(s_, "worker_int"));
         net::posix::stream_descriptor pipe(ioc_, fd);
         for (;;) {
             boost::system::error_code ec;
             co_await pipe.async_wait(net::posix::descriptor_base::wait_read, net::redirect_error(net::use_awaitable, ec));
             if (ec) break;
             drain_signals(fd, [&](int sig) {
+                if (sig == SIGINT) fast_exit();
                 if (sig == SIGUSR1) log::reopen();
                 else begin_stop(true);
             });

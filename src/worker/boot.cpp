@@ -11,6 +11,7 @@
 #include "sys/privileges.hpp"
 #include "sys/proctitle.hpp"
 #include "sys/process.hpp"
+#include "hooks/hooks.hpp"
 #include "hub/primitives.hpp"
 #include "py/object.hpp"
 #include "worker/async_worker.hpp"
@@ -58,49 +59,87 @@ void prepare_python(const config::settings& s) {
     if (fd >= 0) py::import("faulthandler").attr("enable")({py::integer(fd)});
 }
 
-// An interpreter ready for the app: sys.path set up and prepare_python run.
+// An interpreter ready for the app: sys.path set up, prepare_python run, hooks loaded.
 struct python_runtime {
     py::interpreter interp;
-    explicit python_runtime(const config::settings& s) : interp(python_paths(s)) { prepare_python(s); }
+    explicit python_runtime(const config::settings& s) : interp(python_paths(s)) {
+        prepare_python(s);
+        if (!s.hooks.empty()) hooks::configure(s);
+    }
 };
+
+void attach_request_hooks(const config::settings& s, const wsgi::application& app) {
+    auto& a = const_cast<wsgi::application&>(app);  // set once, before the first request
+    a.set_request_hooks(hooks::configured(s, "pre_request") ? hooks::pre_request() : py::object(),
+                        hooks::configured(s, "post_request") ? hooks::post_request() : py::object());
+}
 
 int run_worker_class(const sys::worker_args& args, const wsgi::application& app) {
     args.slot.booted = true;  // a death from here on is not a boot failure
-    return is_async(args.settings) ? run_async(args, app) : run_sync(args, app);
+    attach_request_hooks(args.settings, app);
+    if (hooks::configured(args.settings, "worker_abort")) py::import("gcorn._hooks").attr("install_abort_handler")();
+    hooks::worker_call("post_worker_init");
+    int rc = is_async(args.settings) ? run_async(args, app) : run_sync(args, app);
+    hooks::worker_call("worker_exit");
+    return rc;
 }
+
+// Loads the app (or reports why it cannot be), then runs the worker class.
+int load_and_run(const sys::worker_args& args) {
+    std::optional<wsgi::application> app;
+    try {
+        app.emplace(args.settings);
+    } catch (const wsgi::load_error& e) {
+        return report_load_error(args.settings, e);
+    }
+    return run_worker_class(args, *app);
+}
+
 
 }  // namespace
 
-struct preloaded_app::impl {
+struct master_python::impl {
     python_runtime runtime;
-    wsgi::application app;
-    explicit impl(const config::settings& s) : runtime(s), app(s) {}
+    std::optional<wsgi::application> app;  // with preload_app
+    config::settings settings;
+    impl(const config::settings& s) : runtime(s), settings(s) {
+        if (s.preload_app) app.emplace(s);
+    }
 };
 
-preloaded_app::preloaded_app(const config::settings& s) : impl_(std::make_unique<impl>(s)) {}
-preloaded_app::~preloaded_app() = default;
+master_python::~master_python() = default;
 
-sys::fork_hooks preloaded_app::fork_hooks() const {
+sys::fork_hooks master_python::fork_hooks() const {
     return {py::before_fork, py::after_fork_parent, py::after_fork_child};
 }
 
-std::unique_ptr<preloaded_app> preload(const config::settings& s, int* code) {
+master::master_hooks master_python::server_hooks() const { return hooks::master_side(impl_->settings); }
+
+std::unique_ptr<master_python> start_master_python(const config::settings& s, int* code) {
+    if (!s.preload_app && !hooks::needs_master_python(s)) return nullptr;
     apply_raw_env(s);
+    auto mp = std::make_unique<master_python>();
     try {
-        return std::make_unique<preloaded_app>(s);
+        mp->impl_ = std::make_unique<master_python::impl>(s);
     } catch (const wsgi::load_error& e) {
         *code = report_load_error(s, e);
         return nullptr;
+    } catch (const py::python_error& e) {
+        spdlog::error("Cannot start Python in the master:\n{}", e.traceback());
+        *code = sys::worker_boot_error;
+        return nullptr;
     }
+    hooks::master_call("on_starting");
+    return mp;
 }
 
-int worker_main(const sys::worker_args& args, preloaded_app* preloaded) {
+int worker_main(const sys::worker_args& args, master_python* inherited) {
     auto& s = args.settings;
     ::signal(SIGPIPE, SIG_IGN);  // writes use MSG_NOSIGNAL, but sendfile(2) cannot
     sys::set_proctitle("gcorn: worker [" + (s.proc_name.empty() ? s.wsgi_app : s.proc_name) + "]");
     apply_raw_env(s);
     try {
-        sys::drop_privileges(sys::resolve_identity(s.user, s.group));
+        sys::drop_privileges(sys::resolve_identity(s.user, s.group, s.initgroups));
     } catch (const std::exception& e) {
         spdlog::error("Cannot switch to user '{}' / group '{}': {}", s.user, s.group, e.what());
         return sys::worker_boot_error;
@@ -110,21 +149,20 @@ int worker_main(const sys::worker_args& args, preloaded_app* preloaded) {
         int fd = ::open(s.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd >= 0) ::dup2(fd, 1), ::dup2(fd, 2), ::close(fd);
     }
-    if (preloaded) return run_worker_class(args, preloaded->impl_->app);
+    if (inherited) {
+        hooks::become_worker(args.age);
+        auto& preloaded = inherited->impl_->app;
+        return preloaded ? run_worker_class(args, *preloaded) : load_and_run(args);
+    }
     std::optional<python_runtime> runtime;
-    std::optional<wsgi::application> app;
     try {
         runtime.emplace(s);
-        app.emplace(s);
-    } catch (const wsgi::load_error& e) {
-        return report_load_error(s, e);
     } catch (const py::python_error& e) {
         spdlog::error("Worker failed to boot:\n{}", e.traceback());
         return sys::worker_boot_error;
     }
-    int rc = run_worker_class(args, *app);
-    app.reset();
-    return rc;
+    if (!s.hooks.empty()) hooks::become_worker(args.age);
+    return load_and_run(args);
 }
 
 int check_app(const config::settings& s) {

@@ -1,5 +1,7 @@
 #include "worker/signals.hpp"
 
+#include "hooks/hooks.hpp"
+
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
@@ -19,16 +21,21 @@ void on_signal(int sig) {
 void on_fast_exit(int) { ::_exit(0); }  // SIGINT: stop now, in-flight request or not
 }  // namespace
 
-int install_worker_signals() {
+int install_worker_signals(bool queue_int) {
     if (signal_pipe[0] < 0) ::pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC);
     struct sigaction sa{};
     sa.sa_handler = on_signal;
     for (int sig : {SIGTERM, SIGQUIT, SIGUSR1}) ::sigaction(sig, &sa, nullptr);
-    sa.sa_handler = on_fast_exit;
+    sa.sa_handler = queue_int ? on_signal : on_fast_exit;
     ::sigaction(SIGINT, &sa, nullptr);
     sa.sa_handler = SIG_IGN;
     for (int sig : {SIGHUP, SIGTTIN, SIGTTOU, SIGWINCH, SIGUSR2}) ::sigaction(sig, &sa, nullptr);
     return signal_pipe[0];
+}
+
+void fast_exit() {
+    hooks::worker_call("worker_int");
+    ::_exit(0);
 }
 
 }  // namespace gcorn::worker

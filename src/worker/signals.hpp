@@ -5,9 +5,13 @@
 
 namespace gcorn::worker {
 
-// Installs the handlers: TERM/QUIT/USR1 are queued to the pipe; INT exits at once (fast stop);
-// HUP/TTIN/TTOU/WINCH/USR2 (master signals) are ignored. Returns the pipe's read end (non-blocking).
-int install_worker_signals();
+// Installs the handlers: TERM/QUIT/USR1 are queued to the pipe; INT exits at once (fast stop), or is queued
+// too when `queue_int` (a worker_int hook must run first); HUP/TTIN/TTOU/WINCH/USR2 (master signals) are
+// ignored. Returns the pipe's read end (non-blocking).
+int install_worker_signals(bool queue_int = false);
+
+// SIGINT taken from the pipe: the worker_int hook, then exit at once.
+[[noreturn]] void fast_exit();
 
 // Reads every queued signal; calls on_signal(sig) for each.
 template <class F>

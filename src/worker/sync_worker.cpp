@@ -12,6 +12,7 @@
 
 #include "log/log.hpp"
 #include "py/gil.hpp"
+#include "hooks/hooks.hpp"
 #include "worker/serve.hpp"
 #include "worker/signals.hpp"
 #include "worker/socket_stream.hpp"
@@ -22,6 +23,7 @@ namespace {
 // One named handler per signal the worker acts on.
 void handle_signals(int fd, serve_state& state) {
     drain_signals(fd, [&](int sig) {
+        if (sig == SIGINT) fast_exit();
         if (sig == SIGTERM || sig == SIGQUIT) state.stopping = true;
         else if (sig == SIGUSR1) log::reopen();
     });
@@ -67,7 +69,7 @@ wsgi::connection_info describe_connection(int fd, const sys::listener& l, const 
 
 int run_sync(const sys::worker_args& args, const wsgi::application& app) {
     auto& s = args.settings;
-    int signal_fd = install_worker_signals();
+    int signal_fd = install_worker_signals(hooks::configured(s, "worker_int"));
     serve_state state;
     state.max_requests = args.max_requests;
     state.slot = &args.slot;

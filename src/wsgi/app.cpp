@@ -422,14 +422,27 @@ outcome application::handle(const connection_info& conn, const http::request_hea
     // client does not wait for it), and also when the client left or the app failed.
     py::object result;
     try {
+        if (pre_request_) pre_request_({env});  // the hook logs its own errors
         out.aborted = !respond(app_, ctx, env, result, head);
     } catch (...) {
         close_result(result, head);
         throw;
     }
     close_result(result, head);
+    if (post_request_) run_post_request(env, writer);
     out.environ = std::move(env);
     return out;
+}
+
+void application::run_post_request(const py::object& env, const http::response_writer& writer) const {
+    try {
+        auto headers = py::import("builtins").attr("list")();
+        for (auto& [name, value] : writer.headers())
+            headers.attr("append")({py::tuple({py::str_latin1(name), py::str_latin1(value)})});
+        post_request_({env, py::str_latin1(writer.status()), headers});
+    } catch (const py::python_error& e) {
+        spdlog::error("post_request hook failed: {}", e.what());
+    }
 }
 
 std::string environ_lookup(const void* ctx, std::string_view key) {

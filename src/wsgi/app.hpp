@@ -43,10 +43,17 @@ public:
     outcome handle(const connection_info& conn, const http::request_head& head, http::body_source& body,
                    http::response_writer& writer) const;
 
+    // Gunicorn's pre_request(environ) / post_request(environ, status, headers) hooks; null ones are skipped.
+    void set_request_hooks(py::object pre, py::object post) {
+        pre_request_ = std::move(pre);
+        post_request_ = std::move(post);
+    }
+
 private:
     py::object make_environ(const connection_info& conn, const http::request_head& head) const;
+    void run_post_request(const py::object& env, const http::response_writer& writer) const;
 
-    py::object app_;
+    py::object app_, pre_request_, post_request_;
     std::string script_name_;
 };
 

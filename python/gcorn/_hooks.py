@@ -1,0 +1,192 @@
+# Gunicorn-style server hooks for gcorn: loads `[hooks]` functions and calls them with objects standing for
+# the arbiter and the worker (the attributes hook authors use: pid, age, cfg, log, num_workers, ...).
+# Called from the native server; a hook's exception is logged with its traceback and never stops the server.
+import importlib
+import os
+import time
+import tomllib
+import traceback
+
+import _gcorn
+
+HOOKS = ("on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init", "worker_int",
+         "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit", "worker_exit",
+         "nworkers_changed", "on_exit")
+
+
+class Config:
+    """Settings by attribute, as Gunicorn's cfg: server.cfg.workers, worker.cfg.bind..."""
+
+    def __init__(self, settings):
+        self.__dict__.update(settings)
+
+    def __repr__(self):
+        return "Config(%r)" % self.__dict__
+
+
+class Log:
+    """The error log, with logging's method names."""
+
+    def debug(self, msg, *args):
+        _gcorn.log(10, msg % args if args else str(msg))
+
+    def info(self, msg, *args):
+        _gcorn.log(20, msg % args if args else str(msg))
+
+    def warning(self, msg, *args):
+        _gcorn.log(30, msg % args if args else str(msg))
+
+    warn = warning
+
+    def error(self, msg, *args):
+        _gcorn.log(40, msg % args if args else str(msg))
+
+    def critical(self, msg, *args):
+        _gcorn.log(50, msg % args if args else str(msg))
+
+    def exception(self, msg, *args):
+        self.error((msg % args if args else str(msg)) + "\n" + traceback.format_exc())
+
+
+class Arbiter:
+    """What hooks receive as `server`."""
+
+    def __init__(self, cfg, log):
+        self.cfg, self.log = cfg, log
+        self.pid = os.getpid()
+        self.num_workers = cfg.workers
+        self.app = cfg.wsgi_app
+        self.proc_name = cfg.proc_name or cfg.wsgi_app
+
+
+class Worker:
+    """What hooks receive as `worker`."""
+
+    def __init__(self, cfg, log, age, pid=None, ppid=None):
+        self.cfg, self.log, self.age = cfg, log, age
+        self.pid, self.ppid = pid, ppid
+        self.booted = False
+        self.alive = True
+        self.nr = 0
+        self.started = time.time()
+
+
+class Request:
+    """What pre_request/post_request receive as `req`, built from the environ."""
+
+    def __init__(self, environ):
+        self.method = environ["REQUEST_METHOD"]
+        self.uri = environ.get("RAW_URI", "")
+        self.path = environ.get("PATH_INFO", "")
+        self.query = environ.get("QUERY_STRING", "")
+        self.version = tuple(int(v) for v in environ["SERVER_PROTOCOL"][5:].split("."))
+        self.headers = [(k[5:].replace("_", "-"), v) for k, v in environ.items() if k.startswith("HTTP_")]
+        self.environ = environ
+
+
+class Response:
+    def __init__(self, status, headers):
+        self.status = status
+        self.status_code = int(status.split(" ", 1)[0]) if status else 0
+        self.headers = headers
+
+
+_hooks = {}
+_server = None
+_worker = None
+_log = Log()
+
+
+def _load(spec):
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def configure(settings_toml, specs):
+    """Loads each "name=module:function" of `specs`; raises on an unknown hook or a missing function."""
+    global _server
+    cfg = Config(tomllib.loads(settings_toml))
+    _server = Arbiter(cfg, _log)
+    for spec in specs:
+        name, _, target = spec.partition("=")
+        if name not in HOOKS:
+            raise ValueError("unknown hook %r" % name)
+        _hooks[name] = _load(target)
+    return sorted(_hooks)
+
+
+def has(name):
+    return name in _hooks
+
+
+def _call(name, *args):
+    fn = _hooks.get(name)
+    if fn is None:
+        return
+    try:
+        fn(*args)
+    except Exception:
+        _log.error("Exception in %s hook:\n%s" % (name, traceback.format_exc()))
+
+
+# ---- master side ----
+
+def master(name, *args):
+    """on_starting, on_reload, when_ready, pre_exec, on_exit: (server); nworkers_changed: (server, new, old)."""
+    if name == "nworkers_changed":
+        _server.num_workers = args[0]
+    _call(name, _server, *args)
+
+
+def pre_fork(age):
+    _call("pre_fork", _server, Worker(_server.cfg, _log, age, ppid=os.getpid()))
+
+
+def child_exit(pid, age):
+    _call("child_exit", _server, Worker(_server.cfg, _log, age, pid=pid, ppid=os.getpid()))
+
+
+# ---- worker side ----
+
+def become_worker(age):
+    """In the worker after fork: the worker object, then post_fork(server, worker)."""
+    global _worker
+    if _server is None:
+        return
+    _worker = Worker(_server.cfg, _log, age, pid=os.getpid(), ppid=os.getppid())
+    _call("post_fork", _server, _worker)
+
+
+def worker(name):
+    """post_worker_init, worker_int, worker_abort: (worker); worker_exit: (server, worker)."""
+    if _worker is None:
+        return
+    if name == "post_worker_init":
+        _worker.booted = True
+    if name == "worker_exit":
+        _worker.alive = False
+        _call(name, _server, _worker)
+    else:
+        _call(name, _worker)
+
+
+def install_abort_handler():
+    """worker_abort runs from a Python-level SIGABRT handler (a timeout kill), then the stack is dumped."""
+    import faulthandler
+    import signal
+
+    def on_abort(signum, frame):
+        worker("worker_abort")
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(1)
+
+    signal.signal(signal.SIGABRT, on_abort)
+
+
+def pre_request(environ):
+    _worker.nr += 1
+    _call("pre_request", _worker, Request(environ))
+
+
+def post_request(environ, status, headers):
+    _call("post_request", _worker, Request(environ), environ, Response(status, headers))

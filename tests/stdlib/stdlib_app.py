@@ -1,0 +1,113 @@
+# A WSGI app that runs one CPython test module (Debian's libpython3.11-testsuite) inside the request's greenlet of
+# gcorn's async worker, under gcorn.monkey's patches, and answers with the results as JSON. Driven by run.py.
+import io
+import json
+import sys
+import time
+import traceback
+import unittest
+from urllib.parse import parse_qs
+
+PYTHON = "/usr/bin/python3"  # the tests start child interpreters through sys.executable
+
+
+def _expectations(path):
+    """{test id or class id: (kind, reason)} from the expected-results list."""
+    entries = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            test_id, kind, reason = line.split(None, 2)
+            entries[test_id] = (kind, reason)
+    return entries
+
+
+def _flatten(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from _flatten(t)
+        else:
+            yield t
+
+
+def _short_id(test):
+    return test.id().removeprefix("test.")
+
+
+def _apply(suite, entries):
+    """Marks listed tests: `skip` never runs, `fail` must fail (an unexpected success is an error)."""
+    for test in _flatten(suite):
+        test_id = _short_id(test)
+        class_id = test_id.rsplit(".", 1)[0]
+        if class_id in entries and entries[class_id][0] == "skip":
+            cls = type(test)
+            cls.__unittest_skip__, cls.__unittest_skip_why__ = True, "gcorn: " + entries[class_id][1]
+            continue
+        kind, reason = entries.get(test_id, (None, None))
+        name = getattr(test, "_testMethodName", None)
+        if kind is None or name is None:
+            continue
+        method = getattr(test, name)
+        if kind == "skip":
+            def skipped(reason=reason):
+                raise unittest.SkipTest("gcorn: " + reason)
+            setattr(test, name, skipped)
+        else:
+            def failing(*args, method=method, **kwargs):
+                return method(*args, **kwargs)
+            failing.__unittest_expecting_failure__ = True
+            setattr(test, name, failing)
+
+
+class _Result(unittest.TextTestResult):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.passed = []
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.passed.append(test)
+
+
+def run_module(module, expected_path, log_path):
+    from test import support
+    support.use_resources = []  # no network, no cpu-hungry or gui tests, as regrtest without -u
+    sys.executable = sys._base_executable = PYTHON
+    if not sys.argv or not sys.argv[0]:
+        sys.argv = [PYTHON]
+    suite = unittest.defaultTestLoader.loadTestsFromName("test." + module)
+    _apply(suite, _expectations(expected_path))
+    with open(log_path, "w", buffering=1, encoding="utf-8") as log:
+        runner = unittest.TextTestRunner(stream=log, verbosity=2, resultclass=_Result)
+        start = time.monotonic()
+        result = runner.run(suite)
+        elapsed = time.monotonic() - start
+    describe = lambda pairs: [[_short_id(t), text] for t, text in pairs]
+    return {
+        "module": module,
+        "seconds": round(elapsed, 1),
+        "run": result.testsRun,
+        "passed": [_short_id(t) for t in result.passed],
+        "failures": describe(result.failures),
+        "errors": describe(result.errors),
+        "skipped": describe(result.skipped),
+        "expected_failures": describe(result.expectedFailures),
+        "unexpected_successes": [_short_id(t) for t in result.unexpectedSuccesses],
+    }
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] != "/run":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ready"]
+    q = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
+    try:
+        body = json.dumps(run_module(q["module"], q["expected"], q["log"]))
+        status = "200 OK"
+    except BaseException:
+        body, status = traceback.format_exc(), "500 Internal Server Error"
+    data = body.encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
