@@ -30,7 +30,7 @@ int fail(const std::string& message, int code = 1) {
 
 // The worker classes this build runs; the others are refused instead of silently running sync.
 bool supported_worker_class(const std::string& k) {
-    return k == "sync" || k == "async" || k == "gevent" || k == "eventlet";
+    return k == "sync" || k == "gthread" || k == "async" || k == "gevent" || k == "eventlet";
 }
 
 // Servers hold one descriptor per connection: lift the soft limit to the hard one, as servers do.
@@ -67,9 +67,8 @@ int serve(config::settings s, const std::vector<std::string>& args) {
     char cwd[4096];
     std::string start_dir = ::getcwd(cwd, sizeof cwd) ? cwd : "";
     if (!supported_worker_class(s.worker_class))
-        return fail("worker class '" + s.worker_class + "' is not available in this build (use sync or async)", 2);
-    if (s.threads > 1 && s.worker_class == "sync")
-        return fail("--threads > 1 selects the gthread worker, which is not available in this build", 2);
+        return fail("worker class '" + s.worker_class + "' is not available in this build (use sync, gthread or async)", 2);
+    if (s.threads > 1 && s.worker_class == "sync") s.worker_class = "gthread";  // as Gunicorn does
     try {
         log::setup(s);
     } catch (const std::exception& e) {

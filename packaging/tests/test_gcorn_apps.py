@@ -3,15 +3,18 @@
 import os
 import pwd
 import grp
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+HERE_PATH = __import__("pathlib").Path(HERE)
 HELPER = os.environ.get("GCORN_APPS", os.path.join(HERE, "..", "gcorn-apps"))
 GCORN_BIN = os.environ.get("GCORN_BIN")  # when set, gcorn itself must accept the merged file
 
@@ -24,10 +27,11 @@ def dirs(tmp_path):
     return etc, run, log
 
 
-def helper(dirs, *args):
+def helper(dirs, *args, gcorn="/bin/true"):
+    """gcorn-apps on the temporary directories; by default a stand-in gcorn whose --check-config passes."""
     etc, run, log = dirs
-    return subprocess.run([sys.executable, HELPER, "--etc", str(etc), "--run", str(run), "--log", str(log), *args],
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, HELPER, "--etc", str(etc), "--run", str(run), "--log", str(log),
+                           "--gcorn", gcorn, *args], capture_output=True, text=True)
 
 
 def enable(dirs, name, text):
@@ -92,21 +96,64 @@ def test_values_round_trip(dirs):
 def test_assignments_evaluate_in_sh_and_the_file_is_private(dirs):
     enable(dirs, "app", 'user = "nobody"\n')
     _, out = config(dirs, "app")
-    shell = subprocess.run(["sh", "-c", out + '\necho "$GCORN_CONF|$GCORN_PIDFILE|$GCORN_SETPRIV"'],
+    shell = subprocess.run(["sh", "-c", out + '\necho "$GCORN_CONF|$GCORN_PIDFILE"'],
                            capture_output=True, text=True, check=True).stdout.strip()
     run = dirs[1]
-    nobody = pwd.getpwnam("nobody")
-    assert shell == f"{run}/app.toml|{run}/app.pid|--reuid={nobody.pw_uid} --regid={nobody.pw_gid} --init-groups"
+    assert shell == f"{run}/app.toml|{run}/app.pid"
     st = os.stat(run / "app.toml")
     assert st.st_mode & 0o777 == 0o640
     if os.geteuid() == 0:
-        assert (st.st_uid, st.st_gid) == (0, nobody.pw_gid)
+        assert (st.st_uid, st.st_gid) == (0, pwd.getpwnam("nobody").pw_gid)
+    assert sorted(os.listdir(run)) == ["app.toml"]  # no temporary file left
 
 
-def test_root_app_needs_no_setpriv(dirs):
-    enable(dirs, "app", 'user = ""\ngroup = ""\n')
-    _, out = config(dirs, "app")
-    assert "GCORN_SETPRIV=''" in out
+@pytest.fixture
+def open_dirs():
+    """Like dirs, but where another user can read (pytest's tmp_path is 0700)."""
+    top = tempfile.mkdtemp(prefix="gcorn-apps-test-")
+    os.chmod(top, 0o755)
+    etc, run, log = (os.path.join(top, d) for d in ("etc", "run", "log"))
+    for d in (etc + "/apps-enabled", etc + "/apps-available", run, log):
+        os.makedirs(d)
+        os.chmod(d, 0o777 if d == log else 0o755)
+    yield tuple(map(type(HERE_PATH), (etc, run, log)))
+    shutil.rmtree(top)
+
+
+def fake_gcorn(directory, rc):
+    """A gcorn whose --check-config records its uid, gid and arguments and exits rc."""
+    script = os.path.join(directory, "fake-gcorn")
+    with open(script, "w") as f:
+        f.write(f'#!/bin/sh\necho "$(id -u) $(id -g) $*" > {directory}/check.out\necho "it broke" >&2\nexit {rc}\n')
+    os.chmod(script, 0o755)
+    return script
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_check_runs_as_the_workers_user_on_the_new_file(open_dirs):
+    etc, run, log = open_dirs
+    enable(open_dirs, "app", 'user = "nobody"\n')
+    gcorn = fake_gcorn(str(log), 0)  # log is writable by all
+    r = helper(open_dirs, "config", "app", gcorn=gcorn)
+    assert r.returncode == 0, r.stderr
+    nobody = pwd.getpwnam("nobody")
+    uid, gid, _, conf, check = open(log / "check.out").read().split()
+    assert (int(uid), int(gid)) == (nobody.pw_uid, nobody.pw_gid)
+    assert conf != str(run / "app.toml") and check == "--check-config"  # the candidate, before the rename
+
+
+def test_a_failed_check_keeps_the_running_configuration(dirs):
+    run = dirs[1]
+    enable(dirs, "app", 'user = ""\nworkers = 2\n')
+    config(dirs, "app")
+    (dirs[0] / "apps-available" / "app.toml").write_text('user = ""\nworkers = 3\n')
+    r = helper(dirs, "config", "app", gcorn=fake_gcorn(str(run), 1))
+    assert r.returncode == 5 and "it broke" in r.stderr
+    with open(run / "app.toml", "rb") as f:
+        assert tomllib.load(f)["workers"] == 2
+    assert sorted(os.listdir(run)) == ["app.toml", "check.out", "fake-gcorn"]
+    r = helper(dirs, "config", "--check-app=no", "app", gcorn=fake_gcorn(str(run), 1))
+    assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
@@ -182,9 +229,25 @@ def test_gcorn_reads_the_merged_file(dirs):
     etc = dirs[0]
     (etc / "gcorn.toml").write_text("workers = 3\n")
     enable(dirs, "app", 'wsgi_app = "x:app"\nuser = ""\ngroup = ""\nraw_env = ["A=1"]\n')
-    config(dirs, "app")
+    assert helper(dirs, "config", "--check-app=no", "app", gcorn=GCORN_BIN).returncode == 0
     out = subprocess.run([GCORN_BIN, "-c", str(dirs[1] / "app.toml"), "--print-config"],
                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     printed = tomllib.loads(out.stdout)
     assert printed["workers"] == 3 and printed["daemon"] is True and printed["raw_env"] == ["A=1"]
+
+
+@pytest.mark.skipif(not GCORN_BIN or os.geteuid() != 0, reason="GCORN_BIN not set, or not root")
+def test_real_check_imports_the_app_as_its_user(open_dirs):
+    etc, run, log = open_dirs
+    app_dir = run.parent / "app"
+    app_dir.mkdir()
+    os.chmod(app_dir, 0o755)
+    (app_dir / "good.py").write_text("def application(environ, start_response):\n    return []\n")
+    (app_dir / "owner.py").write_text("import os\nassert os.getuid() != 0, 'imported as root'\napplication = None\n")
+    for name, module in (("good", "good"), ("bad", "no_such_module"), ("owner", "owner")):
+        enable(open_dirs, name, f'wsgi_app = "{module}:application"\npythonpath = ["{app_dir}"]\nuser = "nobody"\n')
+    assert helper(open_dirs, "config", "good", gcorn=GCORN_BIN).returncode == 0
+    r = helper(open_dirs, "config", "bad", gcorn=GCORN_BIN)
+    assert r.returncode == 5 and "no_such_module" in r.stderr
+    assert helper(open_dirs, "config", "owner", gcorn=GCORN_BIN).returncode == 0

@@ -56,10 +56,10 @@ def wait_any(events, timeout):
 
 def select(rlist, wlist, xlist, timeout=None):
     """select.select that parks only the calling greenlet."""
-    rlist, wlist, xlist = list(rlist), list(wlist), list(xlist)
+    rlist, wlist, xlist = (objs if isinstance(objs, (list, tuple)) else list(objs) for objs in (rlist, wlist, xlist))
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         return _os_select(rlist, wlist, xlist, timeout)  # raises the stdlib's TypeError or ValueError
-    ready = _os_select(rlist, wlist, xlist, 0)
+    ready = _os_select(rlist, wlist, xlist, 0)  # the lists as given: fileno() side effects as the stdlib's
     if ready[0] or ready[1] or ready[2] or timeout == 0:
         return ready
     if not _gcorn.current_token():
@@ -86,12 +86,18 @@ def _poll_timeout(timeout):
     return None if timeout < 0 else timeout / 1000.0
 
 
-class poll:
-    """select.poll whose poll() parks only the calling greenlet."""
+class _Poll:
+    """The object select.poll() returns: its poll() parks only the calling greenlet."""
 
-    def __init__(self):
+    def __new__(cls, *args, **kwargs):
+        raise TypeError("cannot create 'select.poll' instances")  # as the stdlib's type
+
+    @classmethod
+    def _create(cls):
+        self = object.__new__(cls)
         self._poll = _os_poll()
         self._events = {}
+        return self
 
     def register(self, fd, eventmask=_os.POLLIN | _os.POLLPRI | _os.POLLOUT):
         self._poll.register(fd, eventmask)
@@ -120,6 +126,14 @@ class poll:
                 return ready
 
 
+_Poll.__module__, _Poll.__name__, _Poll.__qualname__ = "select", "poll", "poll"
+
+
+def poll():
+    """select.poll() whose poll() parks only the calling greenlet."""
+    return _Poll._create()
+
+
 def patch_select():
     """select.select/poll cooperative; epoll, devpoll and kqueue withdrawn so libraries pick these."""
     _os.select = select
@@ -131,7 +145,7 @@ def patch_select():
 
 def patch_selectors():
     """selectors.DefaultSelector is the PollSelector over the cooperative poll."""
-    selectors.PollSelector._selector_cls = poll
+    selectors.PollSelector._selector_cls = staticmethod(poll)
     selectors.SelectSelector._select = staticmethod(select)
     selectors.DefaultSelector = selectors.PollSelector
     for name in ("EpollSelector", "DevpollSelector", "KqueueSelector"):

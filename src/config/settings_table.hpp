@@ -45,7 +45,30 @@
     X(limit_request_field_size, int, 8190, "--limit-request-field_size", "INT", "security", non_negative,    \
       "The maximum size of one request header field in bytes (0 = unlimited).")                              \
     X(forwarded_allow_ips, string_list, (string_list{"127.0.0.1", "::1"}), "--forwarded-allow-ips", "STRING", "security", \
-      any, "Front-end addresses trusted to set X-Forwarded-* headers (comma-separated, * for any).")          \
+      ip_networks, "Front ends trusted to set X-Forwarded-* headers: addresses or CIDR networks, comma-separated (* for any).") \
+    X(secure_scheme_headers, string_list,                                                                    \
+      (string_list{"X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on"}), "", "HEADER=VALUE", \
+      "security", key_value, "Headers (and values) by which a trusted front end says the client used https.") \
+    X(proxy_protocol, bool, false, "--proxy-protocol", "", "security", any,                                  \
+      "Front ends in proxy_allow_ips (and unix-socket peers) send a PROXY v1/v2 header naming the client.") \
+    X(proxy_allow_ips, string_list, (string_list{"127.0.0.1", "::1"}), "--proxy-allow-from", "STRING", "security", \
+      ip_networks, "Front ends that send PROXY protocol headers: addresses or CIDR networks, comma-separated (* for any).") \
+    X(certfile, std::string, "", "--certfile", "FILE", "ssl", readable_file,                                 \
+      "The TLS certificate (PEM, with its chain). Setting it serves HTTPS on every listener.")               \
+    X(keyfile, std::string, "", "--keyfile", "FILE", "ssl", readable_file,                                   \
+      "The TLS private key (PEM; default: read from certfile).")                                             \
+    X(ca_certs, std::string, "", "--ca-certs", "FILE", "ssl", readable_file,                                 \
+      "CA certificates (PEM) that client certificates are verified against.")                                \
+    X(cert_reqs, int, 0, "--cert-reqs", "INT", "ssl", cert_reqs,                                             \
+      "Client certificates (ssl.CERT_*): 0 none, 1 optional, 2 required; the app gets environ['gcorn.peercert'] (PEM).") \
+    X(ssl_version, std::string, "TLS_SERVER", "--ssl-version", "STRING", "ssl", ssl_version,                  \
+      "The oldest TLS version accepted (TLSv1 .. TLSv1_3); TLS_SERVER, TLS or SSLv23 keep OpenSSL's default.") \
+    X(ciphers, std::string, "", "--ciphers", "STRING", "ssl", any,                                           \
+      "The OpenSSL cipher list for TLS 1.2 and older (default: OpenSSL's).")                                 \
+    X(do_handshake_on_connect, bool, false, "--do-handshake-on-connect", "", "ssl", any,                     \
+      "Accepted for Gunicorn compatibility: the TLS handshake always completes before the first request is read.") \
+    X(suppress_ragged_eofs, bool, true, "--suppress-ragged-eofs", "", "ssl", any,                            \
+      "Treat a client that closes TCP without a TLS close_notify as a normal end of stream.")               \
     X(preload_app, bool, false, "--preload", "", "server mechanics", any,                                    \
       "Load the application in the master before forking workers.")                                          \
     X(chdir, std::string, "", "--chdir", "PATH", "server mechanics", directory,                              \

@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <stdexcept>
+#include <arpa/inet.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace gcorn::config::check {
 namespace {
@@ -63,6 +65,31 @@ void hook_specs(const std::vector<std::string>& v) {
             fail("'" + h + "' is not NAME=MODULE:FUNCTION");
         one_of(h.substr(0, eq), names);
     }
+}
+
+void ip_networks(const std::vector<std::string>& v) {
+    for (auto& entry : v) {
+        if (entry == "*") continue;
+        auto slash = entry.find('/');
+        unsigned char bytes[16];
+        std::string ip = entry.substr(0, slash);
+        int width = ::inet_pton(AF_INET, ip.c_str(), bytes) == 1 ? 32 : ::inet_pton(AF_INET6, ip.c_str(), bytes) == 1 ? 128 : 0;
+        std::string bits = slash == std::string::npos ? "0" : entry.substr(slash + 1);
+        bool digits = !bits.empty() && bits.size() <= 3 && std::all_of(bits.begin(), bits.end(), ::isdigit);
+        if (!width || !digits || std::stoi(bits) > width) fail("'" + entry + "' is not an IP address or network");
+    }
+}
+
+void readable_file(const std::string& v) {
+    if (!v.empty() && ::access(v.c_str(), R_OK) != 0) fail("cannot read '" + v + "'");
+}
+
+void cert_reqs(int v) {
+    if (v < 0 || v > 2) fail("must be 0 (none), 1 (optional) or 2 (required)");
+}
+
+void ssl_version(const std::string& v) {
+    one_of(v, std::array{"TLS", "TLS_SERVER", "SSLv23", "TLSv1", "TLSv1_1", "TLSv1_2", "TLSv1_3"});
 }
 
 int parse_umask(const std::string& v) {

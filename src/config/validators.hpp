@@ -1,5 +1,5 @@
 // Validators named by the settings table: each throws std::invalid_argument with a reason.
-// Pure value checks; they never touch the file system except `directory`.
+// Pure value checks; they never touch the file system except `directory` and `readable_file`.
 #pragma once
 #include <string>
 #include <vector>
@@ -18,6 +18,10 @@ void directory(const std::string& v);
 void key_value(const std::vector<std::string>& v);
 void hook_specs(const std::vector<std::string>& v);
 void umask(const std::string& v);
+void ip_networks(const std::vector<std::string>& v);  // "*", addresses and CIDR networks
+void readable_file(const std::string& v);             // empty, or a file that can be opened
+void cert_reqs(int v);                                // 0, 1 or 2 (Python's ssl.CERT_*)
+void ssl_version(const std::string& v);
 void access_format(const std::string& v);
 void log_level(const std::string& v);
 

@@ -55,7 +55,9 @@ listener open_tcp(const std::string& address, std::string host, const std::strin
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (opt.reuse_port) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (res->ai_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd.get(), opt.backlog) != 0)
+    // With reuse_port the master only holds the port (bound, not listening): a listening socket nobody
+    // accepts on would get its share of the connections. Each worker listens on its own socket instead.
+    if (::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0 || (!opt.reuse_port && ::listen(fd.get(), opt.backlog) != 0))
         fail(address, std::strerror(errno));
     auto local = [&] {
         sockaddr_storage ss{};
@@ -103,14 +105,29 @@ std::vector<listener> open_listeners(const std::vector<std::string>& addresses, 
     return out;
 }
 
+listener own_listener(const listener& shared, int backlog) {
+    if (shared.is_unix) return listener{unique_fd(::dup(shared.fd.get())), shared.name, shared.host, shared.port, true, ""};
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(shared.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) fail(shared.name, std::strerror(errno));
+    unique_fd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ss.ss_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd.get(), backlog) != 0)
+        fail(shared.name, std::strerror(errno));
+    return listener{std::move(fd), shared.name, shared.host, shared.port, false, ""};
+}
+
 listener adopt_listener(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    int listening = 0;
-    socklen_t optlen = sizeof listening;
+    int type = 0;
+    socklen_t optlen = sizeof type;
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
-        ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || !listening)
-        fail("fd://" + std::to_string(fd), "not a listening socket");
+        ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen) != 0 || type != SOCK_STREAM)
+        fail("fd://" + std::to_string(fd), "not a stream socket");
     set_flags(fd);
     if (ss.ss_family == AF_UNIX) {
         std::string path = reinterpret_cast<sockaddr_un*>(&ss)->sun_path;

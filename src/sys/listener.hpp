@@ -25,6 +25,11 @@ struct listen_options {
 // Opens every address (non-blocking, close-on-exec). Throws std::runtime_error naming the address.
 std::vector<listener> open_listeners(const std::vector<std::string>& addresses, const listen_options& opt);
 
+// reuse_port: a worker's own listening socket on the same TCP address as `shared` (SO_REUSEPORT), so the
+// kernel balances connections over per-worker accept queues. Unix sockets are returned as shared.
+// Throws std::runtime_error.
+listener own_listener(const listener& shared, int backlog);
+
 // Takes over an already listening socket (fd://N, systemd's LISTEN_FDS, a USR2 hand-over), naming it from
 // getsockname. Throws std::runtime_error if `fd` is not a listening socket.
 listener adopt_listener(int fd);

@@ -18,8 +18,7 @@
 #include "log/log.hpp"
 #include "worker/serve.hpp"
 #include "worker/signals.hpp"
-#include "worker/socket_stream.hpp"
-#include "worker/sync_worker.hpp"
+#include "worker/transport.hpp"
 
 namespace gcorn::worker {
 namespace net = boost::asio;
@@ -55,11 +54,12 @@ struct green_waiter {
 // One connection: its socket (registered with the reactor once), the stream and request reader that live as
 // long as it does, and the timer bounding its idle wait in the hub.
 struct connection {
-    connection(net::io_context& ioc, hub::hub& h, int fd, const serve_options& opt, wsgi::connection_info i)
-        : socket(ioc, fd), stream(fd, green_waiter{&h, &socket}), reader(stream, opt.limits, opt.io_timeout),
+    connection(net::io_context& ioc, hub::hub& h, int fd, const serve_options& opt, const transport& t,
+               wsgi::connection_info i)
+        : socket(ioc, fd), stream(t.open(fd, green_waiter{&h, &socket})), reader(*stream, opt.limits, opt.io_timeout),
           timer(ioc), info(std::move(i)) {}
     net::posix::stream_descriptor socket;  // owns and closes the fd
-    socket_stream<green_waiter> stream;
+    std::unique_ptr<http::byte_stream> stream;  // plain or TLS
     http::request_reader reader;
     net::steady_timer timer;
     wsgi::connection_info info;
@@ -72,8 +72,8 @@ struct connection {
 
 class async_worker {
 public:
-    async_worker(const sys::worker_args& args, const wsgi::application& app)
-        : args_(args), s_(args.settings), app_(app), hub_(ioc_, 10), opt_(serve_options::from(s_, true)) {
+    async_worker(const sys::worker_args& args, const wsgi::application& app, const transport& t)
+        : args_(args), s_(args.settings), app_(app), t_(t), hub_(ioc_, 10), opt_(serve_options::from(s_, true)) {
         state_.max_requests = args.max_requests;
         state_.slot = &args.slot;
         opt_.return_when_idle = true;
@@ -121,7 +121,7 @@ private:
             int one = 1;  // responses leave in one write; do not let Nagle hold back a streamed chunk
             ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
-        auto c = std::make_shared<connection>(ioc_, hub_, fd, opt_, describe_connection(fd, l, s_));
+        auto c = std::make_shared<connection>(ioc_, hub_, fd, opt_, t_, t_.describe(fd, l));
         c->self = connections_.insert(connections_.end(), c);
         wait_for_request(c, std::chrono::steady_clock::now() + opt_.head_timeout);
     }
@@ -154,7 +154,13 @@ private:
 
     // In a greenlet: serve until the connection closes or goes idle again.
     void run_connection(const std::shared_ptr<connection>& c) {
-        auto r = serve(c->stream, c->reader, app_, c->info, opt_, state_, !c->served, &c->idle);
+        bool fresh = !c->served;
+        green_waiter waiter{&hub_, &c->socket};
+        if (fresh && !t_.prepare(c->socket.native_handle(), *c->stream, waiter, c->info, clock_now() + opt_.head_timeout))
+            return close(c);  // no PROXY header or no TLS handshake: nothing to answer
+        auto r = serve(*c->stream, c->reader, app_, c->info, opt_, state_, fresh, &c->idle);
+        while (r == after::idle && !stopping() && transport::has_buffered_input(*c->stream))  // TLS: not on the socket
+            r = serve(*c->stream, c->reader, app_, c->info, opt_, state_, false, &c->idle);
         c->served = true;
         args_.slot.requests.store(state_.requests, std::memory_order_relaxed);
         if (r == after::idle && !stopping()) return wait_for_request(c, std::chrono::steady_clock::now() + opt_.keepalive);
@@ -227,6 +233,7 @@ private:
     const sys::worker_args& args_;
     const config::settings& s_;
     const wsgi::application& app_;
+    const transport& t_;
     net::io_context ioc_{1};
     hub::hub hub_;
     serve_options opt_;
@@ -239,6 +246,8 @@ private:
 
 }  // namespace
 
-int run_async(const sys::worker_args& args, const wsgi::application& app) { return async_worker(args, app).run(); }
+int run_async(const sys::worker_args& args, const wsgi::application& app, const transport& t) {
+    return async_worker(args, app, t).run();
+}
 
 }  // namespace gcorn::worker

@@ -15,6 +15,7 @@
 #include "hub/primitives.hpp"
 #include "py/object.hpp"
 #include "worker/async_worker.hpp"
+#include "worker/gthread_worker.hpp"
 #include "worker/sync_worker.hpp"
 #include "worker/worker.hpp"
 
@@ -42,6 +43,11 @@ int report_load_error(const config::settings& s, const wsgi::load_error& e) {
     spdlog::error("Failed to load application '{}': {}", s.wsgi_app, e.what());
     if (!e.traceback.empty()) spdlog::error("{}", e.traceback);
     return e.app_error ? sys::app_load_error : sys::worker_boot_error;
+}
+
+// As Gunicorn: --threads > 1 with the default sync class means gthread.
+bool is_gthread(const config::settings& s) {
+    return s.worker_class == "gthread" || (s.worker_class == "sync" && s.threads > 1);
 }
 
 bool is_async(const config::settings& s) {
@@ -74,12 +80,27 @@ void attach_request_hooks(const config::settings& s, const wsgi::application& ap
                         hooks::configured(s, "post_request") ? hooks::post_request() : py::object());
 }
 
-int run_worker_class(const sys::worker_args& args, const wsgi::application& app) {
-    args.slot.booted = true;  // a death from here on is not a boot failure
-    attach_request_hooks(args.settings, app);
+int run_worker_class(const sys::worker_args& shared_args, const wsgi::application& app) {
+    std::optional<transport> t;  // TLS certificates load here, so a HUP's fresh workers load them again
+    try {
+        t.emplace(shared_args.settings);
+    } catch (const std::exception& e) {
+        spdlog::error("Cannot set up TLS: {}", e.what());
+        return sys::worker_boot_error;
+    }
+    shared_args.slot.booted = true;  // a death from here on is not a boot failure
+    attach_request_hooks(shared_args.settings, app);
+    // reuse_port: this worker's own accept queues instead of the master's shared ones.
+    std::vector<sys::listener> own;
+    if (shared_args.settings.reuse_port)
+        for (auto& l : shared_args.listeners) own.push_back(sys::own_listener(l, shared_args.settings.backlog));
+    sys::worker_args args{shared_args.settings, own.empty() ? shared_args.listeners : own, shared_args.slot,
+                          shared_args.age, shared_args.master_pid, shared_args.max_requests};
     if (hooks::configured(args.settings, "worker_abort")) py::import("gcorn._hooks").attr("install_abort_handler")();
     hooks::worker_call("post_worker_init");
-    int rc = is_async(args.settings) ? run_async(args, app) : run_sync(args, app);
+    int rc = is_async(args.settings)     ? run_async(args, app, *t)
+             : is_gthread(args.settings) ? run_gthread(args, app, *t)
+                                         : run_sync(args, app, *t);
     hooks::worker_call("worker_exit");
     return rc;
 }

@@ -15,7 +15,8 @@
 #include "hooks/hooks.hpp"
 #include "worker/serve.hpp"
 #include "worker/signals.hpp"
-#include "worker/socket_stream.hpp"
+#include "worker/poll_waiter.hpp"
+#include "worker/transport.hpp"
 
 namespace gcorn::worker {
 namespace {
@@ -29,45 +30,9 @@ void handle_signals(int fd, serve_state& state) {
     });
 }
 
-// The sync worker's way of waiting: poll(2) with the GIL released so other Python threads run.
-struct poll_waiter {
-    bool wait(int fd, bool writable, http::deadline until) {
-        for (;;) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - http::clock::now()).count();
-            if (left <= 0) return false;
-            pollfd p{fd, short(writable ? POLLOUT : POLLIN), 0};
-            int rc;
-            {
-                py::gil_release unlocked;
-                rc = ::poll(&p, 1, int(std::min<long long>(left, 60'000)));
-            }
-            if (rc > 0) return true;
-            if (rc < 0 && errno != EINTR) throw http::stream_error(http::stream_error::kind::closed, "poll failed");
-        }
-    }
-    void yield() {}
-};
-
-bool trusted(const std::string& addr, const config::settings& s) {
-    auto& allowed = s.forwarded_allow_ips;
-    return std::find(allowed.begin(), allowed.end(), "*") != allowed.end() ||
-           std::find(allowed.begin(), allowed.end(), addr) != allowed.end();
-}
-
 }  // namespace
 
-wsgi::connection_info describe_connection(int fd, const sys::listener& l, const config::settings& s) {
-    wsgi::connection_info c;
-    auto peer = sys::peer_of(fd);
-    c.remote_addr = peer.host;
-    c.remote_port = peer.port;
-    c.server_name = l.host;
-    c.server_port = l.port;
-    c.trusted_proxy = l.is_unix || trusted(peer.host, s);  // a unix socket's peer is the local proxy
-    return c;
-}
-
-int run_sync(const sys::worker_args& args, const wsgi::application& app) {
+int run_sync(const sys::worker_args& args, const wsgi::application& app, const transport& t) {
     auto& s = args.settings;
     int signal_fd = install_worker_signals(hooks::configured(s, "worker_int"));
     serve_state state;
@@ -98,9 +63,13 @@ int run_sync(const sys::worker_args& args, const wsgi::application& app) {
             // Accept until the queue is empty (other workers compete for the same listener).
             for (int fd; !state.exhausted() && (fd = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
                 sys::unique_fd conn(fd);
-                socket_stream<poll_waiter> stream(fd, {});
-                http::request_reader reader(stream, opt.limits, opt.io_timeout);
-                serve(stream, reader, app, describe_connection(fd, args.listeners[i], s), opt, state, true);
+                auto info = t.describe(fd, args.listeners[i]);
+                poll_waiter waiter;
+                auto stream = t.open(fd, waiter);
+                if (t.prepare(fd, *stream, waiter, info, http::clock::now() + opt.head_timeout)) {
+                    http::request_reader reader(*stream, opt.limits, opt.io_timeout);
+                    serve(*stream, reader, app, info, opt, state, true);
+                }
                 args.slot.requests.store(state.requests, std::memory_order_relaxed);
                 args.slot.beat();
                 handle_signals(signal_fd, state);

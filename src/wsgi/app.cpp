@@ -32,7 +32,7 @@ struct shared_objects {
                url_scheme = py::interned("wsgi.url_scheme"), input = py::interned("wsgi.input"),
                multithread = py::interned("wsgi.multithread"), close = py::interned("close"),
                filelike = py::interned("filelike"), fileno = py::interned("fileno"), tell = py::interned("tell"),
-               exc_info = py::interned("exc_info");
+               exc_info = py::interned("exc_info"), peercert = py::interned("gcorn.peercert");
     py::object http = py::str("http"), https = py::str("https");
     py::object wsgi_module = py::import("gcorn._wsgi");
     py::object make_input = wsgi_module.attr("make_input");
@@ -248,14 +248,11 @@ void send_plain(http::response_writer& writer, const char* status, std::string_v
     writer.finish();
 }
 
-// Gunicorn's header names for "the front end spoke TLS" (secure_scheme_headers), with their values.
-bool forwarded_https(const http::header_list& headers) {
-    for (auto& [name, value] : headers) {
-        if ((iequals(name, "x-forwarded-proto") && iequals(value, "https")) ||
-            (iequals(name, "x-forwarded-protocol") && iequals(value, "ssl")) ||
-            (iequals(name, "x-forwarded-ssl") && iequals(value, "on")))
-            return true;
-    }
+// A header by which the front end says it spoke TLS (secure_scheme_headers: Gunicorn's names and values).
+bool forwarded_https(const http::header_list& headers, const std::vector<std::pair<std::string, std::string>>& secure) {
+    for (auto& [name, value] : headers)
+        for (auto& [secure_name, secure_value] : secure)
+            if (iequals(name, secure_name) && iequals(value, secure_value)) return true;
     return false;
 }
 
@@ -349,6 +346,10 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
 }  // namespace
 
 application::application(const config::settings& s) : script_name_(s.script_name) {
+    for (auto& kv : s.secure_scheme_headers) {
+        auto eq = kv.find('=');  // validated KEY=VALUE
+        secure_scheme_headers_.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
     // PEP 3333: SCRIPT_NAME is "" at the root and never ends in '/' (PATH_INFO starts with it).
     while (!script_name_.empty() && script_name_.back() == '/') script_name_.pop_back();
     try {
@@ -382,7 +383,7 @@ py::object application::make_environ(const connection_info& conn, const http::re
     py::set_item(env, sh.QUERY_STRING, py::str_latin1(qmark == std::string_view::npos ? "" : target.substr(qmark + 1)));
     py::set_item(env, sh.RAW_URI, py::str_latin1(head.target));
     py::set_item(env, sh.SERVER_PROTOCOL, py::str_latin1(head.protocol()));
-    bool https = conn.trusted_proxy && forwarded_https(head.headers);
+    bool https = conn.https || (conn.trusted_proxy && forwarded_https(head.headers, secure_scheme_headers_));
     py::set_item(env, sh.url_scheme, https ? sh.https : sh.http);
     auto [server_name, server_port] = server_address(conn, head, https);
     py::set_item(env, sh.SERVER_NAME, py::str_latin1(server_name));
@@ -391,6 +392,7 @@ py::object application::make_environ(const connection_info& conn, const http::re
     if (!conn.remote_addr.empty())  // a unix socket's peer has no port
         py::set_item(env, sh.REMOTE_PORT, py::str_latin1(std::to_string(conn.remote_port)));
     py::set_item(env, sh.multithread, py::boolean(conn.multithread));
+    if (!conn.peer_cert.empty()) py::set_item(env, sh.peercert, py::str_latin1(conn.peer_cert));
     for (auto& [name, value] : head.headers) {
         auto key = header_key(name);
         // Repeated fields are one comma-separated list (RFC 9110 §5.3).

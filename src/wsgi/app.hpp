@@ -25,6 +25,8 @@ struct connection_info {
     std::string server_name, server_port;
     bool trusted_proxy = false;  // the peer may set X-Forwarded-* (forwarded_allow_ips)
     bool multithread = false;
+    bool https = false;          // TLS to us (certfile), or to the proxy per its PROXY v2 header: wsgi.url_scheme
+    std::string peer_cert;       // the client's TLS certificate (PEM) if it sent one: environ["gcorn.peercert"]
 };
 
 // What the worker needs after a request, for the access log and keep-alive.
@@ -55,6 +57,7 @@ private:
 
     py::object app_, pre_request_, post_request_;
     std::string script_name_;
+    std::vector<std::pair<std::string, std::string>> secure_scheme_headers_;  // (name, value that means https)
 };
 
 // %({key}e)s lookup for the access log: `ctx` is an outcome's environ.

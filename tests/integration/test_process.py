@@ -139,3 +139,20 @@ def test_preload_failure_stops_before_forking(gcorn):
     assert server.proc.wait(timeout=20) == 4
     assert "Booting worker" not in server.log()
     assert "missing_attribute" in server.log()
+
+
+def test_reuse_port_gives_each_worker_its_own_accept_queue(gcorn):
+    import re
+    server = gcorn("echo:app", "-w", "2", "--reuse-port")
+
+    def owners():
+        out = subprocess.run(["ss", "-Hltnp", "sport = :%d" % server.port], capture_output=True, text=True).stdout
+        return sorted(int(p) for p in re.findall(r"pid=(\d+)", out))
+
+    deadline = time.time() + 10
+    while owners() != server.worker_pids() and time.time() < deadline:
+        time.sleep(0.05)  # the second worker may still be booting
+    assert owners() == server.worker_pids()  # one listening socket per worker, none in the master
+    for _ in range(20):
+        with server.get("/") as r:
+            assert r.status == 200

@@ -19,6 +19,8 @@ GCORN = os.environ.get("GCORN_BIN") or str(ROOT / "build" / "src" / "gcorn")
 EXPECTED = HERE / "expected.txt"
 MODULES = ["test_socket", "test_selectors", "test_select", "test_timeout", "test_httplib", "test_urllib2_localnet",
            "test_ssl", "test_threading", "test_queue"]
+# test_timeout is all behind the "network" resource; without a network its remote tests skip themselves.
+RESOURCES = {"test_timeout": "network"}
 MODULE_TIMEOUT = 900  # seconds: a module still running by then has hung
 
 
@@ -61,7 +63,7 @@ def run_module(module, workdir):
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
     try:
         _wait_ready(proc, port, log_path)
-        query = "module=%s&expected=%s&log=%s" % (module, EXPECTED, test_log)
+        query = "module=%s&expected=%s&log=%s&resources=%s" % (module, EXPECTED, test_log, RESOURCES.get(module, ""))
         try:
             with urllib.request.urlopen("http://127.0.0.1:%d/run?%s" % (port, query), timeout=MODULE_TIMEOUT) as r:
                 return json.loads(r.read())

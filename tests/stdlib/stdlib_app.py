@@ -71,9 +71,9 @@ class _Result(unittest.TextTestResult):
         self.passed.append(test)
 
 
-def run_module(module, expected_path, log_path):
+def run_module(module, expected_path, log_path, resources=()):
     from test import support
-    support.use_resources = []  # no network, no cpu-hungry or gui tests, as regrtest without -u
+    support.use_resources = list(resources)  # as regrtest -u: by default no network, cpu-hungry or gui tests
     sys.executable = sys._base_executable = PYTHON
     if not sys.argv or not sys.argv[0]:
         sys.argv = [PYTHON]
@@ -104,7 +104,8 @@ def app(environ, start_response):
         return [b"ready"]
     q = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
     try:
-        body = json.dumps(run_module(q["module"], q["expected"], q["log"]))
+        resources = [r for r in q.get("resources", "").split(",") if r]
+        body = json.dumps(run_module(q["module"], q["expected"], q["log"], resources))
         status = "200 OK"
     except BaseException:
         body, status = traceback.format_exc(), "500 Internal Server Error"

@@ -1,0 +1,33 @@
+// The sync and gthread workers' way of waiting for a socket (socket_stream's and tls_stream's Waiter):
+// poll(2) with the GIL released, so other Python threads run meanwhile (DESIGN §2).
+#pragma once
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <poll.h>
+
+#include "http/byte_stream.hpp"
+#include "py/gil.hpp"
+
+namespace gcorn::worker {
+
+// PRECONDITION: the calling thread holds the GIL.
+struct poll_waiter {
+    bool wait(int fd, bool writable, http::deadline until) {
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - http::clock::now()).count();
+            if (left <= 0) return false;
+            pollfd p{fd, short(writable ? POLLOUT : POLLIN), 0};
+            int rc;
+            {
+                py::gil_release unlocked;
+                rc = ::poll(&p, 1, int(std::min<long long>(left, 60'000)));
+            }
+            if (rc > 0) return true;
+            if (rc < 0 && errno != EINTR) throw http::stream_error(http::stream_error::kind::closed, "poll failed");
+        }
+    }
+    void yield() {}
+};
+
+}  // namespace gcorn::worker
