@@ -244,7 +244,8 @@ def test_real_check_imports_the_app_as_its_user(open_dirs):
     app_dir.mkdir()
     os.chmod(app_dir, 0o755)
     (app_dir / "good.py").write_text("def application(environ, start_response):\n    return []\n")
-    (app_dir / "owner.py").write_text("import os\nassert os.getuid() != 0, 'imported as root'\napplication = None\n")
+    (app_dir / "owner.py").write_text("import os\nassert os.getuid() != 0, 'imported as root'\n"
+                                    "def application(environ, start_response):\n    return []\n")
     for name, module in (("good", "good"), ("bad", "no_such_module"), ("owner", "owner")):
         enable(open_dirs, name, f'wsgi_app = "{module}:application"\npythonpath = ["{app_dir}"]\nuser = "nobody"\n')
     assert helper(open_dirs, "config", "good", gcorn=GCORN_BIN).returncode == 0

@@ -191,11 +191,69 @@ constexpr size_t compact_after = 65536;
 constexpr size_t default_chunk_line = 8190;
 constexpr size_t shortest_last_chunk = 5;  // "0\r\n\r\n"
 
+// The bytes received on one connection. Not a std::string: growing that zero-fills every read's 16 KiB,
+// and each request would malloc a fresh buffer; blocks of read_size come from a small per-thread pool.
+class read_buffer {
+public:
+    read_buffer() = default;
+    read_buffer(const read_buffer&) = delete;
+    read_buffer& operator=(const read_buffer&) = delete;
+    ~read_buffer() { release(); }
+
+    char* data() { return data_.get(); }
+    size_t size() const { return size_; }
+    char& operator[](size_t i) { return data_[i]; }
+    operator std::string_view() const { return {data_.get(), size_}; }
+
+    // Room for `n` more bytes after size(); returns where they go.
+    char* reserve_tail(size_t n) {
+        if (size_ + n <= cap_) return data_.get() + size_;
+        size_t cap = std::max(cap_ * 2, size_ + n);
+        auto grown = cap == read_size ? take_block() : std::unique_ptr<char[]>(new char[cap]);
+        if (size_) std::memcpy(grown.get(), data_.get(), size_);
+        give_back();
+        data_ = std::move(grown), cap_ = cap;
+        return data_.get() + size_;
+    }
+    void commit(size_t n) { size_ += n; }
+    void clear() { size_ = 0; }
+    void erase_front(size_t n) {
+        std::memmove(data_.get(), data_.get() + n, size_ - n);
+        size_ -= n;
+    }
+    void release() {
+        give_back();
+        size_ = cap_ = 0;
+    }
+
+private:
+    static std::vector<std::unique_ptr<char[]>>& pool() {
+        thread_local std::vector<std::unique_ptr<char[]>> blocks;  // bounded by max_pooled
+        return blocks;
+    }
+    static std::unique_ptr<char[]> take_block() {
+        auto& p = pool();
+        if (p.empty()) return std::unique_ptr<char[]>(new char[read_size]);
+        auto b = std::move(p.back());
+        p.pop_back();
+        return b;
+    }
+    void give_back() {
+        if (!data_) return;
+        if (cap_ == read_size && pool().size() < max_pooled) pool().push_back(std::move(data_));
+        data_.reset();
+    }
+    static constexpr size_t max_pooled = 64;
+
+    std::unique_ptr<char[]> data_;
+    size_t size_ = 0, cap_ = 0;
+};
+
 struct request_reader::impl {
     byte_stream& stream;
     limits lim;
     std::chrono::milliseconds body_timeout;
-    std::string buf;       // received bytes; [pos, buf.size()) not yet consumed
+    read_buffer buf;       // received bytes; [pos, buf.size()) not yet consumed
     size_t pos = 0;
     std::optional<parser> p;
     std::optional<head_scan> trailer_scan;  // a trailer section Beast is still waiting for
@@ -208,17 +266,10 @@ struct request_reader::impl {
     // Appends what the socket has; false at end of stream.
     bool fill(deadline until) {
         if (pos > 0 && pos == buf.size()) buf.clear(), pos = 0;
-        else if (pos > compact_after) buf.erase(0, pos), pos = 0;
-        size_t old = buf.size();
-        buf.resize(old + read_size);
-        size_t n = 0;
-        try {
-            n = stream.read_some(std::span(buf.data() + old, read_size), until);
-        } catch (...) {
-            buf.resize(old);
-            throw;
-        }
-        buf.resize(old + n);
+        else if (pos > compact_after) buf.erase_front(pos), pos = 0;
+        char* tail = buf.reserve_tail(read_size);
+        size_t n = stream.read_some(std::span(tail, read_size), until);
+        buf.commit(n);
         return n > 0;
     }
 
@@ -276,7 +327,7 @@ bool request_reader::has_buffered_bytes() const { return !impl_->pending().empty
 
 void request_reader::release_buffers() {
     if (has_buffered_bytes()) return;
-    std::string().swap(impl_->buf);  // frees it; assigning an empty string would keep the capacity
+    impl_->buf.release();
     impl_->pos = 0;
     impl_->p.reset();
 }
