@@ -1,0 +1,211 @@
+# TLS on every worker class (--certfile/--keyfile, client certificates, versions, ALPN), against a test CA
+# made with the openssl CLI at test time; curl and Python's ssl as clients.
+import hashlib
+import http.client
+import json
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from tls_ca import make_ca, server_args
+
+APP = r'''
+import hashlib, json, os, tempfile
+
+BIG = os.path.join(tempfile.gettempdir(), "gcorn-tls-big-%d" % os.getpid())
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/big":  # 1 MiB through wsgi.file_wrapper (sendfile on plain sockets)
+        with open(BIG, "wb") as f:
+            f.write(bytes(range(256)) * 4096)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](open(BIG, "rb"))
+    body = environ["wsgi.input"].read()
+    info = {"scheme": environ["wsgi.url_scheme"], "peercert": environ.get("gcorn.peercert"),
+            "md5": hashlib.md5(body).hexdigest(), "length": len(body)}
+    out = json.dumps(info).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+    return [out]
+'''
+
+CLASSES = ["sync", "gthread", "async"]
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def tls_server(gcorn, ca):
+    def start(worker_class, *args, **kw):
+        return gcorn(None, "-k", worker_class, "--threads", "4", *server_args(ca), *args, source=APP, **kw)
+    return start
+
+
+def client_context(ca, cert=False):
+    ctx = ssl.create_default_context(cafile=str(ca / "ca.pem"))
+    if cert:
+        ctx.load_cert_chain(str(ca / "client.pem"), str(ca / "client.key"))
+    return ctx
+
+
+def https(server, ctx, path="/", method="GET", body=None):
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
+    try:
+        conn.request(method, path, body=body)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("worker_class", CLASSES)
+def test_https_with_curl(tls_server, ca, worker_class):
+    server = tls_server(worker_class)
+    out = subprocess.run(["curl", "-sS", "--cacert", str(ca / "ca.pem"), "https://127.0.0.1:%d/" % server.port,
+                          "https://localhost:%d/again" % server.port], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    for line in out.stdout.replace("}{", "}\n{").splitlines():
+        assert json.loads(line)["scheme"] == "https"
+
+
+@pytest.mark.parametrize("worker_class", CLASSES)
+def test_https_with_python_ssl(tls_server, ca, worker_class):
+    server = tls_server(worker_class)
+    ctx = client_context(ca)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
+    upload = bytes(range(256)) * 1024 * 3  # several TLS records
+    for _ in range(3):
+        conn.request("POST", "/", body=upload)
+        r = conn.getresponse()
+        info = json.loads(r.read())
+        assert (info["scheme"], info["length"], info["md5"]) == ("https", len(upload), hashlib.md5(upload).hexdigest())
+        assert info["peercert"] is None
+    assert conn.sock.selected_alpn_protocol() == "http/1.1"  # ALPN (RFC 7301): never h2
+    conn.request("GET", "/big")
+    r = conn.getresponse()
+    assert hashlib.md5(r.read()).hexdigest() == hashlib.md5(bytes(range(256)) * 4096).hexdigest()
+    conn.close()
+
+
+@pytest.mark.parametrize("worker_class", ["gthread", "async"])
+def test_keepalive_over_tls(tls_server, ca, worker_class):
+    server = tls_server(worker_class)
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=client_context(ca), timeout=10)
+    socks = set()
+    for _ in range(10):
+        conn.request("GET", "/")
+        assert conn.getresponse().read()
+        socks.add(id(conn.sock))
+    assert len(socks) == 1
+    conn.close()
+
+
+@pytest.mark.parametrize("worker_class", CLASSES)
+def test_required_client_certificate(tls_server, ca, worker_class):
+    server = tls_server(worker_class, "--ca-certs", str(ca / "ca.pem"), "--cert-reqs", "2")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        https(server, client_context(ca))
+    status, body = https(server, client_context(ca, cert=True))
+    assert status == 200
+    pem = json.loads(body)["peercert"]
+    assert pem.startswith("-----BEGIN CERTIFICATE-----")
+    assert ssl.PEM_cert_to_DER_cert(pem) == ssl.PEM_cert_to_DER_cert((ca / "client.pem").read_text())
+    server.wait_for_log("TLS handshake failed")
+
+
+def test_optional_client_certificate(tls_server, ca):
+    server = tls_server("gthread", "--ca-certs", str(ca / "ca.pem"), "--cert-reqs", "1")
+    assert json.loads(https(server, client_context(ca))[1])["peercert"] is None
+    assert json.loads(https(server, client_context(ca, cert=True))[1])["peercert"]
+
+
+@pytest.mark.parametrize("worker_class", CLASSES)
+def test_unsupported_protocol_version_is_refused(tls_server, ca, worker_class):
+    server = tls_server(worker_class, "--ssl-version", "TLSv1_3")
+    old = client_context(ca)
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        https(server, old)
+    assert https(server, client_context(ca))[0] == 200  # TLS 1.3 still works
+
+
+@pytest.mark.parametrize("worker_class", CLASSES)
+def test_plain_http_to_the_tls_port(tls_server, ca, worker_class):
+    server = tls_server(worker_class)
+    start = time.monotonic()
+    answer = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer
+    assert time.monotonic() - start < 3
+    assert https(server, client_context(ca))[0] == 200  # the worker is fine
+    log = server.log()
+    assert "[ERROR]" not in log and "TLS handshake failed" in log
+
+
+def test_garbage_handshakes_are_logged_at_debug(tls_server, ca):
+    server = tls_server("async")
+    for _ in range(20):
+        server.raw(b"\x16\x03\x01\x00\x05hello" + b"\x00" * 64, timeout=5)
+    assert https(server, client_context(ca))[0] == 200
+    lines = [l for l in server.log().splitlines() if "TLS handshake failed" in l]
+    assert len(lines) == 20 and all("[DEBUG]" in l for l in lines)
+    assert "[ERROR]" not in server.log()
+
+
+@pytest.mark.parametrize("worker_class,stalled", [("async", 50), ("gthread", 2)])
+def test_a_stalled_handshake_does_not_block_other_clients(tls_server, ca, worker_class, stalled):
+    server = tls_server(worker_class, "-t", "30")
+    hello_start = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"  # the first bytes of a ClientHello, then nothing
+    slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(stalled)]
+    try:
+        for s in slow:
+            s.sendall(hello_start)
+        time.sleep(0.2)
+        start = time.monotonic()
+        assert https(server, client_context(ca))[0] == 200
+        assert time.monotonic() - start < 1
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_certificates_are_reloaded_on_hup(gcorn, ca, tmp_path):
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.pem", "server.key"):
+        shutil.copy(ca / name, live / name)
+    server = gcorn(None, "--certfile", str(live / "server.pem"), "--keyfile", str(live / "server.key"), source=APP)
+    assert https(server, client_context(ca))[0] == 200
+    other = make_ca(tmp_path / "other")
+    for name in ("server.pem", "server.key"):
+        shutil.copy(other / name, live / name)
+    old_workers = server.worker_pids()
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            if https(server, client_context(other))[0] == 200 and not set(old_workers) & set(server.worker_pids()):
+                break
+        except (ssl.SSLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the new certificate was not served:\n" + server.log())
+    with pytest.raises(ssl.SSLError):
+        https(server, client_context(ca))  # the old CA no longer matches
+
+
+def test_a_bad_certificate_fails_the_boot(gcorn, ca, tmp_path):
+    server = gcorn(None, "--certfile", str(ca / "server.pem"), "--keyfile", str(ca / "client.key"), source=APP,
+                   ready=False)
+    assert server.proc.wait(30) == 3
+    server.expected_exit = 3
+    assert "does not match" in server.log()
