@@ -93,7 +93,11 @@ int serve(config::settings s, const std::vector<std::string>& args) {
     }
     if (s.daemon && !std::getenv("GCORN_PID")) sys::daemonize();
     spdlog::info("Starting gcorn {}", GCORN_VERSION);
-    for (auto& l : listeners) spdlog::info("Listening at: {} ({})", l.name, ::getpid());
+    for (auto& l : listeners) {
+        auto name = l.name;
+        if (!s.certfile.empty() && name.starts_with("http://")) name.insert(4, "s");  // as Gunicorn names TLS ones
+        spdlog::info("Listening at: {} ({})", name, ::getpid());
+    }
     spdlog::info("Using worker: {}", s.worker_class);
 
     // Python in the master only for preload_app (the app imported once, shared copy-on-write; HUP cannot

@@ -19,6 +19,22 @@ namespace {
     throw std::runtime_error("cannot listen on '" + address + "': " + why);
 }
 
+// An IPv4/IPv6 address as text and port; empty for other families (unix sockets).
+endpoint to_endpoint(const sockaddr_storage& ss) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET6) {
+        auto* s6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        ::inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text);
+        return {text, ntohs(s6->sin6_port)};
+    }
+    if (ss.ss_family == AF_INET) {
+        auto* s4 = reinterpret_cast<const sockaddr_in*>(&ss);
+        ::inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text);
+        return {text, ntohs(s4->sin_port)};
+    }
+    return {};
+}
+
 void set_flags(int fd) {
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -59,26 +75,7 @@ listener open_tcp(const std::string& address, std::string host, const std::strin
     // accepts on would get its share of the connections. Each worker listens on its own socket instead.
     if (::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0 || (!opt.reuse_port && ::listen(fd.get(), opt.backlog) != 0))
         fail(address, std::strerror(errno));
-    auto local = [&] {
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-        return ss;
-    }();
-    char text[INET6_ADDRSTRLEN] = {};
-    int real_port = 0;
-    if (local.ss_family == AF_INET6) {
-        auto* s6 = reinterpret_cast<sockaddr_in6*>(&local);
-        ::inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text);
-        real_port = ntohs(s6->sin6_port);
-    } else {
-        auto* s4 = reinterpret_cast<sockaddr_in*>(&local);
-        ::inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text);
-        real_port = ntohs(s4->sin_port);
-    }
-    std::string shown = local.ss_family == AF_INET6 ? "[" + std::string(text) + "]" : text;
-    return listener{std::move(fd), "http://" + shown + ":" + std::to_string(real_port), text,
-                    std::to_string(real_port), false, ""};
+    return adopt_listener(fd.release());  // named from getsockname: port 0 shows the real port
 }
 
 listener open_one(const std::string& address, const listen_options& opt) {
@@ -131,21 +128,12 @@ listener adopt_listener(int fd) {
     set_flags(fd);
     if (ss.ss_family == AF_UNIX) {
         std::string path = reinterpret_cast<sockaddr_un*>(&ss)->sun_path;
-        return listener{unique_fd(fd), "unix:" + path, path, "", true, path};
+        return listener{unique_fd(fd), "unix:" + path, path, "", true, ""};  // not ours to unlink
     }
-    char text[INET6_ADDRSTRLEN] = {};
-    int port = 0;
-    if (ss.ss_family == AF_INET6) {
-        auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        ::inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text);
-        port = ntohs(s6->sin6_port);
-    } else {
-        auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
-        ::inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text);
-        port = ntohs(s4->sin_port);
-    }
-    std::string shown = ss.ss_family == AF_INET6 ? "[" + std::string(text) + "]" : text;
-    return listener{unique_fd(fd), "http://" + shown + ":" + std::to_string(port), text, std::to_string(port), false, ""};
+    auto e = to_endpoint(ss);
+    std::string shown = ss.ss_family == AF_INET6 ? "[" + e.host + "]" : e.host;
+    return listener{unique_fd(fd), "http://" + shown + ":" + std::to_string(e.port), e.host, std::to_string(e.port),
+                    false, ""};
 }
 
 std::string inheritable_fds(const std::vector<listener>& listeners) {
@@ -161,18 +149,7 @@ endpoint peer_of(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
-    char text[INET6_ADDRSTRLEN] = {};
-    if (ss.ss_family == AF_INET) {
-        auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
-        ::inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text);
-        return {text, ntohs(s4->sin_port)};
-    }
-    if (ss.ss_family == AF_INET6) {
-        auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        ::inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text);
-        return {text, ntohs(s6->sin6_port)};
-    }
-    return {};
+    return to_endpoint(ss);
 }
 
 }  // namespace gcorn::sys

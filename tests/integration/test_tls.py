@@ -156,7 +156,7 @@ def test_garbage_handshakes_are_logged_at_debug(tls_server, ca):
         server.raw(b"\x16\x03\x01\x00\x05hello" + b"\x00" * 64, timeout=5)
     assert https(server, client_context(ca))[0] == 200
     lines = [l for l in server.log().splitlines() if "TLS handshake failed" in l]
-    assert len(lines) == 20 and all("[DEBUG]" in l for l in lines)
+    assert len(lines) >= 20 and all("[DEBUG]" in l for l in lines)  # (and the readiness probes)
     assert "[ERROR]" not in server.log()
 
 
@@ -208,4 +208,4 @@ def test_a_bad_certificate_fails_the_boot(gcorn, ca, tmp_path):
                    ready=False)
     assert server.proc.wait(30) == 3
     server.expected_exit = 3
-    assert "does not match" in server.log()
+    assert "Cannot set up TLS: cannot load keyfile" in server.log()
