@@ -75,6 +75,18 @@ def test_tables_merge_key_by_key_and_lists_are_replaced(dirs):
     assert merged["hooks"] == {"nested": {"x": 1}}
 
 
+def test_raw_env_and_env_tables_merge_variable_by_variable(dirs):
+    etc = dirs[0]
+    (etc / "gcorn.toml").write_text('user = ""\nraw_env = ["A=global", "B=global", "C=x=y"]\n')
+    enable(dirs, "a", 'raw_env = ["B=app-list"]\n[env]\nB = "app-table"\nD = "app"\n')
+    merged, _ = config(dirs, "a")
+    assert "raw_env" not in merged
+    assert merged["env"] == {"A": "global", "B": "app-table", "C": "x=y", "D": "app"}
+    enable(dirs, "bad", 'raw_env = ["NOEQUALS"]\n')
+    r = helper(dirs, "config", "bad")
+    assert r.returncode == 4 and "NOEQUALS" in r.stderr
+
+
 def test_values_round_trip(dirs):
     tricky = {
         "s": 'quote " backslash \\ tab \t newline \n bell \x07 del \x7f é ☃',

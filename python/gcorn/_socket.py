@@ -40,13 +40,9 @@ class socket(_os_socket):
 
     # ---- modes: recorded here, the OS socket stays non-blocking ----
     def settimeout(self, value):
-        if value is not None:
-            value = float(value)
-            if value != value:
-                raise ValueError("Invalid value NaN (not a number)")
-            if value < 0:
-                raise ValueError("Timeout value out of range")
-        self._gcorn_timeout = value
+        super().settimeout(value)  # the stdlib's own argument checks and rounding
+        self._gcorn_timeout = super().gettimeout()
+        super().setblocking(False)
 
     def gettimeout(self):
         return self._gcorn_timeout

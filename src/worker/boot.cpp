@@ -17,6 +17,7 @@
 #include "worker/async_worker.hpp"
 #include "worker/gthread_worker.hpp"
 #include "worker/sync_worker.hpp"
+#include "worker/transport.hpp"
 #include "worker/worker.hpp"
 
 namespace gcorn::worker {

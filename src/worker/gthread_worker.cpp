@@ -30,6 +30,7 @@
 #include "worker/poll_waiter.hpp"
 #include "worker/serve.hpp"
 #include "worker/signals.hpp"
+#include "worker/transport.hpp"
 
 namespace gcorn::worker {
 namespace net = boost::asio;
@@ -45,6 +46,11 @@ class thread_pool {
 public:
     explicit thread_pool(size_t n) : alive_(n) {
         for (size_t i = 0; i < n; ++i) threads_.emplace_back([this] { work(); });
+    }
+
+    ~thread_pool() {
+        if (!stop(10s))
+            for (auto& t : threads_) t.detach();  // stuck in application code: the process exits without them
     }
 
     void submit(std::function<void()> job) {
@@ -63,7 +69,8 @@ public:
         wake_.notify_all();
         if (!exited_.wait_for(lock, grace, [&] { return alive_ == 0; })) return false;
         lock.unlock();
-        for (auto& t : threads_) t.join();
+        for (auto& t : threads_)
+            if (t.joinable()) t.join();
         return true;
     }
 

@@ -2,10 +2,11 @@
 // shared listeners and closing every connection after its response.
 #pragma once
 #include "sys/worker_args.hpp"
-#include "worker/transport.hpp"
 #include "wsgi/app.hpp"
 
 namespace gcorn::worker {
+
+class transport;
 
 int run_sync(const sys::worker_args& args, const wsgi::application& app, const transport& t);
 

@@ -7,6 +7,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <spdlog/spdlog.h>
 
 namespace gcorn::worker {
 namespace {
@@ -74,7 +75,8 @@ tls_context::tls_context(const config::settings& s) : ctx_(SSL_CTX_new(TLS_serve
     if (!s.ciphers.empty() && SSL_CTX_set_cipher_list(ctx_, s.ciphers.c_str()) != 1)
         fail("no usable cipher in ciphers '" + s.ciphers + "'");
     if (!s.ca_certs.empty()) {
-        if (SSL_CTX_load_verify_locations(ctx_, s.ca_certs.c_str(), nullptr) != 1) fail("cannot load ca_certs " + s.ca_certs);
+        if (SSL_CTX_load_verify_locations(ctx_, s.ca_certs.c_str(), nullptr) != 1)
+            fail("cannot load ca_certs " + s.ca_certs);
         if (auto* names = SSL_load_client_CA_file(s.ca_certs.c_str())) SSL_CTX_set_client_CA_list(ctx_, names);
     }
     // cert_reqs as Python's ssl.CERT_NONE / CERT_OPTIONAL / CERT_REQUIRED.
@@ -82,6 +84,8 @@ tls_context::tls_context(const config::settings& s) : ctx_(SSL_CTX_new(TLS_serve
                  : s.cert_reqs == 1 ? SSL_VERIFY_PEER
                                     : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(ctx_, verify, nullptr);
+    if (s.cert_reqs && s.ca_certs.empty())
+        spdlog::warn("cert_reqs is set but ca_certs is not: no client certificate can be verified");
     static const unsigned char session_context[] = "gcorn";  // session resumption with client certificates
     SSL_CTX_set_session_id_context(ctx_, session_context, sizeof session_context - 1);
     SSL_CTX_set_alpn_select_cb(ctx_, select_alpn, nullptr);
