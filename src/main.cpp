@@ -43,8 +43,11 @@ void raise_open_files_limit() {
 }
 
 // Sockets handed to us instead of bound by us: a USR2 hand-over (GCORN_FD) or systemd (LISTEN_FDS).
+// Unix sockets from a hand-over are ours to unlink at the end (the old master left them to us); systemd's
+// are not.
 std::optional<std::vector<sys::listener>> inherited_listeners() {
     std::vector<int> fds;
+    bool handed_over = std::getenv("GCORN_FD") != nullptr;
     if (const char* list = std::getenv("GCORN_FD")) {
         for (const char* p = list; *p;) {
             fds.push_back(std::atoi(p));
@@ -59,7 +62,10 @@ std::optional<std::vector<sys::listener>> inherited_listeners() {
     }
     if (fds.empty()) return std::nullopt;
     std::vector<sys::listener> out;
-    for (int fd : fds) out.push_back(sys::adopt_listener(fd));
+    for (int fd : fds) {
+        out.push_back(sys::adopt_listener(fd));
+        if (handed_over && out.back().is_unix) out.back().unix_path = out.back().host;
+    }
     return out;
 }
 
@@ -83,6 +89,11 @@ int serve(config::settings s, const std::vector<std::string>& args) {
                               : sys::open_listeners(s.bind, {s.backlog, s.reuse_port, s.umask_value()});
         // Unix sockets belong to the workers' user so they can be reached the same way (Gunicorn chowns too).
         auto id = sys::resolve_identity(s.user, s.group);
+        // Log files too: workers run as that user and must reopen them on USR1 (Gunicorn chowns them as well).
+        for (auto* path : {&s.errorlog, &s.accesslog})
+            if (::geteuid() == 0 && (id.uid || id.gid) && !path->empty() && *path != "-" &&
+                ::chown(path->c_str(), id.uid.value_or(uid_t(-1)), id.gid.value_or(gid_t(-1))) != 0)
+                spdlog::warn("cannot chown {}", *path);
         for (auto& l : listeners)
             if (l.is_unix && (id.uid || id.gid) &&
                 ::chown(l.unix_path.c_str(), id.uid.value_or(uid_t(-1)), id.gid.value_or(gid_t(-1))) != 0)
@@ -109,6 +120,9 @@ int serve(config::settings s, const std::vector<std::string>& args) {
     opt.main = [&](const sys::worker_args& a) { return worker::worker_main(a, python.get()); };
     if (python) opt.fork_hooks = python->fork_hooks(), opt.hooks = python->server_hooks();
     opt.argv = args;
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    opt.executable = n > 0 ? std::string(exe, size_t(n)) : args[0];
     opt.start_dir = start_dir;
     opt.reload = [args, start_dir]() -> std::optional<config::settings> {
         std::vector<const char*> argv;

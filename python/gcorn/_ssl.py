@@ -59,5 +59,5 @@ SSLSocket.__module__ = "ssl"
 
 def patch_ssl():
     """SSLContext.wrap_socket (and so https clients and servers) returns the cooperative SSLSocket."""
-    _stdlib.SSLSocket = SSLSocket
+    # ssl.SSLSocket itself stays: ssl.py names it in super() calls. Ours is a subclass, so isinstance() holds.
     _stdlib.SSLContext.sslsocket_class = SSLSocket

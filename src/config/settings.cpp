@@ -245,20 +245,28 @@ void apply_toml(settings& s, std::string_view text, const std::string& file_name
     } catch (const std::exception& e) {
         throw config_error(e.what());
     }
+    std::vector<std::pair<std::string, const toml::value*>> tables;
     for (auto& [key, value] : doc.as_table()) {
         auto where = file_name + ":" + std::to_string(value.location().line()) + ": ";
-        if (auto* name = table_setting(key); name && value.is_table()) {
-            string_list entries;
-            for (auto& [k, v] : value.as_table()) {
-                if (!v.is_string()) throw config_error(where + "[" + key + "] " + k + ": expected a string");
-                entries.push_back(k + "=" + v.as_string().str);
-            }
-            naming(where, name, [&] { find_row(name)->set_strings(s, entries); });
+        if (table_setting(key) && value.is_table()) {
+            tables.emplace_back(key, &value);
             continue;
         }
         const row* r = find_row(key);
         if (!r) throw config_error(where + "unknown setting '" + key + "'");
         naming(where, key, [&] { r->set_toml(s, value); });
+    }
+    // [env] / [hooks] entries come after a raw_env / hooks array of the same file, so their keys win
+    // (setenv: last one wins), whatever order the TOML document lists them in.
+    for (auto& [key, value] : tables) {
+        auto where = file_name + ":" + std::to_string(value->location().line()) + ": ";
+        auto* name = table_setting(key);
+        string_list entries = name == std::string_view("raw_env") ? s.raw_env : s.hooks;
+        for (auto& [k, v] : value->as_table()) {
+            if (!v.is_string()) throw config_error(where + "[" + key + "] " + k + ": expected a string");
+            entries.push_back(k + "=" + v.as_string().str);
+        }
+        naming(where, name, [&] { find_row(name)->set_strings(s, entries); });
     }
 }
 

@@ -75,6 +75,8 @@
       "Change to this directory before loading the application.")                                            \
     X(pythonpath, string_list, (string_list{}), "--pythonpath", "PATHS", "server mechanics", any,                         \
       "Directories added to the Python path (comma-separated).")                                             \
+    X(virtualenv, std::string, "", "--virtualenv", "DIR", "server mechanics", directory,                    \
+      "A virtualenv whose site-packages (with .pth files) the workers add to sys.path after pythonpath.")    \
     X(raw_env, string_list, (string_list{}), "-e,--env", "KEY=VALUE", "server mechanics", key_value,                      \
       "Environment variables set in the workers. Repeat for several.")                                       \
     X(script_name, std::string, "", "--script-name", "PATH", "server mechanics", any,                        \

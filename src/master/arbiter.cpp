@@ -35,6 +35,7 @@ struct worker {
     int age;
     bool retiring = false;      // told to stop (HUP, TTOU, max_requests): no longer counts toward `workers`
     int64_t aborted_at_ns = 0;  // when SIGABRT was sent for a timeout, 0 if not
+    bool killed = false;        // we sent SIGKILL (timeout or graceful_timeout), not the OOM killer
 };
 
 // Workers that die before loading the app this many times in a row stop the master: no fork storm.
@@ -226,10 +227,10 @@ struct arbiter::impl {
             }
             auto it = workers.find(pid);
             if (it == workers.end()) continue;
-            bool booted = it->second.slot->booted;
+            bool booted = it->second.slot->booted, killed_by_us = it->second.killed;
             it->second.slot->pid = 0;
             workers.erase(it);
-            log_exit(pid, status);
+            log_exit(pid, status, killed_by_us);
             if (opt.hooks.child_exit) opt.hooks.child_exit(pid, 0);
             if (WIFEXITED(status) && (WEXITSTATUS(status) == sys::worker_boot_error ||
                                       WEXITSTATUS(status) == sys::app_load_error)) {
@@ -249,12 +250,13 @@ struct arbiter::impl {
         if (stopping && workers.empty()) ioc.stop();
     }
 
-    void log_exit(pid_t pid, int status) {
+    void log_exit(pid_t pid, int status, bool killed_by_us) {
         if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
             spdlog::error("Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status));
         } else if (WIFSIGNALED(status)) {
             int sig = WTERMSIG(status);
-            if (sig == SIGKILL) spdlog::error("Worker (pid:{}) was sent SIGKILL! Perhaps out of memory?", pid);
+            if (sig == SIGKILL && killed_by_us) spdlog::warn("Worker (pid:{}) was killed: it did not stop in time", pid);
+            else if (sig == SIGKILL) spdlog::error("Worker (pid:{}) was sent SIGKILL! Perhaps out of memory?", pid);
             else spdlog::error("Worker (pid:{}) was sent signal {} ({})", pid, sig, ::strsignal(sig));
         }
     }
@@ -266,6 +268,7 @@ struct arbiter::impl {
         auto limit = int64_t(s.timeout * 1e9);
         for (auto& [pid, w] : workers) {
             if (w.aborted_at_ns && now - w.aborted_at_ns > 2'000'000'000) {
+                w.killed = true;
                 ::kill(pid, SIGKILL);
             } else if (!w.aborted_at_ns && now - w.slot->heartbeat_ns.load() > limit) {
                 auto request = w.slot->request_text();
@@ -295,6 +298,7 @@ struct arbiter::impl {
         auto fds = sys::inheritable_fds(listeners);
         auto argv = opt.argv;
         auto dir = opt.start_dir;
+        auto exe = opt.executable;
         if (opt.hooks.pre_exec) opt.hooks.pre_exec();
         reexec_pid = sys::fork_child([&]() -> int {
             ::setenv("GCORN_FD", fds.c_str(), 1);
@@ -303,7 +307,7 @@ struct arbiter::impl {
             std::vector<char*> args;
             for (auto& a : argv) args.push_back(a.data());
             args.push_back(nullptr);
-            ::execv("/proc/self/exe", args.data());
+            ::execv(exe.c_str(), args.data());  // the path, not /proc/self/exe: after an upgrade that is the old file
             spdlog::error("cannot re-execute gcorn: {}", std::strerror(errno));
             return 1;
         });
@@ -332,7 +336,10 @@ struct arbiter::impl {
             reap();
             murder_stale();
             maybe_promote();
-            if (stopping && sys::monotonic_ns() > stop_deadline_ns) signal_workers(SIGKILL);  // past graceful_timeout
+            if (stopping && sys::monotonic_ns() > stop_deadline_ns) {  // past graceful_timeout
+                for (auto& [pid, w] : workers) w.killed = true;
+                signal_workers(SIGKILL);
+            }
         }
     }
 };

@@ -28,7 +28,8 @@ struct options {
     worker_main main;
     sys::fork_hooks fork_hooks;                                  // e.g. the interpreter's, with preload_app
     std::function<std::optional<config::settings>()> reload;     // HUP: re-read the configuration
-    std::vector<std::string> argv;                               // USR2: what to re-execute
+    std::vector<std::string> argv;                               // USR2: the arguments to re-execute with
+    std::string executable;                                      // ... the binary's path (the upgraded one)
     std::string start_dir;                                       // ... and where (before --chdir)
     pid_t old_master = 0;                                        // set when started by another master's USR2
     master_hooks hooks;

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <fstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sys/fd.hpp"
@@ -40,12 +41,13 @@ pid_t fork_child(const std::function<int()>& child, const fork_hooks& hooks) {
 }
 
 pidfile::pidfile(std::string path) : path_(std::move(path)) {
+    // 0644 whatever the umask: a world-writable pidfile lets anyone point init scripts at another process.
     std::string tmp = path_ + ".tmp";
-    {
-        std::ofstream out(tmp);
-        out << ::getpid() << "\n";
-        if (!out) throw_errno("cannot write pidfile " + path_);
-    }
+    unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    auto text = std::to_string(::getpid()) + "\n";
+    if (!fd || ::fchmod(fd.get(), 0644) != 0 || ::write(fd.get(), text.data(), text.size()) != ssize_t(text.size()))
+        throw_errno("cannot write pidfile " + path_);
+    fd.reset();
     if (::rename(tmp.c_str(), path_.c_str()) != 0) throw_errno("cannot write pidfile " + path_);
 }
 

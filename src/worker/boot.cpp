@@ -57,7 +57,16 @@ bool is_async(const config::settings& s) {
 
 // After the interpreter starts and before the app is imported: the hub's primitives, the cooperative
 // stdlib for the async worker, and Python tracebacks on fatal signals (SIGABRT from a timeout kill).
+// --virtualenv: its site-packages after --pythonpath, with .pth files processed (site.addsitedir), so an app
+// with a venv of pure-Python packages runs on the system interpreter.
+void add_virtualenv(const config::settings& s) {
+    if (s.virtualenv.empty()) return;
+    auto site = s.virtualenv + "/lib/python3.11/site-packages";
+    py::import("site").attr("addsitedir")({py::str(site)});
+}
+
 void prepare_python(const config::settings& s) {
+    add_virtualenv(s);
     hub::install_primitives();
     if (is_async(s) && s.monkey_patch) py::import("gcorn.monkey").attr("patch_all")();
     int fd = 2;
@@ -191,9 +200,13 @@ int check_app(const config::settings& s) {
     apply_raw_env(s);
     py::interpreter interp(python_paths(s));
     try {
+        add_virtualenv(s);
         wsgi::application app(s);
     } catch (const wsgi::load_error& e) {
         return report_load_error(s, e);
+    } catch (const py::python_error& e) {
+        spdlog::error("{}", e.traceback());
+        return 1;
     }
     return 0;
 }

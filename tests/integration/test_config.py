@@ -123,3 +123,33 @@ def test_web_concurrency_and_port_defaults():
     out = printed(env={"WEB_CONCURRENCY": "6", "PORT": "9999"})
     assert value(out, "workers") == "6"
     assert value(out, "bind") == '["0.0.0.0:9999"]'
+
+
+def test_virtualenv_site_packages_with_pth_files(gcorn, tmp_path):
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "venvmod.py").write_text("GREETING = b'from the venv'\n")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "pthmod.py").write_text("SUFFIX = b' and a .pth file'\n")
+    (site / "extra.pth").write_text(str(extra) + "\n")
+    source = ("import venvmod, pthmod\n"
+              "def app(environ, start_response):\n"
+              "    body = venvmod.GREETING + pthmod.SUFFIX\n"
+              "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+              "    return [body]\n")
+    server = gcorn(None, "--virtualenv", str(tmp_path / "venv"), source=source)
+    with server.get("/") as r:
+        assert r.read() == b"from the venv and a .pth file"
+
+
+def test_env_table_wins_over_raw_env_of_the_same_file(gcorn, tmp_path):
+    source = ("import os\n"
+              "def app(environ, start_response):\n"
+              "    body = ('%s %s' % (os.environ['A'], os.environ['B'])).encode()\n"
+              "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+              "    return [body]\n")
+    config = 'raw_env = ["A=from-list", "B=only-list"]\n[env]\nA = "from-table"\n'
+    server = gcorn(None, config=config, source=source)
+    with server.get("/") as r:
+        assert r.read() == b"from-table only-list"

@@ -156,3 +156,9 @@ def test_reuse_port_gives_each_worker_its_own_accept_queue(gcorn):
     for _ in range(20):
         with server.get("/") as r:
             assert r.status == 200
+
+
+def test_pidfile_is_not_world_writable_whatever_the_umask(gcorn, tmp_path):
+    pidfile = tmp_path / "g.pid"
+    gcorn("echo:app", "-p", str(pidfile), "-m", "0")
+    assert oct(os.stat(pidfile).st_mode & 0o777) == oct(0o644)

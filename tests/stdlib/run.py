@@ -5,6 +5,7 @@
 # GCORN_BIN names the binary (default build/src/gcorn). Needs Debian's libpython3.11-testsuite.
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ MODULES = ["test_socket", "test_selectors", "test_select", "test_timeout", "test
            "test_ssl", "test_threading", "test_queue"]
 # test_timeout is all behind the "network" resource; without a network its remote tests skip themselves.
 RESOURCES = {"test_timeout": "network"}
-MODULE_TIMEOUT = 900  # seconds: a module still running by then has hung
+MODULE_TIMEOUT = 600  # seconds: a module still running by then has hung
 
 
 def _free_port():
@@ -101,6 +102,7 @@ def summary(result):
 
 
 def main(modules):
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still stop the gcorn we started
     bad = False
     with tempfile.TemporaryDirectory(prefix="gcorn-stdlib-") as workdir:
         for module in modules:
