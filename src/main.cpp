@@ -90,9 +90,10 @@ int serve(config::settings s, const std::vector<std::string>& args) {
         // Unix sockets belong to the workers' user so they can be reached the same way (Gunicorn chowns too).
         auto id = sys::resolve_identity(s.user, s.group);
         // Log files too: workers run as that user and must reopen them on USR1 (Gunicorn chowns them as well).
+        // The group changes only when --group names one: a log's group (e.g. Debian's adm) is the admin's choice.
         for (auto* path : {&s.errorlog, &s.accesslog})
-            if (::geteuid() == 0 && (id.uid || id.gid) && !path->empty() && *path != "-" &&
-                ::chown(path->c_str(), id.uid.value_or(uid_t(-1)), id.gid.value_or(gid_t(-1))) != 0)
+            if (::geteuid() == 0 && id.uid && !path->empty() && *path != "-" &&
+                ::chown(path->c_str(), *id.uid, s.group.empty() ? gid_t(-1) : id.gid.value_or(gid_t(-1))) != 0)
                 spdlog::warn("cannot chown {}", *path);
         for (auto& l : listeners)
             if (l.is_unix && (id.uid || id.gid) &&
