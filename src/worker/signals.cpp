@@ -8,11 +8,14 @@
 #include <initializer_list>
 
 namespace gcorn::worker {
+volatile sig_atomic_t detail::signals_pending = 0;
+
 namespace {
 int signal_pipe[2] = {-1, -1};
 
 void on_signal(int sig) {
     int saved = errno;
+    detail::signals_pending = 1;
     char c = char(sig);
     [[maybe_unused]] auto n = ::write(signal_pipe[1], &c, 1);
     errno = saved;

@@ -19,10 +19,18 @@ void drain_signals(int fd, F&& on_signal);
 
 }  // namespace gcorn::worker
 
+#include <csignal>
 #include <unistd.h>
+
+namespace gcorn::worker::detail {
+// Set by the handlers: lets a loop skip the pipe read (a syscall) when no signal came.
+extern volatile sig_atomic_t signals_pending;
+}  // namespace gcorn::worker::detail
 
 template <class F>
 void gcorn::worker::drain_signals(int fd, F&& on_signal) {
+    if (!detail::signals_pending) return;
+    detail::signals_pending = 0;  // cleared before reading: a signal arriving now sets it again
     char sigs[64];
     for (ssize_t n; (n = ::read(fd, sigs, sizeof sigs)) > 0;)
         for (ssize_t i = 0; i < n; ++i) on_signal(int(sigs[i]));

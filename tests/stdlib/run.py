@@ -22,7 +22,7 @@ MODULES = ["test_socket", "test_selectors", "test_select", "test_timeout", "test
            "test_ssl", "test_threading", "test_queue"]
 # test_timeout is all behind the "network" resource; without a network its remote tests skip themselves.
 RESOURCES = {"test_timeout": "network"}
-MODULE_TIMEOUT = 600  # seconds: a module still running by then has hung
+MODULE_TIMEOUT = int(os.environ.get("GCORN_STDLIB_TIMEOUT", 900))  # seconds: a module still running has hung
 
 
 def _free_port():

@@ -8,6 +8,8 @@ import traceback
 import unittest
 from urllib.parse import parse_qs
 
+from gcorn import green
+
 PYTHON = "/usr/bin/python3"  # the tests start child interpreters through sys.executable
 
 
@@ -36,8 +38,25 @@ def _short_id(test):
     return test.id().removeprefix("test.")
 
 
+class TestHung(Exception):
+    """A test still waiting after TEST_TIMEOUT: raised into it (gcorn.green.Timeout) so the module goes on."""
+
+
+TEST_TIMEOUT = 120  # seconds; the suite's own waits are at most support.LONG_TIMEOUT (5 min) in rare tests
+
+
+def _guarded(method, test_id, expect_failure=False):
+    def run(*args, **kwargs):
+        with green.Timeout(TEST_TIMEOUT, TestHung("%s still waiting after %ss" % (test_id, TEST_TIMEOUT))):
+            return method(*args, **kwargs)
+    if expect_failure:
+        run.__unittest_expecting_failure__ = True
+    return run
+
+
 def _apply(suite, entries):
-    """Marks listed tests: `skip` never runs, `fail` must fail (an unexpected success is an error)."""
+    """Marks listed tests (`skip` never runs, `fail` must fail: an unexpected success is an error) and bounds the
+    waiting of every other test."""
     for test in _flatten(suite):
         test_id = _short_id(test)
         class_id = test_id.rsplit(".", 1)[0]
@@ -45,20 +64,18 @@ def _apply(suite, entries):
             cls = type(test)
             cls.__unittest_skip__, cls.__unittest_skip_why__ = True, "gcorn: " + entries[class_id][1]
             continue
-        kind, reason = entries.get(test_id, (None, None))
         name = getattr(test, "_testMethodName", None)
-        if kind is None or name is None:
+        if name is None or name == "runTest" and not hasattr(test, name):
             continue
-        method = getattr(test, name)
+        kind, reason = entries.get(test_id, (None, None))
         if kind == "skip":
             def skipped(reason=reason):
                 raise unittest.SkipTest("gcorn: " + reason)
             setattr(test, name, skipped)
         else:
-            def failing(*args, method=method, **kwargs):
-                return method(*args, **kwargs)
-            failing.__unittest_expecting_failure__ = True
-            setattr(test, name, failing)
+            method = getattr(test, name)
+            expect_failure = kind == "fail" or getattr(method, "__unittest_expecting_failure__", False)
+            setattr(test, name, _guarded(method, test_id, expect_failure))
 
 
 class _Result(unittest.TextTestResult):
