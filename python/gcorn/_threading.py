@@ -29,8 +29,9 @@ def get_ident():
     return id(g)
 
 
-def allocate_lock():
-    return Lock()
+# The class itself, not a function returning one: code stores it as a class attribute (werkzeug's
+# `lock_class = threading.Lock`) and calls self.lock_class(), which a plain function would turn into a method.
+allocate_lock = Lock
 
 
 def start_new_thread(function, args, kwargs=None):

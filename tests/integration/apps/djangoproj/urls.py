@@ -9,4 +9,5 @@ urlpatterns = [
     path("protected/", views.protected),
     path("boom/", views.boom),
     path("download/", views.download),
+    path("isolation/", views.isolation),
 ]

@@ -44,3 +44,14 @@ def boom(request):
 
 def download(request):
     return FileResponse(open(request.GET["path"], "rb"))
+
+
+def isolation(request):
+    """Request and thread-local state (translation.activate) survive a cooperative sleep of the async worker."""
+    import time
+
+    from django.utils import translation
+
+    translation.activate(request.GET["lang"])
+    time.sleep(0.2)
+    return JsonResponse({"lang": translation.get_language(), "arg": request.GET["lang"]})
