@@ -232,3 +232,43 @@ def test_zero_downtime_hup_usr2_ttin_ttou(gcorn, tmp_path):
     finally:
         os.kill(new_master, signal.SIGTERM)
         wait_until(lambda: subprocess.run(["kill", "-0", str(new_master)], capture_output=True).returncode != 0)
+
+
+def test_winch_stops_the_workers_of_a_daemon_and_hup_brings_them_back(tmp_path):
+    port = free_port()
+    pidfile = tmp_path / "d.pid"
+    log = tmp_path / "d.log"
+    subprocess.run([GCORN, "-D", "-w", "2", "-p", str(pidfile), "--error-logfile", str(log),
+                    "-b", "127.0.0.1:%d" % port, "--pythonpath", str(APPS), "faults:app"], timeout=20, check=True)
+    master = wait_until(lambda: pidfile.exists() and int(pidfile.read_text()))
+    children = lambda: subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    try:
+        wait_until(lambda: len(children()) == 2)
+        os.kill(master, signal.SIGWINCH)
+        wait_until(lambda: len(children()) == 0)
+        os.kill(master, signal.SIGHUP)
+        wait_until(lambda: len(children()) == 2)
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=10) as r:
+            assert int(r.read()) in map(int, children())
+    finally:
+        os.kill(master, signal.SIGTERM)
+        wait_until(lambda: not pidfile.exists())
+
+
+def test_winch_is_ignored_without_daemon(gcorn):
+    server = gcorn("faults:app", "-w", "2")
+    server.proc.send_signal(signal.SIGWINCH)
+    server.wait_for_log("SIGWINCH ignored. Not daemonized")
+    assert len(server.worker_pids()) == 2
+
+
+def test_ipv6_loopback_bind(gcorn):
+    port = free_port()
+    server = gcorn("faults:app", "-b", "[::1]:%d" % port)
+    s = socket.create_connection(("::1", port), timeout=10)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    assert data.startswith(b"HTTP/1.0 200 OK")
+    assert "Listening at: http://[::1]:%d" % port in server.log()

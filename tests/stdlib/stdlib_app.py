@@ -45,18 +45,17 @@ class TestHung(Exception):
 TEST_TIMEOUT = 120  # seconds; the suite's own waits are at most support.LONG_TIMEOUT (5 min) in rare tests
 
 
-def _guarded(method, test_id, expect_failure=False):
-    def run(*args, **kwargs):
+def _bounded(run, test_id):
+    """test.run (setUp, the test, tearDown, cleanups) raising TestHung into whatever waits past TEST_TIMEOUT."""
+    def bounded(*args, **kwargs):
         with green.Timeout(TEST_TIMEOUT, TestHung("%s still waiting after %ss" % (test_id, TEST_TIMEOUT))):
-            return method(*args, **kwargs)
-    if expect_failure:
-        run.__unittest_expecting_failure__ = True
-    return run
+            return run(*args, **kwargs)
+    return bounded
 
 
 def _apply(suite, entries):
     """Marks listed tests (`skip` never runs, `fail` must fail: an unexpected success is an error) and bounds the
-    waiting of every other test."""
+    waiting of every test."""
     for test in _flatten(suite):
         test_id = _short_id(test)
         class_id = test_id.rsplit(".", 1)[0]
@@ -64,18 +63,21 @@ def _apply(suite, entries):
             cls = type(test)
             cls.__unittest_skip__, cls.__unittest_skip_why__ = True, "gcorn: " + entries[class_id][1]
             continue
+        test.run = _bounded(test.run, test_id)
         name = getattr(test, "_testMethodName", None)
-        if name is None or name == "runTest" and not hasattr(test, name):
-            continue
         kind, reason = entries.get(test_id, (None, None))
+        if kind is None or name is None:
+            continue
+        method = getattr(test, name)
         if kind == "skip":
             def skipped(reason=reason):
                 raise unittest.SkipTest("gcorn: " + reason)
             setattr(test, name, skipped)
         else:
-            method = getattr(test, name)
-            expect_failure = kind == "fail" or getattr(method, "__unittest_expecting_failure__", False)
-            setattr(test, name, _guarded(method, test_id, expect_failure))
+            def failing(*args, method=method, **kwargs):
+                return method(*args, **kwargs)
+            failing.__unittest_expecting_failure__ = True
+            setattr(test, name, failing)
 
 
 class _Result(unittest.TextTestResult):

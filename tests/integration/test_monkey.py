@@ -1,0 +1,157 @@
+# gcorn.monkey: the patched standard library inside requests of the real binary's async worker
+# (apps/greenapps.py), and CPython's own test modules run under the patch (tests/stdlib/run.py).
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from test_async import concurrent_gets
+
+STDLIB = Path(__file__).resolve().parent.parent / "stdlib"
+
+
+@pytest.fixture
+def green_server(gcorn):
+    def start(*args):
+        return gcorn("greenapps:app", "-k", "async", *args)
+    return start
+
+
+def call(server, case, **args):
+    query = "&".join("%s=%s" % kv for kv in args.items())
+    with server.get("/%s?%s" % (case, query), timeout=60) as r:
+        return json.loads(r.read())
+
+
+def all_ok(responses, text):
+    bad = [r for r in responses if not (r.startswith(b"HTTP/1.1 200") and text in r)]
+    assert not bad, bad[:1]
+
+
+def serve_http(handler_body, tls_context=None):
+    """A threaded local upstream answering every GET with `handler_body` after a short pause."""
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, so pooled connections are reused
+
+        def do_GET(self):
+            time.sleep(0.02)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(handler_body)))
+            self.end_headers()
+            self.wfile.write(handler_body)
+
+        def log_message(self, *a):
+            pass
+
+    ThreadingHTTPServer.request_queue_size = 512
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    if tls_context is not None:
+        server.socket = tls_context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_patch_all_is_complete_and_idempotent(green_server):
+    out = call(green_server(), "patched")
+    assert out == {
+        "idempotent": True, "socket": True, "ssl": True, "sleep": True, "epoll_withdrawn": True,
+        "default_selector": "PollSelector", "lock": "gcorn._sync", "thread_lock": "gcorn._sync", "rlock": "_RLock",
+        "simple_queue": "_PySimpleQueue", "popen": "gcorn._subprocess", "all_patched": True,
+        "psycopg2": out["psycopg2"] if out["psycopg2"] is None else True,
+    }
+
+
+def test_monkey_patch_false_leaves_the_stdlib_alone(gcorn):
+    server = gcorn("greenapps:app", "-k", "async", config="monkey_patch = false\n")
+    out = call(server, "patched")  # the app's own patch_all() call still patches, on request
+    assert out["idempotent"] is False
+
+
+def test_threads_in_a_request_are_greenlets(green_server):
+    server = green_server()
+    out = call(server, "threads")
+    assert out["results"] == ["0", "1", "2", "item"] and out["joined"]
+    assert out["seconds"] < 0.5, out  # three 0.2 s sleepers side by side
+    assert out["event"] and out["distinct_ident"]
+    start = time.monotonic()
+    all_ok(concurrent_gets(server.port, "/threads", 50), b'"joined": true')
+    assert time.monotonic() - start < 3
+
+
+def test_select_poll_and_selectors_yield(green_server):
+    server = green_server()
+    out = call(server, "selecting")
+    assert out["counts"] == [1, 1, 1] and out["timed_out"]
+    start = time.monotonic()
+    all_ok(concurrent_gets(server.port, "/selecting?s=0.2", 50), b'"counts": [1, 1, 1]')
+    assert time.monotonic() - start < 3  # 50 requests x 0.6 s of waiting each
+
+
+def test_subprocess_waits_yield(green_server):
+    server = green_server()
+    out = call(server, "subprocesses")
+    assert out["values"] == ["PING", "hi", 0, True]
+    start = time.monotonic()
+    all_ok(concurrent_gets(server.port, "/subprocesses?s=0.5", 20), b'"PING"')
+    assert time.monotonic() - start < 6  # serially 20 x 1.5 s of child time
+
+
+@pytest.mark.parametrize("kind", ["lock", "urllib3", "sqlalchemy"])
+def test_200_requests_contend_on_a_locked_pool_of_5(green_server, kind):
+    if kind != "lock":
+        pytest.importorskip(kind)
+    upstream = serve_http(b"pooled")
+    try:
+        server = green_server()
+        url = "http://127.0.0.1:%d" % upstream.server_address[1]
+        start = time.monotonic()
+        responses = concurrent_gets(server.port, "/pooled?kind=%s&upstream=%s" % (kind, url), 200, timeout=90)
+        all_ok(responses, b'"body": "' + (b"1" if kind == "sqlalchemy" else b"pooled"))
+        assert time.monotonic() - start < 30
+    finally:
+        upstream.shutdown()
+
+
+def test_requests_to_https_upstream_with_own_ca(green_server, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    pytest.importorskip("requests")
+    ca = trustme.CA()
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+    upstream = serve_http(b"secret", tls_context=ctx)
+    try:
+        server = green_server()
+        url = "https://localhost:%d/" % upstream.server_address[1]
+        assert call(server, "https", url=url, cafile=cafile) == {"body": "secret"}
+        start = time.monotonic()
+        responses = concurrent_gets(server.port, "/https?url=%s&cafile=%s" % (url, cafile), 100)
+        all_ok(responses, b'"body": "secret"')
+        assert time.monotonic() - start < 10
+    finally:
+        upstream.shutdown()
+
+
+# CPython's own tests, as gevent validates its patching: every result not in tests/stdlib/expected.txt fails here.
+sys.path.insert(0, str(STDLIB))
+import run as stdlib_suite  # noqa: E402
+
+
+@pytest.mark.parametrize("module", stdlib_suite.MODULES)
+def test_cpython_suite_under_the_patch(module, tmp_path, monkeypatch):
+    if not (Path("/usr/lib/python3.11/test") / (module + ".py")).exists():
+        pytest.skip("needs Debian's libpython3.11-testsuite")
+    monkeypatch.setattr(stdlib_suite, "GCORN", os.environ.get("GCORN_BIN") or stdlib_suite.GCORN)
+    result = stdlib_suite.run_module(module, tmp_path)
+    print(stdlib_suite.summary(result))
+    problems = stdlib_suite.problems(result)
+    assert not problems, "\n".join(problems)
