@@ -1,6 +1,8 @@
 # Cooperative select.select, select.poll and selectors for gcorn's hub: a call first asks the kernel without
 # waiting; if nothing is ready it parks the greenlet until one of its fds is (one wait on a private epoll set),
 # then asks again. Outside a hub greenlet the originals run. Knows nothing of sockets or threads.
+import math
+import operator
 import select as _os
 import selectors
 import time
@@ -78,12 +80,21 @@ def select(rlist, wlist, xlist, timeout=None):
 
 
 def _poll_timeout(timeout):
-    """poll()'s milliseconds (None or negative: forever) as seconds or None."""
+    """poll()'s milliseconds (None or negative: forever) as seconds or None, with the stdlib's argument errors."""
     if timeout is None:
         return None
-    if not isinstance(timeout, (int, float)):
-        raise TypeError("timeout must be an integer or None")
-    return None if timeout < 0 else timeout / 1000.0
+    if isinstance(timeout, float):
+        if timeout != timeout:
+            raise ValueError("Invalid value NaN (not a number)")
+        ms = math.ceil(timeout) if timeout >= 0 else math.floor(timeout)  # away from zero, as the stdlib
+    else:
+        try:
+            ms = operator.index(timeout)
+        except TypeError:
+            raise TypeError("timeout must be an integer or None") from None
+    if not -2 ** 31 <= ms < 2 ** 31:  # the C int poll(2) takes
+        raise OverflowError("timeout is too large")
+    return None if ms < 0 else ms / 1000.0
 
 
 class _Poll:
@@ -97,6 +108,7 @@ class _Poll:
         self = object.__new__(cls)
         self._poll = _os_poll()
         self._events = {}
+        self._polling = False
         return self
 
     def register(self, fd, eventmask=_os.POLLIN | _os.POLLPRI | _os.POLLOUT):
@@ -113,17 +125,23 @@ class _Poll:
 
     def poll(self, timeout=None):
         seconds = _poll_timeout(timeout)
+        if self._polling:
+            raise RuntimeError("concurrent poll() invocation")  # as the stdlib's
         ready = self._poll.poll(0)
         if ready or seconds == 0:
             return ready
         if not _gcorn.current_token():
             return self._poll.poll(timeout)
-        deadline = None if seconds is None else _monotonic() + seconds
-        while True:
-            wait_any(dict(self._events), _remaining(deadline))
-            ready = self._poll.poll(0)
-            if ready or (deadline is not None and _monotonic() >= deadline):
-                return ready
+        self._polling = True
+        try:
+            deadline = None if seconds is None else _monotonic() + seconds
+            while True:
+                wait_any(dict(self._events), _remaining(deadline))
+                ready = self._poll.poll(0)
+                if ready or (deadline is not None and _monotonic() >= deadline):
+                    return ready
+        finally:
+            self._polling = False
 
 
 _Poll.__module__, _Poll.__name__, _Poll.__qualname__ = "select", "poll", "poll"

@@ -14,6 +14,11 @@ _os_socket = _stdlib.socket
 _timeout_error = _stdlib.timeout
 _monotonic = time.monotonic
 _CONNECT_PENDING = (errno.EINPROGRESS, errno.EALREADY, errno.EAGAIN)
+_MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
+
+
+def _arg(args, i, default=0):
+    return args[i] if len(args) > i else default
 
 
 def threadpooled(fn):
@@ -48,6 +53,7 @@ class socket(_os_socket):
         return self._gcorn_timeout
 
     def setblocking(self, flag):
+        super().setblocking(False)  # keeps the stdlib's error for a bad fd
         self._gcorn_timeout = None if flag else 0.0
 
     def getblocking(self):
@@ -80,13 +86,13 @@ class socket(_os_socket):
             if waiting is not None:
                 waiting.discard(token)
 
-    def _io(self, call, writable, *args):
+    def _io(self, call, writable, flags, *args, **kwargs):
         deadline = self._deadline()
         while True:
             try:
-                return call(*args)
+                return call(*args, **kwargs)
             except BlockingIOError:
-                if self._gcorn_timeout == 0.0:
+                if self._gcorn_timeout == 0.0 or flags & _MSG_DONTWAIT:  # MSG_DONTWAIT: one try, as the stdlib
                     raise
             self._wait(writable, deadline)
 
@@ -96,36 +102,37 @@ class socket(_os_socket):
             _gcorn.throw_later(token, 0, OSError(errno.EBADF, "File descriptor was closed in another greenlet"))
         super()._real_close(*args)
 
-    def recv(self, *args):
-        return self._io(super().recv, False, *args)
+    # Each call takes the stdlib's arguments; `flags` is found where the stdlib takes it.
+    def recv(self, bufsize, flags=0):
+        return self._io(super().recv, False, flags, bufsize, flags)
 
-    def recv_into(self, *args, **kwargs):
-        return self._io(functools.partial(super().recv_into, *args, **kwargs), False)
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        return self._io(super().recv_into, False, flags, buffer, nbytes, flags)
 
-    def recvfrom(self, *args):
-        return self._io(super().recvfrom, False, *args)
+    def recvfrom(self, bufsize, flags=0):
+        return self._io(super().recvfrom, False, flags, bufsize, flags)
 
-    def recvfrom_into(self, *args, **kwargs):
-        return self._io(functools.partial(super().recvfrom_into, *args, **kwargs), False)
+    def recvfrom_into(self, buffer, nbytes=0, flags=0):
+        return self._io(super().recvfrom_into, False, flags, buffer, nbytes, flags)
 
     def recvmsg(self, *args):
-        return self._io(super().recvmsg, False, *args)
+        return self._io(super().recvmsg, False, _arg(args, 2), *args)
 
     def recvmsg_into(self, *args):
-        return self._io(super().recvmsg_into, False, *args)
+        return self._io(super().recvmsg_into, False, _arg(args, 2), *args)
 
-    def send(self, *args):
-        return self._io(super().send, True, *args)
+    def send(self, data, flags=0):
+        return self._io(super().send, True, flags, data, flags)
 
     def sendto(self, *args):
-        return self._io(super().sendto, True, *args)
+        return self._io(super().sendto, True, _arg(args, 1) if len(args) == 3 else 0, *args)
 
     def sendmsg(self, *args):
-        return self._io(super().sendmsg, True, *args)
+        return self._io(super().sendmsg, True, _arg(args, 2), *args)
 
     if hasattr(_os_socket, "sendmsg_afalg"):
         def sendmsg_afalg(self, *args, **kwargs):
-            return self._io(functools.partial(super().sendmsg_afalg, *args, **kwargs), True)
+            return self._io(super().sendmsg_afalg, True, kwargs.get("flags", _arg(args, 3)), *args, **kwargs)
 
     def sendall(self, data, flags=0):
         with memoryview(data) as view, view.cast("B") as bytes_view:
@@ -136,12 +143,12 @@ class socket(_os_socket):
                     sent += send(bytes_view[sent:], flags)
                     continue
                 except BlockingIOError:
-                    if self._gcorn_timeout == 0.0:
+                    if self._gcorn_timeout == 0.0 or flags & _MSG_DONTWAIT:
                         raise
                 self._wait(True, deadline)
 
     def _accept(self):
-        return self._io(super()._accept, False)
+        return self._io(super()._accept, False, 0)
 
     def connect(self, address):
         err = self._connect(address)

@@ -1,6 +1,5 @@
-# Cooperative subprocess for gcorn's hub: Popen's pipes wait for readiness on the hub before each read or write,
-# and waiting for a child (Popen.wait, os.waitpid) parks the greenlet on a pidfd. The pipes stay blocking
-# (a child may inherit them); the hub only says when a read or write will not block.
+# Cooperative subprocess for gcorn's hub: Popen's pipes wait on the hub before each read or write, and waiting for
+# a child (Popen.wait, os.waitpid) parks the greenlet on a pidfd. Knows nothing of sockets, threads or the worker.
 import io
 import os
 import subprocess
@@ -12,7 +11,8 @@ _PIPE_BUF = 4096  # a write this small to a writable pipe does not block (pipe(7
 
 
 class GreenPipe(io.RawIOBase):
-    """The parent's end of a pipe: each read or write first waits on the hub for the fd to be ready."""
+    """The parent's end of a pipe: each read or write first waits on the hub for the fd to be ready. The fd stays
+    blocking (a child may inherit it); the wait only makes sure the read or write will not block."""
 
     def __init__(self, fd, mode):
         super().__init__()
@@ -47,7 +47,7 @@ class GreenPipe(io.RawIOBase):
                 super().close()
 
 
-def _green_file(f):
+def _green_file(f, bufsize):
     """The same pipe as `f` (opened by Popen), rebuilt over a GreenPipe with the same buffering and text layer."""
     if f is None:
         return None
@@ -57,7 +57,8 @@ def _green_file(f):
     raw = GreenPipe(os.dup(binary.fileno()), "r" if reading else "w")
     green = raw
     if not isinstance(binary, io.RawIOBase):
-        green = io.BufferedReader(raw) if reading else io.BufferedWriter(raw)
+        size = bufsize if bufsize is not None and bufsize > 1 else io.DEFAULT_BUFFER_SIZE  # as Popen's io.open
+        green = io.BufferedReader(raw, size) if reading else io.BufferedWriter(raw, size)
     if text:
         green = io.TextIOWrapper(green, encoding=text.encoding, errors=text.errors,
                                  line_buffering=text.line_buffering, write_through=text.write_through)
@@ -104,7 +105,8 @@ class Popen(subprocess.Popen):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.stdin, self.stdout, self.stderr = map(_green_file, (self.stdin, self.stdout, self.stderr))
+        bufsize = kwargs.get("bufsize", args[1] if len(args) > 1 else -1)
+        self.stdin, self.stdout, self.stderr = (_green_file(f, bufsize) for f in (self.stdin, self.stdout, self.stderr))
 
     def _wait(self, timeout):
         if timeout is None or self.returncode is not None or not _gcorn.current_token():

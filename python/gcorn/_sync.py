@@ -133,14 +133,24 @@ class Lock:
 
     __slots__ = ("_os_lock", "_waiters", "__weakref__")
 
-    def __init__(self):
+    def __new__(cls, *args, **kwargs):
+        raise TypeError("cannot create '_thread.lock' instances")  # as the stdlib's: allocate_lock() makes them
+
+    @classmethod
+    def allocate(cls):
+        self = object.__new__(cls)
         self._os_lock = _allocate_os_lock()
         self._waiters = WaitQueue()
+        return self
 
     def acquire(self, blocking=True, timeout=-1):
+        if blocking is True and timeout == -1:  # the common call: no arguments to check
+            if self._os_lock.acquire(False):
+                return True
+            return self._waiters.wait_until(self._try_acquire, None)
+        timeout = _check_timeout(blocking, timeout)
         if self._os_lock.acquire(False):
             return True
-        timeout = _check_timeout(blocking, timeout)
         if timeout == 0:
             return False
         return self._waiters.wait_until(self._try_acquire, timeout)
@@ -173,3 +183,8 @@ class Lock:
     def __repr__(self):
         return "<%s %s.%s object at %s>" % ("locked" if self.locked() else "unlocked", type(self).__module__,
                                             type(self).__qualname__, hex(id(self)))
+
+
+# Named as the stdlib's type, so repr() and messages read the same (type(lock) is still this class).
+Lock.__module__, Lock.__name__, Lock.__qualname__ = "_thread", "lock", "lock"
+allocate_lock = Lock.allocate

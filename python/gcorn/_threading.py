@@ -1,6 +1,5 @@
-# Cooperative replacements for _thread/threading under gcorn's async worker: locks that park a greenlet,
-# threads started inside a hub greenlet run as greenlets, and an identity per greenlet. Outside a hub greenlet
-# (the main greenlet at boot, real threads) everything falls back to real threads and blocking waits.
+# Cooperative _thread/threading for gcorn's async worker: greenlet-parking locks, threads started in a hub greenlet
+# run as greenlets (real threads elsewhere), an identity per greenlet. Knows nothing of sockets or the worker.
 import _thread
 import sys
 import threading
@@ -9,29 +8,42 @@ import weakref
 import greenlet
 
 import _gcorn
-from gcorn._sync import Lock
+from gcorn._sync import Lock, allocate_lock
 
 _getcurrent = greenlet.getcurrent
 _os_get_ident = _thread.get_ident
 _os_start_new_thread = _thread.start_new_thread
 _os_set_sentinel = _thread._set_sentinel
+_os_count = _thread._count
 _OsDummyThread = threading._DummyThread
+_os_excepthook = threading.excepthook
 
-# Greenlet -> the sentinel locks threading took for it (Thread.join waits on them); released when it ends.
-_green_threads = {}
+
+
+class _GreenThread:
+    """A thread start_new_thread runs as a greenlet: its ident (the job's token, known before it starts, as the
+    stdlib's return value) and the sentinel locks threading took for it (Thread.join waits on them)."""
+    __slots__ = ("ident", "sentinels")
+
+    def __init__(self, ident):
+        self.ident, self.sentinels = ident, []
+
+
+_green_threads = {}  # greenlet -> _GreenThread, while it runs one
 
 
 def get_ident():
-    """A greenlet's id inside the hub; a thread's own ident for its main greenlet (the hub, real threads)."""
+    """For a greenlet: its thread's ident if start_new_thread started it, else its id(); for a thread's main
+    greenlet (the hub, real threads): the OS thread's ident."""
     g = _getcurrent()
     if g.parent is None:
         return _os_get_ident()
-    return id(g)
+    thread = _green_threads.get(g)
+    return thread.ident if thread is not None else id(g)
 
 
-# The class itself, not a function returning one: code stores it as a class attribute (werkzeug's
-# `lock_class = threading.Lock`) and calls self.lock_class(), which a plain function would turn into a method.
-allocate_lock = Lock
+# allocate_lock (from gcorn._sync) is a bound classmethod, not a function: code stores threading.Lock as a class
+# attribute (werkzeug's `lock_class = threading.Lock`) and calls self.lock_class(), which would bind a function.
 
 
 def start_new_thread(function, args, kwargs=None):
@@ -42,12 +54,14 @@ def start_new_thread(function, args, kwargs=None):
         raise TypeError("optional 3rd arg must be a dictionary")
     if not _gcorn.current_token():
         return _os_start_new_thread(function, args, kwargs or {})
-    return _gcorn.spawn(_run_thread, function, args, kwargs or {})
+    thread = _GreenThread(0)
+    thread.ident = _gcorn.spawn(_run_thread, thread, function, args, kwargs or {})
+    return thread.ident
 
 
-def _run_thread(function, args, kwargs):
+def _run_thread(thread, function, args, kwargs):
     g = _getcurrent()
-    _green_threads[g] = held = []
+    _green_threads[g] = thread
     try:
         function(*args, **kwargs)
     except SystemExit:
@@ -57,7 +71,7 @@ def _run_thread(function, args, kwargs):
             _report_unraisable(e, function)
     finally:
         del _green_threads[g]
-        for lock in held:  # what the C runtime does when a thread state dies
+        for lock in thread.sentinels:  # what the C runtime does when a thread state dies
             if lock.locked():
                 lock.release()
 
@@ -71,11 +85,11 @@ def _report_unraisable(exc, function):
 
 
 def _set_sentinel():
-    held = _green_threads.get(_getcurrent())
-    if held is None:
+    thread = _green_threads.get(_getcurrent())
+    if thread is None:
         return _os_set_sentinel()
-    lock = Lock()
-    held.append(lock)
+    lock = allocate_lock()
+    thread.sentinels.append(lock)
     return lock
 
 
@@ -87,6 +101,18 @@ class _DummyThread(_OsDummyThread):
         g = _getcurrent()
         if g.parent is not None:
             weakref.finalize(g, _forget_dummy, self._ident)
+
+
+def _count():
+    """_thread._count(): the threads alive, greenlet ones included (threading_helper waits for it to drop)."""
+    return _os_count() + len(_green_threads)
+
+
+def excepthook(args):
+    """threading.excepthook, quiet about GreenletExit: a thread killed as its worker stops did nothing wrong."""
+    if args.exc_type is not None and issubclass(args.exc_type, greenlet.GreenletExit):
+        return
+    _os_excepthook(args)
 
 
 def _forget_dummy(ident):
@@ -104,12 +130,14 @@ def patch_threading():
     _thread.LockType = Lock
     _thread.start_new_thread = _thread.start_new = start_new_thread
     _thread._set_sentinel = _set_sentinel
+    _thread._count = _count
     _thread.RLock = threading._PyRLock
     threading.Lock = threading._allocate_lock = allocate_lock
     threading._start_new_thread = start_new_thread
     threading._set_sentinel = _set_sentinel
     threading._CRLock = None  # threading.RLock() is then _PyRLock over the cooperative Lock
     threading._DummyThread = _DummyThread
+    threading.excepthook = excepthook
     _patch_logging()
 
 

@@ -25,7 +25,6 @@ struct hub::task : std::enable_shared_from_this<task> {
     py::object greenlet, run;         // dropped by the hub, with the GIL, when the greenlet ends
     py::object py_fn, py_args;        // a job spawned from Python
     std::function<void()> job;        // a job spawned from C++
-    std::function<void()> pool_job;   // run_in_threadpool's work, on the heap while the greenlet is parked
     py::object throw_in;              // raised into the greenlet by its next resume (throw_later)
     uint64_t wait_id = 0;             // bumped by every wake: a stale completion finds another id
     uint64_t token = 0;               // the current job's name (0 between jobs)
@@ -85,6 +84,7 @@ void hub::run() {
     idle_.clear();
     jobs_.clear();
     throws_.clear();  // the GIL is held again here
+    py::gil_release unlocked;  // a pool job still running (a DNS lookup) takes the GIL to finish
     pool_.join();
 }
 
@@ -291,18 +291,18 @@ void hub::run_in_threadpool(const std::function<void()>& fn) {
     auto t = current_;
     if (t->killed) throw killed();
     uint64_t id = t->wait_id;
-    t->pool_job = fn;  // on the heap: the pool thread must not read this greenlet's stack (DESIGN §3.1 (2))
-    net::post(pool_, [this, t, id] {
-        t->pool_job();
+    // The pool runs its own copy, on the heap (DESIGN §3.1 (2)): a greenlet interrupted meanwhile (throw_later)
+    // may start another job before this one ends, so nothing of it may live on the task.
+    net::post(pool_, [this, t, id, job = fn] {
+        job();
         net::post(ioc_, [this, t, id] { wake(t, id, woke::ready); });
     });
     try {
         suspend(*t);
     } catch (...) {
         ++t->wait_id;
-        throw;  // pool_job stays alive until the pool job ends (the pool is joined before tasks go)
+        throw;
     }
-    t->pool_job = nullptr;
 }
 
 uint64_t hub::current_token() const noexcept { return current_ ? current_->token : 0; }

@@ -62,7 +62,8 @@ public:
     woke wait_fd(int fd, bool writable, deadline until);  // an fd the hub does not own
     void sleep(deadline until);
     void yield();  // let every other ready greenlet run first
-    // Runs `fn` on the thread pool (it takes the GIL itself if it needs it) while this greenlet waits.
+    // Runs a copy of `fn` on the thread pool (it takes the GIL itself if it needs it) while this greenlet waits.
+    // The copy is destroyed on a pool thread, so it must own no Python references once it has run.
     void run_in_threadpool(const std::function<void()>& fn);
 
     // ---- greenlet-to-greenlet waits (gcorn.green, the patched threading). Every job (one spawn) is named by

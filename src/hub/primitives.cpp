@@ -146,18 +146,22 @@ py::object run_in_threadpool(void* ctx, const py::object& args, const py::object
     hub* h = active(ctx);
     if (!h) return py::call_tuple(fn, rest);
     struct outcome {
-        py::object result;
+        py::object fn, args, result;
         std::optional<py::python_error> error;
     };
-    auto out = std::make_shared<outcome>();  // on the heap: the pool thread writes it while we are parked
+    // Shared by this call and the pool's copy of the job; whichever lets go last does so holding the GIL (the
+    // caller may have been interrupted by a throw_later and be gone while the job still runs).
+    auto out = std::make_shared<outcome>();
+    out->fn = fn, out->args = rest;
     cooperative([&] {
-        h->run_in_threadpool([fn, rest, out] {
+        h->run_in_threadpool([out]() mutable {
             py::gil_acquire gil;
             try {
-                out->result = py::call_tuple(fn, rest);
+                out->result = py::call_tuple(out->fn, out->args);
             } catch (const py::python_error& e) {
                 out->error = e;
             }
+            out.reset();
         });
         return 0;
     });

@@ -103,3 +103,11 @@ def test_pool_and_semaphore_bound_concurrency(green_server):
 def test_kill_blocked_greenlet_and_wait_read(green_server):
     out = call(green_server, "kill_blocked")
     assert out == {"killed": "GreenletExit", "woken": True, "drained": "x", "timeout_error": "TimeoutError"}
+
+
+def test_interrupting_pool_lock_and_socket_waits(green_server):
+    import errno
+    out = call(green_server, "interruptions")
+    assert out == {"pool_interrupted": True, "pool_again": True, "lock": ["impatient timed out", "patient"],
+                   "closed": errno.EBADF}
+    assert "Segmentation" not in green_server.log()

@@ -3,6 +3,7 @@
 import io
 import json
 import sys
+import threading
 import time
 import traceback
 import unittest
@@ -90,6 +91,23 @@ class _Result(unittest.TextTestResult):
         self.passed.append(test)
 
 
+def _in_thread(fn, *args):
+    """fn(*args) in a threading.Thread (a greenlet under the patch), so the tests see an ordinary non-daemon
+    thread as current_thread(), not the request's dummy one."""
+    out = {}
+    def run():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as e:
+            out["error"] = e
+    t = threading.Thread(target=run, name="stdlib-tests", daemon=False)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def run_module(module, expected_path, log_path, resources=()):
     from test import support
     support.use_resources = list(resources)  # as regrtest -u: by default no network, cpu-hungry or gui tests
@@ -101,7 +119,7 @@ def run_module(module, expected_path, log_path, resources=()):
     with open(log_path, "w", buffering=1, encoding="utf-8") as log:
         runner = unittest.TextTestRunner(stream=log, verbosity=2, resultclass=_Result)
         start = time.monotonic()
-        result = runner.run(suite)
+        result = _in_thread(runner.run, suite)
         elapsed = time.monotonic() - start
     describe = lambda pairs: [[_short_id(t), text] for t, text in pairs]
     return {

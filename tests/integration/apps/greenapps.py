@@ -210,11 +210,48 @@ def kill_blocked():
             "timeout_error": type(empty_wait.exception).__name__}
 
 
+@case
+def interruptions():
+    """Timeouts and kills that land in the hub's less common waits: the thread pool, a lock queue, a closed socket."""
+    out = {}
+    r, w = os.pipe()
+    try:
+        with green.Timeout(0.05):
+            _gcorn.run_in_threadpool(os.read, r, 1)  # a pool thread stays blocked in read() meanwhile
+    except green.Timeout:
+        out["pool_interrupted"] = True
+    out["pool_again"] = _gcorn.run_in_threadpool(os.getpid) == os.getpid()
+    os.write(w, b"x")  # frees the pool thread
+    lock, got = threading.Lock(), []
+    def holder():
+        with lock:
+            time.sleep(0.2)
+    def impatient():
+        try:
+            with green.Timeout(0.05):
+                lock.acquire()
+        except green.Timeout:
+            got.append("impatient timed out")
+    def patient():
+        with lock:
+            got.append("patient")
+    jobs = [green.spawn(holder), green.spawn(impatient), green.spawn(patient)]
+    green.joinall(jobs, timeout=5)
+    out["lock"] = got
+    a, b = socket.socketpair()
+    reader = green.spawn(a.recv, 1)
+    green.sleep(0.01)
+    a.close()  # wakes the reader at once instead of leaving it parked on a closed fd
+    reader.join(1)
+    out["closed"] = getattr(reader.exception, "errno", None)
+    return out
+
+
 # ---- gcorn.monkey ----
 @case
 def patched():
     import _thread
-    from gcorn import _socket, _ssl
+    from gcorn import _socket, _ssl, _sync
     before = (socket.socket, time.sleep, threading.Lock, select.select, queue.SimpleQueue, subprocess.Popen)
     monkey.patch_all()  # again: a no-op
     after = (socket.socket, time.sleep, threading.Lock, select.select, queue.SimpleQueue, subprocess.Popen)
@@ -230,8 +267,7 @@ def patched():
         "sleep": time.sleep is _gcorn.sleep,
         "epoll_withdrawn": not hasattr(select, "epoll") and not hasattr(selectors, "EpollSelector"),
         "default_selector": selectors.DefaultSelector.__name__,
-        "lock": type(threading.Lock()).__module__,
-        "thread_lock": type(_thread.allocate_lock()).__module__,
+        "lock": type(threading.Lock()) is _sync.Lock and type(_thread.allocate_lock()) is _sync.Lock,
         "rlock": type(threading.RLock()).__name__,
         "simple_queue": queue.SimpleQueue.__name__,
         "popen": subprocess.Popen.__module__,
@@ -273,6 +309,13 @@ def threads():
         pass
     return {"results": sorted(map(str, results)), "joined": joined, "seconds": seconds, "event": ev.wait(5),
             "distinct_ident": other_ident != threading.get_ident(), "current": threading.current_thread().name}
+
+
+@case
+def background(s="100"):
+    """A non-daemon thread (a greenlet) still sleeping when the worker is told to stop."""
+    threading.Thread(target=time.sleep, args=(float(s),), daemon=False).start()
+    return {"started": True}
 
 
 @case
