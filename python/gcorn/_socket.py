@@ -99,7 +99,10 @@ class socket(_os_socket):
     def _real_close(self, *args):
         waiting, self._gcorn_waiting = self._gcorn_waiting, None
         for token in waiting or ():
-            _gcorn.throw_later(token, 0, OSError(errno.EBADF, "File descriptor was closed in another greenlet"))
+            try:  # a greenlet parked on this socket would otherwise wait on for its deadline
+                _gcorn.throw_later(token, 0, OSError(errno.EBADF, "File descriptor was closed in another greenlet"))
+            except RuntimeError:  # closed from a thread other than the hub's: it only waits (on its own dup)
+                break
         super()._real_close(*args)
 
     # Each call takes the stdlib's arguments; `flags` is found where the stdlib takes it.
