@@ -218,17 +218,20 @@ void hub::wake(const std::shared_ptr<task>& t, uint64_t id, woke why) {
     resume(t);
 }
 
+// The deadline half of a wait: wakes the task with `timeout` unless the wait `id` already ended.
+void hub::arm_timer(const std::shared_ptr<task>& t, uint64_t id, deadline until) {
+    t->timer.expires_at(until);
+    t->timer.async_wait([this, t, id](boost::system::error_code ec) {
+        if (!ec) wake(t, id, woke::timeout);
+    });
+}
+
 woke hub::wait(net::posix::stream_descriptor& d, net::posix::descriptor_base::wait_type w, deadline until) {
     auto t = current_;
     if (t->killed) throw killed();
     uint64_t id = t->wait_id;
     d.async_wait(w, [this, t, id](boost::system::error_code ec) { wake(t, id, ec ? woke::cancelled : woke::ready); });
-    if (until != no_deadline) {
-        t->timer.expires_at(until);
-        t->timer.async_wait([this, t, id](boost::system::error_code ec) {
-            if (!ec) wake(t, id, woke::timeout);
-        });
-    }
+    if (until != no_deadline) arm_timer(t, id, until);
     try {
         suspend(*t);
     } catch (...) {
@@ -260,11 +263,7 @@ woke hub::wait_fd(int fd, bool writable, deadline until) {
 void hub::sleep(deadline until) {
     auto t = current_;
     if (t->killed) throw killed();
-    uint64_t id = t->wait_id;
-    t->timer.expires_at(until);
-    t->timer.async_wait([this, t, id](boost::system::error_code ec) {
-        if (!ec) wake(t, id, woke::timeout);
-    });
+    arm_timer(t, t->wait_id, until);
     try {
         suspend(*t);
     } catch (...) {

@@ -97,6 +97,7 @@ private:
     void resume(const std::shared_ptr<task>& t);
     void wake(const std::shared_ptr<task>& t, uint64_t id, woke why);
     void park(task& t);
+    void arm_timer(const std::shared_ptr<task>& t, uint64_t id, deadline until);
     void suspend(task& t);  // park() inside a wait: a throw_later may land here
     void begin_job(const std::shared_ptr<task>& t);
     std::shared_ptr<task> find_job(uint64_t token) const;
