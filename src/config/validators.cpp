@@ -1,5 +1,8 @@
 #include "config/validators.hpp"
 
+#include "config/address_list.hpp"
+#include "config/tables.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -34,7 +37,10 @@ void bind_addresses(const std::vector<std::string>& v) {
 }
 
 void worker_class(const std::string& v) {
-    one_of(v, std::array{"sync", "gthread", "async", "gevent", "eventlet"});
+    if (find_worker_class(v)) return;
+    std::string list;
+    for (auto& row : worker_classes) list += std::string(list.empty() ? "" : ", ") + std::string(row.name);
+    fail("'" + v + "' is not one of " + list);
 }
 
 void limit_line(int v) {
@@ -56,29 +62,15 @@ void key_value(const std::vector<std::string>& v) {
 }
 
 void hook_specs(const std::vector<std::string>& v) {
-    static constexpr std::array names{"on_starting", "on_reload", "when_ready", "pre_fork", "post_fork",
-                                      "post_worker_init", "worker_int", "worker_abort", "pre_exec", "pre_request",
-                                      "post_request", "child_exit", "worker_exit", "nworkers_changed", "on_exit"};
     for (auto& h : v) {
         auto eq = h.find('=');
         if (eq == std::string::npos || h.find(':', eq) == std::string::npos)
             fail("'" + h + "' is not NAME=MODULE:FUNCTION");
-        one_of(h.substr(0, eq), names);
+        if (!find_hook(h.substr(0, eq))) fail("'" + h.substr(0, eq) + "' is not a server hook");
     }
 }
 
-void ip_networks(const std::vector<std::string>& v) {
-    for (auto& entry : v) {
-        if (entry == "*") continue;
-        auto slash = entry.find('/');
-        unsigned char bytes[16];
-        std::string ip = entry.substr(0, slash);
-        int width = ::inet_pton(AF_INET, ip.c_str(), bytes) == 1 ? 32 : ::inet_pton(AF_INET6, ip.c_str(), bytes) == 1 ? 128 : 0;
-        std::string bits = slash == std::string::npos ? "0" : entry.substr(slash + 1);
-        bool digits = !bits.empty() && bits.size() <= 3 && std::all_of(bits.begin(), bits.end(), ::isdigit);
-        if (!width || !digits || std::stoi(bits) > width) fail("'" + entry + "' is not an IP address or network");
-    }
-}
+void ip_networks(const std::vector<std::string>& v) { (void)address_list(v); }  // throws naming the bad entry
 
 void readable_file(const std::string& v) {
     if (!v.empty() && ::access(v.c_str(), R_OK) != 0) fail("cannot read '" + v + "'");

@@ -1,6 +1,8 @@
 #include "hooks/hooks.hpp"
 
 #include <algorithm>
+#include <string>
+
 #include <spdlog/spdlog.h>
 
 #include "py/gil.hpp"
@@ -9,32 +11,37 @@ namespace gcorn::hooks {
 namespace {
 
 py::object module() { return py::import("gcorn._hooks"); }
+py::object name(hook h) { return py::str(std::string(config::name_of(h))); }
 
 // Runs `f` with the GIL, logging instead of throwing: a hook must never take the server down.
 template <class F>
-void guarded(const char* what, F&& f) noexcept {
+void guarded(hook h, F&& f) noexcept {
     py::gil_acquire gil;
     try {
         f();
     } catch (const std::exception& e) {
-        spdlog::error("{} hook failed: {}", what, e.what());
+        spdlog::error("{} hook failed: {}", config::name_of(h), e.what());
     }
 }
 
-constexpr const char* master_hook_names[] = {"on_starting", "on_reload", "when_ready",      "pre_fork",
-                                             "pre_exec",    "child_exit", "nworkers_changed", "on_exit"};
+// A master hook taking only `server`, or null when not configured.
+std::function<void()> simple(const config::settings& s, hook h) {
+    if (!configured(s, h)) return nullptr;
+    return [h] { master_call(h); };
+}
 
 }  // namespace
 
-bool configured(const config::settings& s, std::string_view name) {
-    return std::any_of(s.hooks.begin(), s.hooks.end(), [&](const std::string& h) {
-        return h.size() > name.size() && h.compare(0, name.size(), name) == 0 && h[name.size()] == '=';
+bool configured(const config::settings& s, hook h) {
+    auto n = config::name_of(h);
+    return std::any_of(s.hooks.begin(), s.hooks.end(), [&](const std::string& spec) {
+        return spec.size() > n.size() && spec.compare(0, n.size(), n) == 0 && spec[n.size()] == '=';
     });
 }
 
 bool needs_master_python(const config::settings& s) {
-    return std::any_of(std::begin(master_hook_names), std::end(master_hook_names),
-                       [&](const char* n) { return configured(s, n); });
+    return std::any_of(std::begin(config::hooks), std::end(config::hooks),
+                       [&](const config::hook_row& r) { return r.in_master && configured(s, r.id); });
 }
 
 void configure(const config::settings& s) {
@@ -43,44 +50,47 @@ void configure(const config::settings& s) {
     module().attr("configure")({py::str(config::to_toml(s)), list});
 }
 
-void master_call(const char* name) {
-    guarded(name, [&] { module().attr("master")({py::str(name)}); });
+void master_call(hook h) {
+    guarded(h, [&] { module().attr("master")({name(h)}); });
 }
 
-master::master_hooks master_side(const config::settings& s) {
-    master::master_hooks h;
-    auto simple = [&](const char* name) -> std::function<void()> {
-        if (!configured(s, name)) return nullptr;
-        return [name] { master_call(name); };
-    };
-    h.when_ready = simple("when_ready");
-    h.on_reload = simple("on_reload");
-    h.pre_exec = simple("pre_exec");
-    h.on_exit = simple("on_exit");
-    if (configured(s, "pre_fork"))
-        h.pre_fork = [](pid_t, int age) { guarded("pre_fork", [&] { module().attr("pre_fork")({py::integer(age)}); }); };
-    if (configured(s, "child_exit"))
-        h.child_exit = [](pid_t pid, int age) {
-            guarded("child_exit", [&] { module().attr("child_exit")({py::integer(pid), py::integer(age)}); });
+sys::master_hooks master_side(const config::settings& s) {
+    sys::master_hooks m;
+    m.when_ready = simple(s, hook::when_ready);
+    m.on_reload = simple(s, hook::on_reload);
+    m.pre_exec = simple(s, hook::pre_exec);
+    m.on_exit = simple(s, hook::on_exit);
+    if (configured(s, hook::pre_fork))
+        m.pre_fork = [](pid_t, int age) {
+            guarded(hook::pre_fork, [&] { module().attr("pre_fork")({py::integer(age)}); });
         };
-    if (configured(s, "nworkers_changed"))
-        h.nworkers_changed = [](int now, int before) {
-            guarded("nworkers_changed", [&] {
-                module().attr("master")({py::str("nworkers_changed"), py::integer(now), py::integer(before)});
+    if (configured(s, hook::child_exit))
+        m.child_exit = [](pid_t pid, int age) {
+            guarded(hook::child_exit, [&] { module().attr("child_exit")({py::integer(pid), py::integer(age)}); });
+        };
+    if (configured(s, hook::nworkers_changed))
+        m.nworkers_changed = [](int now, int before) {
+            guarded(hook::nworkers_changed, [&] {
+                module().attr("master")({name(hook::nworkers_changed), py::integer(now), py::integer(before)});
             });
         };
-    return h;
+    return m;
 }
 
 void become_worker(int age) {
-    guarded("post_fork", [&] { module().attr("become_worker")({py::integer(age)}); });
+    guarded(hook::post_fork, [&] { module().attr("become_worker")({py::integer(age)}); });
 }
 
-void worker_call(const char* name) {
-    guarded(name, [&] { module().attr("worker")({py::str(name)}); });
+void worker_call(hook h) {
+    guarded(h, [&] { module().attr("worker")({name(h)}); });
 }
 
-py::object pre_request() { return module().attr("pre_request"); }
-py::object post_request() { return module().attr("post_request"); }
+py::object pre_request(const config::settings& s) {
+    return configured(s, hook::pre_request) ? module().attr("pre_request") : py::object();
+}
+
+py::object post_request(const config::settings& s) {
+    return configured(s, hook::post_request) ? module().attr("post_request") : py::object();
+}
 
 }  // namespace gcorn::hooks

@@ -13,9 +13,10 @@ namespace gcorn::http {
 using clock = std::chrono::steady_clock;
 using deadline = clock::time_point;
 
-// The peer went away or was too slow; the connection is over. Expected, so logged at debug level.
+// The peer went away or was too slow, or the worker is stopping (a greenlet killed while it waited); the
+// connection is over. Expected, so logged at debug level.
 struct stream_error : std::runtime_error {
-    enum class kind { timeout, closed };
+    enum class kind { timeout, closed, cancelled };
     stream_error(kind k, const char* what) : std::runtime_error(what), why(k) {}
     kind why;
 };
@@ -34,6 +35,12 @@ public:
     virtual void linger(deadline until) = 0;
     // Bytes have arrived that nobody read yet (closing now would reset the connection).
     virtual bool input_pending() { return false; }
+    // Input already taken off the socket and held here (TLS records decrypted ahead): the connection is not idle
+    // although its socket may be.
+    virtual bool has_buffered_input() const { return false; }
+    // Waits until the socket under the stream is readable; false at the deadline. For what is read off the raw
+    // socket before the stream proper (a PROXY protocol header). A stream with no socket has nothing to wait for.
+    virtual bool wait_socket_readable(deadline) { return true; }
     // Between keep-alive requests: let other connections run even if the next request is already buffered
     // (DESIGN §3 Fairness). A no-op where there is nothing else to run.
     virtual void yield() {}

@@ -7,10 +7,11 @@
 
 namespace gcorn::http {
 
+// The settings' values (their defaults live in the settings table only).
 struct limits {
-    size_t request_line = 4094;  // limit_request_line (0: 8190, as Gunicorn)
-    size_t fields = 100;         // limit_request_fields (0: 32768, as Gunicorn)
-    size_t field_size = 8190;    // limit_request_field_size, CRLF included as Gunicorn counts it (0: unlimited)
+    size_t request_line;  // limit_request_line (0: 8190, as Gunicorn)
+    size_t fields;        // limit_request_fields (0: 32768, as Gunicorn)
+    size_t field_size;    // limit_request_field_size, CRLF included as Gunicorn counts it (0: unlimited)
 };
 
 // Incremental scan state: resume where the last call stopped instead of rescanning a dripped head.

@@ -40,23 +40,4 @@ inline constexpr size_t proxy_v2_max = 16 + 65535;
 // (what follows is the client's own data); on `partial` all of `prefix` may be consumed while waiting for more.
 proxy_scan scan_proxy_header(std::string_view prefix);
 
-// Front ends trusted by address (forwarded_allow_ips, proxy_allow_ips): "*" for any, single addresses and
-// CIDR networks ("10.0.0.0/8", "fd00::/8"), as Gunicorn 22 accepts. An IPv4-mapped IPv6 peer
-// ("::ffff:10.1.2.3") matches the IPv4 entries.
-class address_list {
-public:
-    // Throws std::invalid_argument naming the entry that is neither an address nor a network.
-    explicit address_list(const std::vector<std::string>& entries);
-    bool contains(std::string_view address) const;
-
-private:
-    struct network {
-        bool v6;
-        std::array<unsigned char, 16> bytes;
-        int prefix;  // leading bits that must match
-    };
-    std::vector<network> networks_;
-    bool any_ = false;
-};
-
 }  // namespace gcorn::http

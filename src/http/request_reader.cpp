@@ -7,6 +7,7 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "base/ascii.hpp"
 #include "http/errors.hpp"
 
 namespace gcorn::http {
@@ -15,13 +16,7 @@ namespace bhttp = boost::beast::http;
 
 namespace {
 
-// ASCII case-insensitive: field names and codings are ASCII tokens, and <cctype> would depend on the locale
-// Python sets at start-up.
-bool iequals(std::string_view a, std::string_view b) {
-    auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; };
-    auto same = [&](unsigned char x, unsigned char y) { return lower(x) == lower(y); };
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), same);
-}
+using ascii::iequals;
 
 std::string_view trim(std::string_view v) {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);

@@ -4,18 +4,13 @@
 #include <charconv>
 #include <ctime>
 
+#include "base/ascii.hpp"
 #include "http/errors.hpp"
 
 namespace gcorn::http {
 namespace {
 
-// ASCII case-insensitive: field names and codings are ASCII tokens, and <cctype> would depend on the locale
-// Python sets at start-up.
-bool iequals(std::string_view a, std::string_view b) {
-    auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; };
-    auto same = [&](unsigned char x, unsigned char y) { return lower(x) == lower(y); };
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), same);
-}
+using ascii::iequals;
 
 // RFC 9110 §5.6.2 tchar, in ASCII whatever the locale.
 bool is_tchar(unsigned char c) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <utility>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -20,25 +21,63 @@ constexpr size_t max_idle_greenlets = 256;
 // One greenlet and the state of its current wait. Heap-allocated and shared with completion handlers,
 // which never touch the greenlet's stack (DESIGN §3.1 (2)) and hold no Python references (3).
 struct hub::task : std::enable_shared_from_this<task> {
-    explicit task(hub& h) : owner(h), timer(h.ioc_) {}
+    enum class parked { no, in_wait, in_wait_wakeup };  // where a throw_later or wakeup may find it
+    explicit task(hub& h) : owner(h), wait(h.ioc_.get_executor()) {}
     hub& owner;
     py::object greenlet, run;         // dropped by the hub, with the GIL, when the greenlet ends
     py::object py_fn, py_args;        // a job spawned from Python
     std::function<void()> job;        // a job spawned from C++
     py::object throw_in;              // raised into the greenlet by its next resume (throw_later)
-    uint64_t wait_id = 0;             // bumped by every wake: a stale completion finds another id
+    deadline_wait wait;               // the current wait: its operation, its deadline, which of them won
     uint64_t token = 0;               // the current job's name (0 between jobs)
     woke why = woke::ready;
+    parked where = parked::no;
     bool killed = false;
-    bool in_wait = false;             // parked in one of the waits (not idle in the pool, not yet started)
-    bool in_wait_wakeup = false;
     bool wakeup_pending = false;      // a wakeup arrived while the job was not in wait_wakeup
-    net::steady_timer timer;
 
+    // The completion of a wait: records why and switches into the greenlet.
+    auto resumer() {
+        return [t = shared_from_this()](woke w) {
+            t->why = w;
+            t->owner.resume(t);
+        };
+    }
     void drop_python() {
         greenlet = run = py_fn = py_args = throw_in = py::object();
         job = nullptr;
     }
+};
+
+// Every wait of a child greenlet, from the caller's side (STYLE habit 5): refuses to park a killed greenlet,
+// marks where it is parked, and however the wait ends (woken, timed out, an exception thrown in) drops the
+// wait's other half and cancels the descriptor it watched. Lives on the greenlet's own stack and is only
+// touched from that greenlet.
+class hub::wait_scope {
+public:
+    explicit wait_scope(hub& h, task::parked where = task::parked::in_wait) : t_(h.current_) {
+        if (t_->killed) throw killed();
+        t_->where = where;
+    }
+    ~wait_scope() {
+        t_->where = task::parked::no;
+        t_->wait.settle();
+        if (watched_ && t_->why != woke::ready) watched_->cancel();
+    }
+    wait_scope(const wait_scope&) = delete;
+    wait_scope& operator=(const wait_scope&) = delete;
+
+    const std::shared_ptr<task>& t() const { return t_; }
+    void watch(net::posix::stream_descriptor& d) { watched_ = &d; }
+    // Switches to the hub until the wait's completion switches back; throws what was thrown in.
+    woke park() {
+        t_->why = woke::cancelled;  // if an exception unwinds the wait, the watched descriptor is cancelled
+        t_->owner.park(*t_);
+        return t_->why;
+    }
+
+private:
+    std::shared_ptr<task> t_;
+    net::posix::stream_descriptor* watched_ = nullptr;
 };
 
 hub::hub(net::io_context& ioc, size_t threadpool_size)
@@ -89,40 +128,31 @@ void hub::run() {
 }
 
 void hub::spawn(std::function<void()> job) {
-    net::post(ioc_, [this, job = std::move(job)]() mutable {
-        std::shared_ptr<task> t;
-        if (!idle_.empty()) {
-            t = std::move(idle_.back());
-            idle_.pop_back();
-        } else {
-            t = std::make_shared<task>(*this);
-            tasks_.insert(t);
-        }
-        t->job = std::move(job);
-        begin_job(t);
-        resume(t);
-    });
+    auto t = take_task();
+    t->job = std::move(job);
+    start_job(std::move(t));
 }
 
 uint64_t hub::spawn_python(const py::object& fn, const py::object& args) {
-    std::shared_ptr<task> t;
-    if (!idle_.empty()) {
-        t = std::move(idle_.back());
-        idle_.pop_back();
-    } else {
-        t = std::make_shared<task>(*this);
-        tasks_.insert(t);
-    }
+    auto t = take_task();
     t->py_fn = fn, t->py_args = args;  // on the task, not in the handler: handlers hold no Python references
-    begin_job(t);
-    net::post(ioc_, [this, t] { resume(t); });
-    return t->token;
+    return start_job(std::move(t));
 }
 
-void hub::begin_job(const std::shared_ptr<task>& t) {
+std::shared_ptr<hub::task> hub::take_task() {
+    if (idle_.empty()) return *tasks_.insert(std::make_shared<task>(*this)).first;
+    auto t = std::move(idle_.back());
+    idle_.pop_back();
+    return t;
+}
+
+uint64_t hub::start_job(std::shared_ptr<task> t) {
     t->token = ++next_token_;
     t->wakeup_pending = false;
     jobs_[t->token] = t;
+    uint64_t token = t->token;
+    net::post(ioc_, [this, t = std::move(t)] { resume(t); });  // the first switch, from a handler (§3.1 (1))
+    return token;
 }
 
 std::shared_ptr<hub::task> hub::find_job(uint64_t token) const {
@@ -202,47 +232,11 @@ void hub::park(task& t) {
     throw err;
 }
 
-void hub::suspend(task& t) {
-    struct waiting {
-        task& t;
-        explicit waiting(task& t) : t(t) { t.in_wait = true; }
-        ~waiting() { t.in_wait = false; }
-    } scope(t);
-    park(t);
-}
-
-void hub::wake(const std::shared_ptr<task>& t, uint64_t id, woke why) {
-    if (t->wait_id != id) return;  // the other operation of this wait already woke it (DESIGN §3.1 (3))
-    ++t->wait_id;
-    t->why = why;
-    resume(t);
-}
-
-// The deadline half of a wait: wakes the task with `timeout` unless the wait `id` already ended.
-void hub::arm_timer(const std::shared_ptr<task>& t, uint64_t id, deadline until) {
-    t->timer.expires_at(until);
-    t->timer.async_wait([this, t, id](boost::system::error_code ec) {
-        if (!ec) wake(t, id, woke::timeout);
-    });
-}
-
 woke hub::wait(net::posix::stream_descriptor& d, net::posix::descriptor_base::wait_type w, deadline until) {
-    auto t = current_;
-    if (t->killed) throw killed();
-    uint64_t id = t->wait_id;
-    d.async_wait(w, [this, t, id](boost::system::error_code ec) { wake(t, id, ec ? woke::cancelled : woke::ready); });
-    if (until != no_deadline) arm_timer(t, id, until);
-    try {
-        suspend(*t);
-    } catch (...) {
-        ++t->wait_id;
-        t->timer.cancel();
-        d.cancel();
-        throw;
-    }
-    if (until != no_deadline) t->timer.cancel();
-    if (t->why != woke::ready) d.cancel();
-    return t->why;
+    wait_scope scope(*this);
+    scope.watch(d);
+    scope.t()->wait.start([&d, w](auto handler) { d.async_wait(w, std::move(handler)); }, until, scope.t()->resumer());
+    return scope.park();
 }
 
 woke hub::wait_fd(int fd, bool writable, deadline until) {
@@ -261,74 +255,42 @@ woke hub::wait_fd(int fd, bool writable, deadline until) {
 }
 
 void hub::sleep(deadline until) {
-    auto t = current_;
-    if (t->killed) throw killed();
-    arm_timer(t, t->wait_id, until);
-    try {
-        suspend(*t);
-    } catch (...) {
-        ++t->wait_id;
-        t->timer.cancel();
-        throw;
-    }
+    wait_scope scope(*this);
+    scope.t()->wait.start_timer(until, scope.t()->resumer());
+    scope.park();
 }
 
 void hub::yield() {
-    auto t = current_;
-    if (t->killed) throw killed();
-    uint64_t id = t->wait_id;
-    net::post(ioc_, [this, t, id] { wake(t, id, woke::ready); });
-    try {
-        suspend(*t);
-    } catch (...) {
-        ++t->wait_id;
-        throw;
-    }
+    wait_scope scope(*this);
+    scope.t()->wait.start([this](auto handler) { net::post(ioc_, [h = std::move(handler)]() mutable { h({}); }); },
+                          no_deadline, scope.t()->resumer());
+    scope.park();
 }
 
 void hub::run_in_threadpool(const std::function<void()>& fn) {
-    auto t = current_;
-    if (t->killed) throw killed();
-    uint64_t id = t->wait_id;
+    wait_scope scope(*this);
     // The pool runs its own copy, on the heap (DESIGN §3.1 (2)): a greenlet interrupted meanwhile (throw_later)
     // may start another job before this one ends, so nothing of it may live on the task.
-    net::post(pool_, [this, t, id, job = fn] {
-        job();
-        net::post(ioc_, [this, t, id] { wake(t, id, woke::ready); });
-    });
-    try {
-        suspend(*t);
-    } catch (...) {
-        ++t->wait_id;
-        throw;
-    }
+    scope.t()->wait.start(
+        [this, job = fn](auto handler) {
+            // The work guard keeps the reactor running while only the pool has something to do.
+            net::post(pool_, [this, job, h = std::move(handler), busy = net::make_work_guard(ioc_)]() mutable {
+                job();
+                net::post(ioc_, [h = std::move(h)]() mutable { h({}); });
+            });
+        },
+        no_deadline, scope.t()->resumer());
+    scope.park();
 }
 
 uint64_t hub::current_token() const noexcept { return current_ ? current_->token : 0; }
 
 woke hub::wait_wakeup(deadline until) {
-    auto t = current_;
-    if (t->killed) throw killed();
+    wait_scope scope(*this, task::parked::in_wait_wakeup);
+    auto& t = scope.t();
     if (std::exchange(t->wakeup_pending, false)) return woke::ready;
-    uint64_t id = t->wait_id;
-    if (until != no_deadline) {
-        t->timer.expires_at(until);
-        t->timer.async_wait([this, t, id](boost::system::error_code ec) {
-            if (!ec) wake(t, id, woke::timeout);
-        });
-    }
-    t->in_wait_wakeup = true;
-    try {
-        suspend(*t);
-    } catch (...) {
-        t->in_wait_wakeup = false;
-        ++t->wait_id;
-        t->timer.cancel();
-        throw;
-    }
-    t->in_wait_wakeup = false;
-    if (until != no_deadline) t->timer.cancel();
-    return t->why;
+    t->wait.start_timer(until, t->resumer());
+    return scope.park();
 }
 
 void hub::wakeup(uint64_t token) {
@@ -336,7 +298,7 @@ void hub::wakeup(uint64_t token) {
     net::post(ioc_, [this, token] {
         auto t = find_job(token);
         if (!t) return;
-        if (t->in_wait_wakeup) wake(t, t->wait_id, woke::ready);
+        if (t->where == task::parked::in_wait_wakeup && t->wait.settle()) t->resumer()(woke::ready);
         else t->wakeup_pending = true;
     });
 }
@@ -357,10 +319,11 @@ void hub::deliver_throw(uint64_t id) {
     auto it = throws_.find(id);
     if (it == throws_.end()) return;
     auto t = find_job(it->second.token);
-    if (t && t->in_wait && !t->throw_in) {
+    if (t && t->where != task::parked::no && !t->throw_in) {
         t->throw_in = std::move(it->second.exception);
         throws_.erase(it);
-        resume(t);  // the wait unwinds (its catch drops its own completions by wait id) with the exception
+        t->wait.settle();  // the wait's own completions are dropped from now on
+        resume(t);         // the wait unwinds (wait_scope) with the exception
         return;
     }
     py::gil_release::hold gil(*unlocked_);  // not waiting (or finished): drop the exception

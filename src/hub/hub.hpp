@@ -15,18 +15,13 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "hub/deadline_wait.hpp"
 #include "py/gil.hpp"
 #include "py/object.hpp"
 
 namespace gcorn::hub {
-
-namespace net = boost::asio;
-using clock = std::chrono::steady_clock;
-using deadline = clock::time_point;
-inline constexpr deadline no_deadline = deadline::max();
 
 // The waiting greenlet was killed (GreenletExit thrown into it). Sticky: every later wait throws too
 // (DESIGN §3.1 (5)), so an app that swallows GreenletExit cannot park forever.
@@ -34,12 +29,13 @@ struct killed : std::runtime_error {
     killed() : std::runtime_error("greenlet killed") {}
 };
 
-enum class woke { ready, timeout, cancelled };
-
 class hub {
 public:
     // PRECONDITION: the interpreter runs and this thread holds the GIL; called in the main greenlet.
-    hub(net::io_context& ioc, size_t threadpool_size);
+    // `threadpool_size` threads run blocking calls (DNS, run_in_threadpool) while their greenlet waits.
+    hub(net::io_context& ioc, size_t threadpool_size = default_threadpool_size);
+    // Gevent's default too (its threadpool size): enough for concurrent DNS lookups, few enough to stay cheap.
+    static constexpr size_t default_threadpool_size = 10;
     ~hub();
     hub(const hub&) = delete;
     hub& operator=(const hub&) = delete;
@@ -52,7 +48,7 @@ public:
     void run();
 
     // Runs `job` in a (pooled) greenlet. Never switches inline: the first switch is posted into the running
-    // io_context (DESIGN §3.1 (1)). `job` must not throw; `py_state` (optional) is kept alive with the task.
+    // io_context (DESIGN §3.1 (1)). `job` must not throw. PRECONDITION: on the hub's thread.
     void spawn(std::function<void()> job);
     // Runs fn(*args) in a greenlet; returns the job's token (below). PRECONDITION: GIL held, on the hub's thread.
     uint64_t spawn_python(const py::object& fn, const py::object& args);
@@ -89,17 +85,16 @@ public:
 
 private:
     struct task;
+    class wait_scope;
     struct pending_throw {  // a throw_later waiting for its timer; dropped with the GIL held
         uint64_t token;
         py::object exception;
         std::unique_ptr<net::steady_timer> timer;
     };
     void resume(const std::shared_ptr<task>& t);
-    void wake(const std::shared_ptr<task>& t, uint64_t id, woke why);
     void park(task& t);
-    void arm_timer(const std::shared_ptr<task>& t, uint64_t id, deadline until);
-    void suspend(task& t);  // park() inside a wait: a throw_later may land here
-    void begin_job(const std::shared_ptr<task>& t);
+    std::shared_ptr<task> take_task();               // a pooled greenlet, or a new one
+    uint64_t start_job(std::shared_ptr<task> t);     // names the job and posts its first switch
     std::shared_ptr<task> find_job(uint64_t token) const;
     void deliver_throw(uint64_t id);
     static py::object task_main(void* ctx, const py::object&, const py::object&);

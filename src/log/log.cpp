@@ -1,5 +1,7 @@
 #include "log/log.hpp"
 
+#include "base/ascii.hpp"
+
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -75,9 +77,7 @@ void append_request_time(std::string& out, std::chrono::system_clock::time_point
 std::string_view header(const header_list* h, std::string_view name) {
     if (h)
         for (auto& [k, v] : *h)
-            if (k.size() == name.size() &&
-                std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
-                return v;
+            if (ascii::iequals(k, name)) return v;
     return {};
 }
 

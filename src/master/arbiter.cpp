@@ -40,6 +40,12 @@ struct worker {
 
 // Workers that die before loading the app this many times in a row stop the master: no fork storm.
 constexpr int max_boot_failures = 5;
+// After SIGABRT for a timeout, a worker has this long to dump its Python stack before SIGKILL.
+constexpr int64_t abort_grace_ns = 2'000'000'000;
+// A quick stop (INT) still lets workers run their worker_int hook and exit for this long before SIGKILL.
+constexpr double quick_stop_grace_s = 1.0;
+// The supervisor's tick: how often timeouts and the old master are checked, faster while stopping.
+constexpr std::chrono::milliseconds supervise_every = 1s, supervise_every_stopping = 100ms;
 
 const char* signal_name(int sig) {
     switch (sig) {
@@ -67,7 +73,7 @@ struct arbiter::impl {
     net::io_context ioc;
     net::signal_set signals{ioc};
     net::steady_timer tick{ioc};
-    sys::scoreboard board{1024};
+    sys::scoreboard board;
     std::map<pid_t, worker> workers;
     std::optional<sys::pidfile> pidfile;
     int target;
@@ -80,7 +86,13 @@ struct arbiter::impl {
     std::mt19937 rng{std::random_device{}()};
 
     impl(config::settings settings, std::vector<sys::listener> l, options o)
-        : s(std::move(settings)), listeners(std::move(l)), opt(std::move(o)), target(s.workers) {}
+        : s(std::move(settings)), listeners(std::move(l)), opt(std::move(o)), board(scoreboard_slots(s)),
+          target(s.workers) {}
+
+    // Old workers finishing their requests while their replacements boot (HUP) need slots too, as do TTIN's.
+    static size_t scoreboard_slots(const config::settings& s) {
+        return size_t(s.workers) * 2 + sys::scoreboard::spare_slots;
+    }
 
     // ---- signal handlers (Gunicorn's set, DESIGN §1), each a few lines ----
 
@@ -167,21 +179,20 @@ struct arbiter::impl {
     }
 
     void spawn() {
-        sys::worker_slot* slot = board.find_free();
-        if (!slot) return spdlog::error("no free scoreboard slot; not spawning");
-        slot->requests = 0;
-        slot->booted = false;
-        slot->clear_request();
-        slot->beat();  // the new worker has `timeout` seconds to boot
+        sys::worker_slot& slot = board.take_free();
+        slot.requests = 0;
+        slot.booted = false;
+        slot.clear_request();
+        slot.beat();  // the new worker has `timeout` seconds to boot
         int age = ++last_age;
         unsigned long max_requests = 0;
         if (s.max_requests > 0)
             max_requests = s.max_requests + std::uniform_int_distribution<int>(0, s.max_requests_jitter)(rng);
-        sys::worker_args args{s, listeners, *slot, age, ::getpid(), max_requests};
+        sys::worker_args args{s, listeners, slot, age, ::getpid(), max_requests};
         if (opt.hooks.pre_fork) opt.hooks.pre_fork(0, age);
         pid_t pid = sys::fork_child([&] { return opt.main(args); }, opt.fork_hooks);
-        slot->pid = pid;
-        workers.emplace(pid, worker{slot, age});
+        slot.pid = pid;
+        workers.emplace(pid, worker{&slot, age});
         spdlog::info("Booting worker with pid: {}", pid);
     }
 
@@ -228,10 +239,11 @@ struct arbiter::impl {
             auto it = workers.find(pid);
             if (it == workers.end()) continue;
             bool booted = it->second.slot->booted, killed_by_us = it->second.killed;
+            int age = it->second.age;
             it->second.slot->pid = 0;
             workers.erase(it);
             log_exit(pid, status, killed_by_us);
-            if (opt.hooks.child_exit) opt.hooks.child_exit(pid, 0);
+            if (opt.hooks.child_exit) opt.hooks.child_exit(pid, age);
             if (WIFEXITED(status) && (WEXITSTATUS(status) == sys::worker_boot_error ||
                                       WEXITSTATUS(status) == sys::app_load_error)) {
                 int code = WEXITSTATUS(status);
@@ -267,7 +279,7 @@ struct arbiter::impl {
         auto now = sys::monotonic_ns();
         auto limit = int64_t(s.timeout * 1e9);
         for (auto& [pid, w] : workers) {
-            if (w.aborted_at_ns && now - w.aborted_at_ns > 2'000'000'000) {
+            if (w.aborted_at_ns && now - w.aborted_at_ns > abort_grace_ns) {
                 w.killed = true;
                 ::kill(pid, SIGKILL);
             } else if (!w.aborted_at_ns && now - w.slot->heartbeat_ns.load() > limit) {
@@ -283,7 +295,7 @@ struct arbiter::impl {
     void stop(bool graceful) {
         if (!stopping) {
             stopping = true;
-            stop_deadline_ns = sys::monotonic_ns() + int64_t((graceful ? s.graceful_timeout : 1.0) * 1e9);
+            stop_deadline_ns = sys::monotonic_ns() + int64_t((graceful ? s.graceful_timeout : quick_stop_grace_s) * 1e9);
         }
         signal_workers(graceful ? SIGTERM : SIGINT);
         if (workers.empty()) ioc.stop();
@@ -295,14 +307,12 @@ struct arbiter::impl {
         if (reexec_pid) return spdlog::warn("USR2 signal ignored. Child exists.");
         if (opt.old_master) return spdlog::warn("USR2 signal ignored. Parent exists.");
         if (pidfile) pidfile->rename(s.pidfile + ".oldbin");
-        auto fds = sys::inheritable_fds(listeners);
         auto argv = opt.argv;
         auto dir = opt.start_dir;
         auto exe = opt.executable;
         if (opt.hooks.pre_exec) opt.hooks.pre_exec();
         reexec_pid = sys::fork_child([&]() -> int {
-            ::setenv("GCORN_FD", fds.c_str(), 1);
-            ::setenv("GCORN_PID", std::to_string(::getppid()).c_str(), 1);
+            sys::export_handover(listeners, ::getppid());
             if (!dir.empty() && ::chdir(dir.c_str()) != 0) return 1;  // relative paths in argv mean what they meant
             std::vector<char*> args;
             for (auto& a : argv) args.push_back(a.data());
@@ -319,7 +329,7 @@ struct arbiter::impl {
         if (!opt.old_master || ::getppid() == opt.old_master) return;
         spdlog::info("Master has been promoted.");
         opt.old_master = 0;
-        ::unsetenv("GCORN_PID");
+        sys::forget_old_master();
         if (pidfile) pidfile->rename(s.pidfile);
     }
 
@@ -331,7 +341,7 @@ struct arbiter::impl {
 
     net::awaitable<void> supervise_loop() {
         for (;;) {
-            tick.expires_after(stopping ? 100ms : 1s);
+            tick.expires_after(stopping ? supervise_every_stopping : supervise_every);
             co_await tick.async_wait(net::use_awaitable);
             reap();
             murder_stale();

@@ -11,18 +11,11 @@
 #include "config/settings.hpp"
 #include "sys/listener.hpp"
 #include "sys/process.hpp"
-#include "sys/worker_args.hpp"
+#include "sys/contract.hpp"
 
 namespace gcorn::master {
 
 using worker_main = std::function<int(const sys::worker_args&)>;
-
-// Server hooks that run in the master (Gunicorn's names); each is optional.
-struct master_hooks {
-    std::function<void()> when_ready, on_reload, pre_exec, on_exit;
-    std::function<void(pid_t pid, int age)> pre_fork, child_exit;
-    std::function<void(int now, int before)> nworkers_changed;
-};
 
 struct options {
     worker_main main;
@@ -32,7 +25,7 @@ struct options {
     std::string executable;                                      // ... the binary's path (the upgraded one)
     std::string start_dir;                                       // ... and where (before --chdir)
     pid_t old_master = 0;                                        // set when started by another master's USR2
-    master_hooks hooks;
+    sys::master_hooks hooks;
 };
 
 class arbiter {

@@ -4,6 +4,8 @@
 #include "py/interpreter.hpp"
 
 #include <climits>
+#include <stdexcept>
+#include <string>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -31,9 +33,31 @@ std::string gcorn_python_dir() {
     return GCORN_PYTHONDIR_INSTALL;
 }
 
+namespace {
+
+// Starts the interpreter gcorn was built against, whatever python3 comes first on PATH: its home and executable
+// are set explicitly (left to itself, an embedded CPython finds its home from the first python3 on PATH and may
+// load another version's standard library). No Python signal handlers (DESIGN §3.1 (9)).
+void initialize() {
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0;
+    config.parse_argv = 0;
+    PyStatus status = PyConfig_SetBytesString(&config, &config.home, GCORN_PYTHON_HOME);
+    if (!PyStatus_Exception(status))
+        status = PyConfig_SetBytesString(&config, &config.program_name, GCORN_PYTHON_EXECUTABLE);
+    if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status))
+        throw std::runtime_error(std::string("cannot start Python " GCORN_PYTHON_VERSION ": ") +
+                                 (status.err_msg ? status.err_msg : "unknown error"));
+}
+
+}  // namespace
+
 interpreter::interpreter(const std::vector<std::string>& paths) {
     if (PyImport_AppendInittab("_gcorn", init_gcorn_module) < 0) throw std::runtime_error("cannot register _gcorn");
-    Py_InitializeEx(0);
+    initialize();
     auto sys_path = import("sys").attr("path");
     for (size_t i = paths.size(); i-- > 0;) sys_path.attr("insert")({integer(0), str(paths[i])});
 }

@@ -3,6 +3,8 @@
 
 #include "py/object.hpp"
 
+#include <vector>
+
 #include "py/gil.hpp"
 
 namespace gcorn::py {
@@ -40,7 +42,10 @@ object object::attr_or_null(const object& name) const {
 }
 
 object object::operator()(std::initializer_list<object> args) const {
-    PyObject* argv[8];
+    constexpr size_t on_stack = 8;  // every call gcorn makes; more arguments take a heap array
+    PyObject* small[on_stack];
+    std::vector<PyObject*> large(args.size() > on_stack ? args.size() : 0);
+    PyObject** argv = large.empty() ? small : large.data();
     size_t n = 0;
     for (auto& a : args) argv[n++] = a.ptr();
     return checked(PyObject_Vectorcall(p_, argv, n, nullptr));

@@ -18,7 +18,7 @@ identity resolve_identity(const std::string& user, const std::string& group, boo
     identity id;
     if (!user.empty()) {
         const passwd* pw = numeric(user) ? ::getpwuid(uid_t(std::stoul(user))) : ::getpwnam(user.c_str());
-        if (!pw && !numeric(user)) throw std::runtime_error("no such user '" + user + "'");
+        if (!pw && !numeric(user)) throw unknown_identity("no such user '" + user + "'");
         id.uid = pw ? pw->pw_uid : uid_t(std::stoul(user));
         if (pw) {
             if (initgroups) id.user_name = pw->pw_name;
@@ -27,7 +27,7 @@ identity resolve_identity(const std::string& user, const std::string& group, boo
     }
     if (!group.empty()) {
         const struct group* gr = numeric(group) ? ::getgrgid(gid_t(std::stoul(group))) : ::getgrnam(group.c_str());
-        if (!gr && !numeric(group)) throw std::runtime_error("no such group '" + group + "'");
+        if (!gr && !numeric(group)) throw unknown_identity("no such group '" + group + "'");
         id.gid = gr ? gr->gr_gid : gid_t(std::stoul(group));
     }
     return id;

@@ -1,5 +1,7 @@
 #include "sys/process.hpp"
 
+#include "sys/contract.hpp"
+
 #include <cstdio>
 #include <fcntl.h>
 #include <fstream>

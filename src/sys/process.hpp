@@ -1,4 +1,4 @@
-// Process plumbing for the master and its workers: pidfile, signal masks around fork, exit codes.
+// Process plumbing for the master and its workers: pidfile, signal masks around fork, daemonizing.
 // POSIX only.
 #pragma once
 #include <csignal>
@@ -7,11 +7,6 @@
 #include <sys/types.h>
 
 namespace gcorn::sys {
-
-// Exit codes a worker reports to the master (Gunicorn's values), so the master can stop instead of
-// respawning a worker that can never boot.
-inline constexpr int worker_boot_error = 3;
-inline constexpr int app_load_error = 4;
 
 // Forks a child that runs `child` and exits with its result. All signals are blocked across the fork
 // so no signal reaches the child while it still has the parent's handlers; the child starts with

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <vector>
 
 namespace gcorn::sys {
 
@@ -40,20 +41,30 @@ struct alignas(64) worker_slot {
     }
 };
 
+// Slots live in shared blocks mapped before the forks that use them. When every slot is taken (HUP's new
+// workers while the old ones finish, TTIN), another block is mapped: workers forked from then on inherit it,
+// and a worker's slot never moves, so nothing caps `workers`.
 class scoreboard {
 public:
-    explicit scoreboard(size_t slots);  // throws std::system_error
+    // Slots beyond `workers` in the first block, for TTIN and HUP's overlap without mapping another block.
+    static constexpr size_t spare_slots = 8;
+
+    explicit scoreboard(size_t first_block);  // throws std::system_error
     ~scoreboard();
     scoreboard(const scoreboard&) = delete;
     scoreboard& operator=(const scoreboard&) = delete;
 
-    size_t size() const noexcept { return n_; }
-    worker_slot& operator[](size_t i) noexcept { return slots_[i]; }
-    worker_slot* find_free() noexcept;  // a slot whose pid is 0, or nullptr
+    // A slot whose pid is 0, mapping another block if none is. Throws std::system_error if mmap fails.
+    worker_slot& take_free();
+    size_t capacity() const noexcept;
 
 private:
-    worker_slot* slots_;
-    size_t n_;
+    struct block {
+        worker_slot* slots;
+        size_t n;
+    };
+    void map_block(size_t n);
+    std::vector<block> blocks_;
 };
 
 }  // namespace gcorn::sys

@@ -6,12 +6,16 @@
 #include "http/request_reader.hpp"
 #include "http/response_writer.hpp"
 #include "log/log.hpp"
+#include "worker/transport.hpp"
 
 namespace gcorn::worker {
 namespace {
 
 using ms = std::chrono::milliseconds;
 ms seconds(double s) { return ms(static_cast<long long>(s * 1000)); }
+// With `timeout = 0` (no worker timeout) a head or a write still needs some bound, or one client pins a
+// connection forever: Gunicorn's default timeout.
+constexpr double no_timeout_fallback = 30.0;
 
 void log_access(const wsgi::connection_info& conn, const http::request_head& head, const http::response_writer& w,
                 const wsgi::outcome& out, std::chrono::system_clock::time_point start_wall, http::clock::time_point start) {
@@ -39,70 +43,86 @@ void refuse(http::byte_stream& stream, const http::http_error& e, const serve_op
     std::string_view piece[] = {response};
     try {
         stream.write_all(piece, http::clock::now() + opt.io_timeout);
-        stream.linger(http::clock::now() + std::chrono::seconds(1));
+        stream.linger(http::clock::now() + opt.linger);
     } catch (const http::stream_error&) {
     }
 }
 
 }  // namespace
 
-serve_options serve_options::from(const config::settings& s, bool keepalive_allowed) {
+serve_options serve_options::from(const config::settings& s, bool reactor) {
     serve_options o;
     o.limits = {size_t(s.limit_request_line), size_t(s.limit_request_fields), size_t(s.limit_request_field_size)};
-    o.head_timeout = seconds(s.timeout > 0 ? s.timeout : 30);
+    o.head_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);
     o.keepalive = seconds(s.keepalive);
-    o.io_timeout = seconds(s.timeout > 0 ? s.timeout : 30);
-    o.keepalive_allowed = keepalive_allowed && s.keepalive > 0;
+    o.io_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);
+    o.keepalive_allowed = reactor && s.keepalive > 0;
+    o.return_when_idle = reactor;
     return o;
 }
 
-after serve(http::byte_stream& stream, http::request_reader& reader, const wsgi::application& app,
-            const wsgi::connection_info& conn, const serve_options& opt, serve_state& state, bool fresh, bool* idle) {
-    bool unused = false;
-    if (!idle) idle = &unused;
+namespace {
+
+enum class next { request, idle, close };
+
+// One request: read its head, call the app, write the response, decide what comes next.
+next serve_request(connection& c, const wsgi::application& app, const serve_options& opt, serve_state& state) {
+    auto& stream = *c.stream;
+    // 1. Read the head: a new connection gets the head timeout, an idle keep-alive one `keepalive`.
+    auto now = http::clock::now();
+    auto head = c.reader.read_head(now + (c.served_any ? opt.keepalive : opt.head_timeout), now + opt.head_timeout);
+    if (!head) return next::close;
+    c.served_any = true;
+    if (state.slot) state.slot->set_request(head->method, head->target);
+    auto start_wall = std::chrono::system_clock::now();
+    auto start = http::clock::now();
+
+    // 2. Call the app; it writes the response through `writer`.
+    http::response_writer writer(stream, *head, opt.keepalive_allowed && !state.stopping, opt.io_timeout);
+    writer.close_when(&state.stopping);
+    auto out = app.handle(c.info, *head, c.reader, writer);
+    ++state.requests;
+    if (state.slot) state.slot->clear_request(), state.slot->requests.store(state.requests, std::memory_order_relaxed);
+    log_access(c.info, *head, writer, out, start_wall, start);
+
+    // 3. Keep-alive only if the response was complete and the unread body can be skipped.
+    bool reusable = !out.aborted && writer.keep_alive() && !state.stopping && !state.exhausted();
+    if (reusable && c.reader.discard_body(opt.discard_limit, http::clock::now() + opt.io_timeout)) {
+        if (c.reader.has_buffered_bytes() || stream.has_buffered_input() || !opt.return_when_idle) return next::request;
+        c.reader.release_buffers();
+        return next::idle;  // the driver waits for the next request holding no greenlet or thread
+    }
+    // Unread input (a body, a pipelined request) would make close() send a reset that can destroy the response
+    // still in flight: drain it first (lingering close).
+    if (!c.reader.body_complete() || c.reader.has_buffered_bytes() || stream.input_pending())
+        stream.linger(http::clock::now() + opt.linger);
+    return next::close;
+}
+
+}  // namespace
+
+served serve(connection& c, const wsgi::application& app, const transport& t, const serve_options& opt,
+             serve_state& state) {
     try {
+        // Once: the PROXY header and the TLS handshake, within the head timeout.
+        if (!c.prepared && !(c.prepared = t.prepare(c, http::clock::now() + opt.head_timeout))) return served::closed;
         for (bool first = true;; first = false) {
-            // 1. Read the head: a new connection gets the head timeout, an idle keep-alive one `keepalive`.
-            if (!first && reader.has_buffered_bytes()) stream.yield();  // fairness to other connections
-            if (!first && state.stopping) return after::closed;  // a request that reached us is still answered
-            auto now = http::clock::now();
-            *idle = true;
-            auto head = reader.read_head(now + (first && fresh ? opt.head_timeout : opt.keepalive), now + opt.head_timeout);
-            *idle = false;
-            if (!head) return after::closed;
-            if (state.slot) state.slot->set_request(head->method, head->target);
-            auto start_wall = std::chrono::system_clock::now();
-            auto start = http::clock::now();
-
-            // 2. Call the app; it writes the response through `writer`.
-            http::response_writer writer(stream, *head, opt.keepalive_allowed && !state.stopping, opt.io_timeout);
-            writer.close_when(&state.stopping);
-            auto out = app.handle(conn, *head, reader, writer);
-            ++state.requests;
-            if (state.slot) state.slot->clear_request();
-            log_access(conn, *head, writer, out, start_wall, start);
-
-            // 3. Keep-alive only if the response was complete and the unread body can be skipped.
-            bool reusable = !out.aborted && writer.keep_alive() && !state.stopping && !state.exhausted();
-            if (reusable && reader.discard_body(opt.discard_limit, http::clock::now() + opt.io_timeout)) {
-                if (reader.has_buffered_bytes() || !opt.return_when_idle) continue;
-                reader.release_buffers();
-                return after::idle;  // the caller waits for the next request without holding a greenlet/thread
+            if (!first && c.reader.has_buffered_bytes()) c.stream->yield();  // fairness to other connections
+            if (!first && state.stopping) return served::closed;  // a request that reached us is still answered
+            switch (serve_request(c, app, opt, state)) {
+                case next::request: continue;
+                case next::idle: return served::idle;
+                case next::close: return served::closed;
             }
-            // Unread input (a body, a pipelined request) would make close() send a reset that can destroy the
-            // response still in flight: drain it first (lingering close).
-            if (!reader.body_complete() || reader.has_buffered_bytes() || stream.input_pending())
-                stream.linger(http::clock::now() + std::chrono::seconds(1));
-            return after::closed;
         }
     } catch (const http::http_error& e) {
-        refuse(stream, e, opt);
+        refuse(*c.stream, e, opt);
     } catch (const http::stream_error& e) {
-        spdlog::debug("Connection closed: {}", e.what());
+        spdlog::debug("Connection from {} closed: {}", c.info.remote_addr, e.what());
     } catch (const std::exception& e) {
         spdlog::error("Error serving a connection: {}", e.what());
     }
-    return after::closed;
+    return served::closed;
 }
 
 }  // namespace gcorn::worker

@@ -1,8 +1,10 @@
-// The connection loop, written once for every worker class (DESIGN §2): read a head, call the app,
-// write the response, keep-alive or close. The only place that composes http + wsgi.
+// The connection routine, written once for every worker class (DESIGN §2): before the first request the PROXY
+// header and TLS handshake, then read a head, call the app, write the response, keep-alive or close. The only
+// place that composes http + wsgi. Knows nothing of how its waits happen (the stream's waiter does).
 #pragma once
 #include <atomic>
 #include <chrono>
+#include <memory>
 
 #include "config/settings.hpp"
 #include "http/byte_stream.hpp"
@@ -13,35 +15,54 @@
 
 namespace gcorn::worker {
 
+class transport;
+
 struct serve_options {
     http::limits limits;
     std::chrono::milliseconds head_timeout;    // a whole request head must arrive within this (slowloris)
     std::chrono::milliseconds keepalive;       // idle time allowed between requests on one connection
     std::chrono::milliseconds io_timeout;      // one body read or response write
     bool keepalive_allowed;                    // false for sync: Gunicorn's sync worker closes every response
-    size_t discard_limit = 1 << 20;            // unread body we skip to keep a connection alive
-    bool return_when_idle = false;             // hand idle keep-alive connections back to the caller
+    bool return_when_idle;                     // hand idle keep-alive connections back to the driver's reactor
+    // Unread request body skipped to keep a connection alive; past this, closing is cheaper than reading on.
+    size_t discard_limit = 1 << 20;
+    // How long a lingering close drains what the client still sends before the socket is closed.
+    std::chrono::milliseconds linger = std::chrono::seconds(1);
 
-    static serve_options from(const config::settings& s, bool keepalive_allowed);
+    // `reactor`: the driver parks idle keep-alive connections (gthread, async); sync closes every response.
+    static serve_options from(const config::settings& s, bool reactor);
 };
 
 // Per-worker state the loop reads and updates.
 struct serve_state {
-    sys::worker_slot* slot = nullptr;   // the scoreboard: current request, for WORKER TIMEOUT logs
+    sys::worker_slot* slot = nullptr;   // the scoreboard: requests served, the current request (WORKER TIMEOUT)
     std::atomic<bool> stopping{false};  // graceful stop: finish this request, then close
     unsigned long requests = 0;
     unsigned long max_requests = 0;     // 0: unlimited
     bool exhausted() const { return max_requests && requests >= max_requests; }
 };
 
-enum class after { closed, idle };
+// One accepted connection as serve() sees it, for as long as it lives (the driver owns the socket).
+struct connection {
+    connection(int socket_fd, std::unique_ptr<http::byte_stream> s, wsgi::connection_info i, const serve_options& opt)
+        : fd(socket_fd), stream(std::move(s)), reader(*stream, opt.limits, opt.io_timeout), info(std::move(i)) {}
+    int fd;
+    std::unique_ptr<http::byte_stream> stream;  // plain or TLS
+    http::request_reader reader;
+    wsgi::connection_info info;
+    bool prepared = false;                      // its PROXY header and TLS handshake are behind it
+    bool served_any = false;                    // a request was read: the next head waits `keepalive`, not the head timeout
+};
 
-// Serves requests on one connection until it closes (after::closed), or, with opt.return_when_idle, until a
-// keep-alive connection has nothing buffered (after::idle): the caller then waits for readability on its
-// reactor and calls again with fresh = false. `reader` lives as long as the connection. Never throws.
-// `*idle` (if given) is true while the loop waits for a request, so a graceful stop can close it at once.
-after serve(http::byte_stream& stream, http::request_reader& reader, const wsgi::application& app,
-            const wsgi::connection_info& conn, const serve_options& opt, serve_state& state, bool fresh,
-            bool* idle = nullptr);
+// What serve() did with the connection.
+enum class served {
+    closed,  // over: the driver closes the socket
+    idle,    // keep-alive with nothing buffered (only with opt.return_when_idle): the driver waits for readability
+};
+
+// Serves requests on `c` until it closes or goes idle; called again for the same connection after an idle wait.
+// Never throws: the client's errors end the connection quietly, anything else is logged once here.
+served serve(connection& c, const wsgi::application& app, const transport& t, const serve_options& opt,
+             serve_state& state);
 
 }  // namespace gcorn::worker

@@ -37,7 +37,7 @@ int install_worker_signals(bool queue_int) {
 }
 
 void fast_exit() {
-    hooks::worker_call("worker_int");
+    hooks::worker_call(hooks::hook::worker_int);
     ::_exit(0);
 }
 

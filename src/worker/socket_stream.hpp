@@ -2,6 +2,7 @@
 // a Waiter — poll(2) with the GIL released for sync workers, a parked greenlet for the async worker
 // (DESIGN §2: only how a wait happens differs between worker classes).
 #pragma once
+#include <algorithm>
 #include <cerrno>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -22,20 +23,12 @@ public:
         return io(false, until, [&] { return ::recv(fd_, into.data(), into.size(), MSG_DONTWAIT); });
     }
 
+    // Every piece is written: up to `batch` at a time in one sendmsg, the next batch after it.
     void write_all(std::span<const std::string_view> pieces, http::deadline until) override {
-        iovec iov[8];
-        size_t n = 0;
-        for (auto& p : pieces)
-            if (!p.empty() && n < 8) iov[n++] = {const_cast<char*>(p.data()), p.size()};
-        iovec* cur = iov;
-        while (n > 0) {
-            msghdr msg{};
-            msg.msg_iov = cur;
-            msg.msg_iovlen = n;
-            size_t sent = io(true, until, [&] { return ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); });
-            // Skip what was sent: whole pieces, then the front of a partial one.
-            while (n > 0 && sent >= cur->iov_len) sent -= cur->iov_len, ++cur, --n;
-            if (n > 0) cur->iov_base = static_cast<char*>(cur->iov_base) + sent, cur->iov_len -= sent;
+        while (!pieces.empty()) {
+            size_t take = std::min(pieces.size(), batch);
+            write_batch(pieces.first(take), until);
+            pieces = pieces.subspan(take);
         }
     }
 
@@ -47,7 +40,7 @@ public:
         ::shutdown(fd_, SHUT_WR);
         char scratch[16384];
         try {
-            for (size_t total = 0; total < (1u << 20);) {
+            for (size_t total = 0; total < linger_limit;) {
                 size_t n = read_some(scratch, until);
                 if (n == 0) return;
                 total += n;
@@ -63,9 +56,31 @@ public:
         return ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
     }
 
-    Waiter& waiter() { return waiter_; }
+    bool wait_socket_readable(http::deadline until) override { return waiter_.wait(fd_, false, until); }
 
 private:
+    // Pieces per sendmsg: a response is a head, a body chunk and its framing, so 8 covers one in a syscall.
+    static constexpr size_t batch = 8;
+    // At most this much of what a client still sends is drained by a lingering close (then it is reset).
+    static constexpr size_t linger_limit = 1u << 20;
+
+    void write_batch(std::span<const std::string_view> pieces, http::deadline until) {
+        iovec iov[batch];
+        size_t n = 0;
+        for (auto& p : pieces)
+            if (!p.empty()) iov[n++] = {const_cast<char*>(p.data()), p.size()};
+        iovec* cur = iov;
+        while (n > 0) {
+            msghdr msg{};
+            msg.msg_iov = cur;
+            msg.msg_iovlen = n;
+            size_t sent = io(true, until, [&] { return ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); });
+            // Skip what was sent: whole pieces, then the front of a partial one.
+            while (n > 0 && sent >= cur->iov_len) sent -= cur->iov_len, ++cur, --n;
+            if (n > 0) cur->iov_base = static_cast<char*>(cur->iov_base) + sent, cur->iov_len -= sent;
+        }
+    }
+
     // Try the syscall; on EAGAIN wait until the socket is ready (or the deadline passes) and retry.
     template <class Syscall>
     size_t io(bool writable, http::deadline until, Syscall&& call) {

@@ -139,6 +139,10 @@ public:
         return session_->pending() > 0 || ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
     }
 
+    bool has_buffered_input() const override { return session_->pending() > 0; }
+
+    bool wait_socket_readable(http::deadline until) override { return waiter_.wait(fd_, false, until); }
+
     void yield() override { waiter_.yield(); }
 
 private:

@@ -1,12 +1,19 @@
 #include "worker/transport.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 namespace gcorn::worker {
 
 transport::transport(const config::settings& s)
     : tls_(s.certfile.empty() ? nullptr : std::make_unique<tls_context>(s)),
       forwarded_from_(s.forwarded_allow_ips), proxy_from_(s.proxy_allow_ips), proxy_protocol_(s.proxy_protocol) {}
 
-wsgi::connection_info transport::describe(int fd, const sys::listener& l) const {
+wsgi::connection_info transport::adopt(int fd, const sys::listener& l) const {
+    if (!l.is_unix) {
+        int one = 1;  // responses leave in one write; do not let Nagle hold back a streamed chunk
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     wsgi::connection_info c;
     auto peer = sys::peer_of(fd);
     c.remote_addr = peer.host;
@@ -16,6 +23,20 @@ wsgi::connection_info transport::describe(int fd, const sys::listener& l) const 
     c.trusted_proxy = l.is_unix || forwarded_from_.contains(peer.host);  // a unix socket's peer is the local proxy
     c.https = tls_ != nullptr;
     return c;
+}
+
+bool transport::prepare(connection& c, http::deadline until) const {
+    try {
+        if (expects_proxy_header(c.info)) apply(read_proxy_header(c.fd, *c.stream, until), c.info);
+        if (auto* tls = dynamic_cast<tls_stream_base*>(c.stream.get())) {
+            tls->handshake(until);
+            c.info.peer_cert = tls->session().peer_certificate();
+        }
+        return true;
+    } catch (const http::stream_error& e) {
+        spdlog::debug("Connection from {} closed before its first request: {}", c.info.remote_addr, e.what());
+        return false;
+    }
 }
 
 bool transport::expects_proxy_header(const wsgi::connection_info& info) const {
@@ -30,9 +51,32 @@ void transport::apply(const http::proxy_header& h, wsgi::connection_info& info) 
     if (h.tls) info.https = true;
 }
 
-bool transport::has_buffered_input(http::byte_stream& stream) {
-    auto* tls = dynamic_cast<tls_stream_base*>(&stream);
-    return tls && tls->session().pending() > 0;
+http::proxy_header read_proxy_header(int fd, http::byte_stream& stream, http::deadline until) {
+    using http::stream_error;
+    std::string header;
+    char peeked[536];  // a v1 line, or a v2 header with its addresses and the usual TLVs, in one look
+    for (;;) {
+        ssize_t n = ::recv(fd, peeked, sizeof peeked, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0) throw stream_error(stream_error::kind::closed, "closed before its PROXY header");
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno != EAGAIN) throw stream_error(stream_error::kind::closed, "connection reset");
+        if (n < 0) {
+            if (!stream.wait_socket_readable(until)) throw stream_error(stream_error::kind::timeout, "no PROXY header in time");
+            continue;
+        }
+        size_t had = header.size();
+        header.append(peeked, size_t(n));
+        auto scan = http::scan_proxy_header(header);
+        if (scan.result == http::proxy_scan::state::invalid)
+            throw stream_error(stream_error::kind::closed, "invalid PROXY protocol header");
+        bool complete = scan.result == http::proxy_scan::state::complete;
+        for (size_t take = complete ? scan.length - had : size_t(n); take > 0;) {  // already here: never blocks
+            ssize_t got = ::recv(fd, peeked, take, MSG_DONTWAIT);
+            if (got > 0) take -= size_t(got);
+            else if (got == 0 || errno != EINTR) throw stream_error(stream_error::kind::closed, "connection reset");
+        }
+        if (complete) return scan.header;
+    }
 }
 
 }  // namespace gcorn::worker

@@ -1,5 +1,7 @@
 #include "wsgi/app.hpp"
 
+#include "base/ascii.hpp"
+
 #include <algorithm>
 #include <exception>
 #include <sys/stat.h>
@@ -16,10 +18,7 @@
 namespace gcorn::wsgi {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
-}
+using ascii::iequals;
 
 // Interned keys and the per-process objects every environ shares; built once, after Python starts.
 struct shared_objects {
@@ -83,7 +82,7 @@ std::string percent_decode(std::string_view in) {
 std::string environ_key(std::string_view header) {
     std::string key = "HTTP_";
     key.reserve(5 + header.size());
-    for (char c : header) key += c == '-' ? '_' : char(std::toupper((unsigned char)c));
+    for (char c : header) key += c == '-' ? '_' : ascii::upper(c);
     return key;
 }
 

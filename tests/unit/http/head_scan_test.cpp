@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 
 #include "http/errors.hpp"
+#include "memory_stream.hpp"
 
 namespace gcorn::http {
 namespace {
 
-int status_of(std::string_view raw, limits lim = {}) {
+using testing::gunicorn_limits;
+
+int status_of(std::string_view raw, limits lim = gunicorn_limits) {
     head_scan scan;
     try {
         return scan.scan(raw, lim) == head_scan::result::complete ? 200 : 0;
@@ -36,7 +39,7 @@ TEST(head_scan, higher_minor_version_is_accepted) {
     // RFC 9110 §2.5: HTTP/1.2 is processed as HTTP/1.1 (request_reader rewrites the digit for Beast).
     head_scan scan;
     std::string_view raw = "GET / HTTP/1.2\r\nHost: a\r\n\r\n";
-    ASSERT_EQ(scan.scan(raw, {}), head_scan::result::complete);
+    ASSERT_EQ(scan.scan(raw, gunicorn_limits), head_scan::result::complete);
     EXPECT_EQ(raw.substr(scan.request_line_end - 8, 8), "HTTP/1.2");
 }
 
@@ -51,21 +54,21 @@ TEST(head_scan, a_dripped_head_is_scanned_once) {
     std::string raw = "GET /" + std::string(4000, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n";
     head_scan scan;
     for (size_t n = 1; n < raw.size(); ++n) {
-        ASSERT_EQ(scan.scan(std::string_view(raw).substr(0, n), {}), head_scan::result::need_more);
+        ASSERT_EQ(scan.scan(std::string_view(raw).substr(0, n), gunicorn_limits), head_scan::result::need_more);
         // A CR at the end is looked at again once its LF can be checked; nothing else is.
         ASSERT_GE(scan.next + 1, n);
     }
-    EXPECT_EQ(scan.scan(raw, {}), head_scan::result::complete);
+    EXPECT_EQ(scan.scan(raw, gunicorn_limits), head_scan::result::complete);
     EXPECT_EQ(scan.head_end, raw.size());
 }
 
 TEST(head_scan, trailer_section_mode_scans_fields_only) {
     head_scan scan;
     scan.request_line_done = true;
-    EXPECT_EQ(scan.scan("X-A: 1\r\n\r\n", {}), head_scan::result::complete);
+    EXPECT_EQ(scan.scan("X-A: 1\r\n\r\n", gunicorn_limits), head_scan::result::complete);
     head_scan folded;
     folded.request_line_done = true;
-    EXPECT_THROW(folded.scan("X-A: 1\r\n 2\r\n\r\n", {}), http_error);
+    EXPECT_THROW(folded.scan("X-A: 1\r\n 2\r\n\r\n", gunicorn_limits), http_error);
 }
 
 TEST(head_scan, host_values) {

@@ -4,8 +4,13 @@
 #include <string>
 
 #include "http/byte_stream.hpp"
+#include "http/head_scan.hpp"
 
 namespace gcorn::http::testing {
+
+// The settings table's defaults (limit_request_line, limit_request_fields, limit_request_field_size), as a test
+// states what it expects.
+inline constexpr limits gunicorn_limits{4094, 100, 8190};
 
 class memory_stream final : public byte_stream {
 public:

@@ -14,6 +14,7 @@ namespace {
 
 using testing::corpus_case;
 using testing::memory_stream;
+using testing::gunicorn_limits;
 constexpr auto forever = std::chrono::hours(1);
 
 std::optional<request_head> next_head(request_reader& r) {
@@ -28,7 +29,7 @@ std::string read_body(request_reader& r) {
 }
 
 // The status a whole exchange ends in: 0 if the request and its body were read and nothing followed.
-int refusal(std::string raw, limits lim = {}) {
+int refusal(std::string raw, limits lim = gunicorn_limits) {
     memory_stream s;
     s.input = {std::move(raw)};
     request_reader r(s, lim, std::chrono::seconds(1));
@@ -43,7 +44,7 @@ int refusal(std::string raw, limits lim = {}) {
 TEST(request_reader, pipelined_requests_with_bodies) {
     memory_stream s;
     s.input = {"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: a\r\n\r\n"};
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     auto h1 = next_head(r);
     ASSERT_TRUE(h1);
     EXPECT_EQ(h1->target, "/a");
@@ -59,7 +60,7 @@ TEST(request_reader, chunked_body_with_trailers) {
     memory_stream s;
     s.input = {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", "5\r\nhel",
                "lo\r\n3;x=y\r\n, w\r\n0\r\nX-T: 1\r\n\r\n"};
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     auto h = next_head(r);
     ASSERT_TRUE(h && h->chunked);
     EXPECT_EQ(read_body(r), "hello, w");
@@ -73,7 +74,7 @@ TEST(request_reader, content_length_with_transfer_encoding_is_400) {
 TEST(request_reader, expect_continue_sent_on_first_read) {
     memory_stream s;
     s.input = {"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", "ok"};
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     ASSERT_TRUE(next_head(r));
     EXPECT_EQ(s.output, "");
     EXPECT_EQ(read_body(r), "ok");
@@ -84,7 +85,7 @@ TEST(request_reader, expect_continue_not_sent_when_the_body_is_skipped) {
     // RFC 9110 §10.1.1: a server that never reads the body must not invite it; the connection then closes.
     memory_stream s;
     s.input = {"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"};
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     ASSERT_TRUE(next_head(r));
     EXPECT_FALSE(r.discard_body(1024, clock::now() + forever));
     EXPECT_EQ(s.output, "");
@@ -102,7 +103,7 @@ struct exchange {
 exchange answer(std::string raw, header_list app_headers = {{"Content-Length", "2"}}) {
     memory_stream s;
     s.input = {std::move(raw)};
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     auto head = next_head(r);
     if (!head) throw std::runtime_error("no request");
     response_writer w(s, *head, true, std::chrono::seconds(1));
@@ -185,7 +186,7 @@ TEST(pipelining, unread_body_is_skipped_before_the_next_request) {
     memory_stream s;
     s.input = {"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
                "GET /b HTTP/1.1\r\nHost: a\r\n\r\n"};
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     ASSERT_TRUE(next_head(r));
     EXPECT_FALSE(r.body_complete());
     EXPECT_TRUE(r.discard_body(1024, clock::now() + forever));  // the app never read it
@@ -197,7 +198,7 @@ TEST(pipelining, unread_body_is_skipped_before_the_next_request) {
 TEST(pipelining, too_large_an_unread_body_ends_the_connection) {
     memory_stream s;
     s.input = {"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789GET /b HTTP/1.1\r\nHost: a\r\n\r\n"};
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     ASSERT_TRUE(next_head(r));
     EXPECT_FALSE(r.discard_body(4, clock::now() + forever));
 }
@@ -208,7 +209,7 @@ TEST(pipelining, requests_split_anywhere_are_read_in_order) {
     for (size_t cut = 1; cut < both.size(); ++cut) {
         memory_stream s;
         s.input = {both.substr(0, cut), both.substr(cut)};
-        request_reader r(s, {}, std::chrono::seconds(1));
+        request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
         std::string seen;
         while (auto h = next_head(r)) seen += h->target + read_body(r);
         EXPECT_EQ(seen, "/1/2xyz/3") << "split at " << cut;
@@ -245,13 +246,13 @@ TEST(request_reader, peer_closing_mid_head_is_a_stream_error) {
     // Nothing to answer: the client left before saying what it wanted (Gunicorn is silent here too).
     memory_stream s;
     s.input = {"GET / HTTP/1.1\r\nHost: a\r\n"};
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     EXPECT_THROW(next_head(r), stream_error);
 }
 
 TEST(request_reader, peer_closing_before_a_request_is_a_quiet_end) {
     memory_stream s;
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     EXPECT_FALSE(next_head(r));
 }
 
@@ -294,7 +295,7 @@ parse_result parse(const std::string& raw, bool byte_at_a_time) {
         for (char c : raw) s.input.emplace_back(1, c);
     else
         s.input = {raw};
-    request_reader r(s, {}, std::chrono::seconds(1));
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
     parse_result out;
     try {
         out.head = next_head(r);

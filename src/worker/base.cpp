@@ -1,0 +1,87 @@
+#include "worker/base.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "config/tables.hpp"
+#include "hooks/hooks.hpp"
+#include "log/log.hpp"
+#include "worker/signals.hpp"
+
+namespace gcorn::worker {
+namespace {
+
+using ms = std::chrono::milliseconds;
+using clock = std::chrono::steady_clock;
+
+// The worker's signals and their handlers (Gunicorn's workers/base.py init_signals), one row each.
+struct signal_handler {
+    int sig;
+    void (worker_base::*handle)();
+};
+
+}  // namespace
+
+worker_base::worker_base(const sys::worker_args& args, const wsgi::application& app, const transport& t, bool reactor)
+    : args_(args), s_(args.settings), app_(app), t_(t), opt_(serve_options::from(s_, reactor)),
+      signal_fd_(install_worker_signals(hooks::configured(s_, hooks::hook::worker_int))) {
+    state_.max_requests = args.max_requests;
+    state_.slot = &args.slot;
+}
+
+int worker_base::run() {
+    spdlog::debug("Worker {} ready ({})", ::getpid(), config::worker_class_name(s_));
+    loop();
+    if (state_.exhausted()) spdlog::info("Autorestarting worker after current request.");
+    spdlog::info("Worker exiting (pid: {})", ::getpid());
+    return 0;
+}
+
+void worker_base::notify() {
+    args_.slot.beat();
+    if (::getppid() != args_.master_pid && !stopping()) {
+        spdlog::info("Parent changed, shutting down: {}", ::getpid());
+        begin_stop(false);
+    }
+}
+
+void worker_base::take_signals() {
+    static constexpr signal_handler table[] = {
+        {SIGTERM, &worker_base::handle_term},
+        {SIGQUIT, &worker_base::handle_quit},
+        {SIGINT, &worker_base::handle_int},
+        {SIGUSR1, &worker_base::handle_usr1},
+    };
+    drain_signals(signal_fd_, [this](int sig) {
+        for (auto& h : table)
+            if (h.sig == sig) (this->*h.handle)();
+    });
+}
+
+void worker_base::handle_term() { begin_stop(true); }
+void worker_base::handle_quit() { begin_stop(true); }
+void worker_base::handle_int() { fast_exit(); }
+void worker_base::handle_usr1() { log::reopen(); }
+
+void worker_base::check_exhausted() {
+    if (state_.exhausted() && !stopping()) begin_stop(true);
+}
+
+void worker_base::begin_stop(bool graceful) {
+    if (stop_deadline_ == clock::time_point{})
+        stop_deadline_ = clock::now() + ms(int64_t((graceful ? s_.graceful_timeout : 0) * 1000));
+    state_.stopping = true;
+    on_stop();
+}
+
+bool worker_base::stop_overdue() const { return stopping() && clock::now() > stop_deadline_; }
+
+std::chrono::milliseconds worker_base::heartbeat_interval() const {
+    if (s_.timeout <= 0) return ms(1000);
+    return ms(std::clamp(int64_t(s_.timeout * 250), int64_t(50), int64_t(1000)));
+}
+
+}  // namespace gcorn::worker

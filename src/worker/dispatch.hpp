@@ -1,0 +1,105 @@
+// How the reactor driver serves a connection that has a request in sight (DESIGN §2): the only difference
+// between gthread and async. A dispatcher opens the connection's stream with its waiter, runs serve() off the
+// reactor (a pool thread, or a pooled greenlet on the hub), hands the result back on the reactor's thread, and
+// runs the reactor.
+#pragma once
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+
+#include "hub/hub.hpp"
+#include "worker/poll_waiter.hpp"
+#include "worker/transport.hpp"
+
+namespace gcorn::worker {
+
+namespace net = boost::asio;
+
+// `threads` OS threads, each registered with the interpreter once. A thread holds the GIL only while it runs
+// a job, and the waits inside a job (poll_waiter) release it again.
+class thread_pool {
+public:
+    explicit thread_pool(size_t n);
+    ~thread_pool();
+    void submit(std::function<void()> job);
+    // Stops taking jobs; true once every thread has finished its current job and exited within `grace`.
+    // PRECONDITION: the caller does not hold the GIL (exiting threads take it to drop their thread state).
+    bool stop(std::chrono::milliseconds grace);
+
+private:
+    void work();
+    void run_jobs();
+
+    std::mutex m_;
+    std::condition_variable wake_, exited_;
+    std::deque<std::function<void()>> jobs_;
+    std::vector<std::thread> threads_;
+    size_t alive_;
+    bool done_ = false;
+};
+
+// gthread: serve() runs in a pool thread with the GIL (released around every wait); the result is posted back.
+class thread_dispatch {
+public:
+    static constexpr bool multithread = true;  // wsgi.multithread: requests run on several threads at once
+    thread_dispatch(net::io_context& ioc, size_t threads) : ioc_(ioc), threads_(threads) {}
+
+    std::unique_ptr<http::byte_stream> open(const transport& t, int fd, net::posix::stream_descriptor&) {
+        return t.open(fd, poll_waiter{});
+    }
+    // Runs serve_it() in a pool thread, then done(result) on the reactor's thread.
+    template <class Serve, class Done>
+    void dispatch(Serve serve_it, Done done) {
+        pool_->submit([this, serve_it = std::move(serve_it), done = std::move(done)]() mutable {
+            auto result = serve_it();
+            net::post(ioc_, [done = std::move(done), result]() mutable { done(result); });
+        });
+    }
+    // Runs the reactor with the GIL released (the pool threads take it in turn). After a stop, `busy_cut()`
+    // ends requests stuck on their client and returns how long the others may take to finish.
+    void run(const std::function<std::chrono::milliseconds()>& busy_cut);
+
+private:
+    net::io_context& ioc_;
+    size_t threads_;
+    thread_pool* pool_ = nullptr;
+};
+
+// async: serve() runs in a pooled greenlet on the hub (the reactor's own thread); waits park the greenlet.
+class green_dispatch {
+public:
+    static constexpr bool multithread = false;
+    // PRECONDITION: GIL held (the hub takes the interpreter's greenlet API).
+    explicit green_dispatch(net::io_context& ioc) : hub_(ioc) {}
+
+    std::unique_ptr<http::byte_stream> open(const transport& t, int fd, net::posix::stream_descriptor& socket) {
+        return t.open(fd, waiter{&hub_, &socket});
+    }
+    template <class Serve, class Done>
+    void dispatch(Serve serve_it, Done done) {
+        hub_.spawn([serve_it = std::move(serve_it), done = std::move(done)]() mutable { done(serve_it()); });
+    }
+    void run(const std::function<std::chrono::milliseconds()>&) { hub_.run(); }
+
+private:
+    // Park this greenlet until the hub sees the socket ready. A kill (worker stopping) ends the connection: the
+    // one place hub::killed becomes a stream_error.
+    struct waiter {
+        hub::hub* h;
+        net::posix::stream_descriptor* socket;
+        bool wait(int, bool writable, http::deadline until);
+        void yield();
+    };
+
+    hub::hub hub_;
+};
+
+}  // namespace gcorn::worker

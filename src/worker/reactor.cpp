@@ -1,0 +1,184 @@
+// The reactor driver (DESIGN §2), one for gthread and async: an Asio reactor in the worker accepts while under
+// worker_connections; a connection with no request in sight waits on the reactor holding no thread, greenlet or
+// buffer; once bytes arrive the dispatcher serves it (a pool thread, or a pooled greenlet); a stop gives idle
+// connections a last call. The two classes differ only in their Dispatch (worker/dispatch.hpp).
+#include <list>
+#include <memory>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "hub/deadline_wait.hpp"
+#include "worker/base.hpp"
+#include "worker/dispatch.hpp"
+#include "worker/drivers.hpp"
+
+namespace gcorn::worker {
+namespace {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+using wait_type = net::posix::descriptor_base::wait_type;
+
+// A stop's last call for idle keep-alive connections is `keepalive`, but at most this: a request already on its
+// way gets answered (with Connection: close), without holding a stop up for long.
+constexpr std::chrono::milliseconds max_last_call = 2s;
+// After a stop cut off at graceful_timeout, requests still running get this long once their sockets are shut.
+constexpr std::chrono::milliseconds cut_grace = 1s;
+
+// One connection on the reactor. The reactor's thread owns it while it waits for a request, the dispatcher
+// while it is served; it changes hands through dispatch() and its completion, never used by both at once.
+struct session {
+    template <class Dispatch>
+    session(net::io_context& ioc, int fd, Dispatch& d, const transport& t, wsgi::connection_info info,
+            const serve_options& opt)
+        : socket(ioc, fd), idle(ioc.get_executor()), conn(fd, d.open(t, fd, socket), std::move(info), opt) {}
+    net::posix::stream_descriptor socket;  // owns and closes the fd; declared first, so it closes last
+    hub::deadline_wait idle;               // its wait for the next request, on the reactor
+    connection conn;
+    std::list<std::shared_ptr<session>>::iterator self;
+};
+
+template <class Dispatch>
+class reactor_worker final : public worker_base {
+public:
+    template <class... DispatchArgs>
+    reactor_worker(const sys::worker_args& args, const wsgi::application& app, const transport& t, DispatchArgs... a)
+        : worker_base(args, app, t, true), dispatch_(ioc_, a...) {}
+
+private:
+    void loop() override {
+        for (auto& l : args_.listeners) net::co_spawn(ioc_, accept_loop(l), net::detached);
+        net::co_spawn(ioc_, signal_loop(), net::detached);
+        net::co_spawn(ioc_, heartbeat_loop(), net::detached);
+        dispatch_.run([this] { return cut_busy(); });
+    }
+
+    // Accepts while under worker_connections; at the cap, waits until a connection ends.
+    net::awaitable<void> accept_loop(const sys::listener& l) {
+        net::posix::stream_descriptor listener(ioc_, l.fd.get());
+        for (boost::system::error_code ec; !stopping();) {
+            if (open_ >= cap()) {
+                capacity_.expires_at(net::steady_timer::time_point::max());
+                co_await capacity_.async_wait(net::redirect_error(net::use_awaitable, ec));
+                continue;
+            }
+            co_await listener.async_wait(wait_type::wait_read, net::redirect_error(net::use_awaitable, ec));
+            if (ec) break;
+            // Other workers compete for the same queue: accept until it is empty or we are full.
+            for (int fd; open_ < cap() && !stopping() &&
+                         (fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;)
+                start(fd, l);
+        }
+        listener.release();  // the listening fd is the master's, shared by every worker
+    }
+
+    void start(int fd, const sys::listener& l) {
+        ++open_;
+        auto info = t_.adopt(fd, l);
+        info.multithread = Dispatch::multithread;
+        auto s = std::make_shared<session>(ioc_, fd, dispatch_, t_, std::move(info), opt_);
+        s->self = sessions_.insert(sessions_.end(), s);
+        wait_for_request(s, clock::now() + opt_.head_timeout);
+    }
+
+    // A connection with no request in sight waits here, holding no greenlet, thread or buffer (DESIGN §3.1 (15)).
+    // Once bytes arrive it is dispatched, even when stopping: a request that reached us is answered (with
+    // Connection: close). Idle past its deadline (keepalive, or the head timeout for a new one), it is closed.
+    void wait_for_request(const std::shared_ptr<session>& s, clock::time_point until) {
+        s->idle.start([&socket = s->socket](auto handler) { socket.async_wait(wait_type::wait_read, std::move(handler)); },
+                      until, [this, s](hub::woke why) {
+                          if (why != hub::woke::ready) return close(s);
+                          dispatch_.dispatch([this, s] { return serve(s->conn, app_, t_, opt_, state_); },
+                                             [this, s](served r) { finished(s, r); });
+                      });
+    }
+
+    // Back on the reactor's thread after a dispatch: park the connection for its next request, or close it.
+    void finished(const std::shared_ptr<session>& s, served r) {
+        if (r == served::idle && !stopping()) return wait_for_request(s, clock::now() + opt_.keepalive);
+        close(s);
+    }
+
+    void close(const std::shared_ptr<session>& s) {
+        s->socket.cancel();  // an idle wait's other half lets go of the session; its destructor closes the fd
+        sessions_.erase(s->self);
+        --open_;
+        capacity_.cancel();
+        check_exhausted();
+        if (stopping() && open_ == 0) ioc_.stop();
+    }
+
+    // Busy connections finish their request (answered with Connection: close); idle ones get a last call for a
+    // request that may already be on its way: closing them at once would fail it (zero-downtime restarts).
+    void on_stop() override {
+        capacity_.cancel();
+        auto last_call = clock::now() + std::min<std::chrono::milliseconds>(opt_.keepalive, max_last_call);
+        for (auto& s : sessions_)
+            if (s->idle.active() && s->idle.expiry() > last_call) {
+                s->idle.settle();
+                s->socket.cancel();
+                wait_for_request(s, last_call);
+            }
+        if (open_ == 0) ioc_.stop();
+    }
+
+    // After the reactor stopped with requests still running (graceful_timeout passed): shutting their sockets
+    // down ends those blocked on the client; returns how long the others may take.
+    std::chrono::milliseconds cut_busy() {
+        if (open_ == 0) return 10s;  // every dispatch has completed: the threads are only finishing up
+        for (auto& s : sessions_)
+            if (!s->idle.active()) ::shutdown(s->socket.native_handle(), SHUT_RDWR);
+        return cut_grace;
+    }
+
+    net::awaitable<void> signal_loop() {
+        net::posix::stream_descriptor pipe(ioc_, signal_fd());
+        for (boost::system::error_code ec; !ec;) {
+            co_await pipe.async_wait(wait_type::wait_read, net::redirect_error(net::use_awaitable, ec));
+            take_signals();
+        }
+        pipe.release();
+    }
+
+    // The reactor beats only when it gets control back: a greenlet that never yields (async) or a stuck reactor
+    // stops the beat and the master kills the worker after `timeout`; a slow request in a pool thread does not.
+    net::awaitable<void> heartbeat_loop() {
+        net::steady_timer t(ioc_);
+        for (boost::system::error_code ec;;) {
+            notify();
+            if (stop_overdue()) {
+                ioc_.stop();  // graceful_timeout passed: in-flight requests are cut off
+                co_return;
+            }
+            t.expires_after(heartbeat_interval());
+            co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
+        }
+    }
+
+    size_t cap() const { return size_t(s_.worker_connections); }
+
+    net::io_context ioc_{1};  // run by this thread only; pool threads post to it
+    Dispatch dispatch_;
+    size_t open_ = 0;
+    std::list<std::shared_ptr<session>> sessions_;
+    net::steady_timer capacity_{ioc_};
+};
+
+}  // namespace
+
+int run_gthread(const sys::worker_args& args, const wsgi::application& app, const transport& t) {
+    return reactor_worker<thread_dispatch>(args, app, t, size_t(args.settings.threads)).run();
+}
+
+int run_async(const sys::worker_args& args, const wsgi::application& app, const transport& t) {
+    return reactor_worker<green_dispatch>(args, app, t).run();
+}
+
+}  // namespace gcorn::worker

@@ -1,0 +1,216 @@
+#include "hub/hub.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <gtest/gtest.h>
+
+#include "hub/deadline_wait.hpp"
+#include "py/interpreter.hpp"
+#include "py/object.hpp"
+
+// The hub with an embedded interpreter: jobs in greenlets, waits that race their deadlines, tokens, kills and
+// thrown exceptions (DESIGN §3). Each test runs the hub until it has no work left; hub::run() then kills what is
+// still parked, as a stopping worker does.
+namespace gcorn::hub {
+namespace {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+class hub_test : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() { interp_ = new py::interpreter({}); }
+    static void TearDownTestSuite() {}  // the interpreter lives until exit: greenlet cannot be re-initialised
+
+    net::io_context ioc{1};
+    static py::interpreter* interp_;
+};
+py::interpreter* hub_test::interp_ = nullptr;
+
+// A pipe whose read end a greenlet can wait on.
+struct pipe_pair {
+    int r = -1, w = -1;
+    pipe_pair() {
+        int fds[2];
+        EXPECT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+        r = fds[0], w = fds[1];
+    }
+    ~pipe_pair() { ::close(w); }  // the reader's stream_descriptor closes r
+    void put() { EXPECT_EQ(::write(w, "x", 1), 1); }
+};
+
+TEST_F(hub_test, jobs_run_in_greenlets_and_pooled_greenlets_are_reused) {
+    hub h(ioc);
+    std::vector<uint64_t> tokens;
+    size_t most_alive = 0;
+    // One after another: each job ends before the next is spawned, so one pooled greenlet serves them all.
+    std::function<void(int)> chain = [&](int left) {
+        h.spawn([&, left] {
+            EXPECT_TRUE(h.in_child());
+            tokens.push_back(h.current_token());
+            most_alive = std::max(most_alive, h.live_greenlets());
+            if (left > 1) net::post(ioc, [&, left] { chain(left - 1); });
+        });
+    };
+    chain(50);
+    h.run();
+    ASSERT_EQ(tokens.size(), 50u);
+    for (size_t i = 1; i < tokens.size(); ++i) EXPECT_GT(tokens[i], tokens[i - 1]);  // never reused
+    EXPECT_EQ(most_alive, 1u);
+}
+
+TEST_F(hub_test, sleepers_wake_in_deadline_order) {
+    hub h(ioc);
+    std::string order;
+    auto now = clock::now();
+    h.spawn([&] { h.sleep(now + 30ms), order += 'b'; });
+    h.spawn([&] { h.sleep(now + 10ms), order += 'a'; });
+    h.spawn([&] { h.yield(), order += '0'; });
+    h.run();
+    EXPECT_EQ(order, "0ab");
+}
+
+TEST_F(hub_test, fd_wait_is_ready_once_data_arrives) {
+    hub h(ioc);
+    pipe_pair p;
+    net::posix::stream_descriptor d(ioc, p.r);
+    woke got = woke::cancelled;
+    h.spawn([&] { got = h.wait(d, net::posix::descriptor_base::wait_read, clock::now() + 10s); });
+    net::steady_timer later(ioc, 20ms);
+    later.async_wait([&](auto) { p.put(); });
+    h.run();
+    EXPECT_EQ(got, woke::ready);
+}
+
+TEST_F(hub_test, fd_wait_times_out_and_its_late_half_is_dropped) {
+    hub h(ioc);
+    pipe_pair p;
+    net::posix::stream_descriptor d(ioc, p.r);
+    int resumed = 0;
+    woke first = woke::ready;
+    h.spawn([&] {
+        first = h.wait(d, net::posix::descriptor_base::wait_read, clock::now() + 10ms);
+        ++resumed;
+        p.put();                        // the timed-out wait's socket half must not resume us...
+        h.sleep(clock::now() + 30ms);   // ...while we wait for something else
+        ++resumed;
+    });
+    h.run();
+    EXPECT_EQ(first, woke::timeout);
+    EXPECT_EQ(resumed, 2);
+}
+
+TEST_F(hub_test, a_wakeup_before_the_wait_is_kept_and_a_finished_token_is_ignored) {
+    hub h(ioc);
+    uint64_t sleeper = 0;
+    woke got = woke::timeout;
+    h.spawn([&] {
+        sleeper = h.current_token();
+        h.wakeup(sleeper);                       // arrives while the job is elsewhere...
+        h.yield();
+        got = h.wait_wakeup(clock::now() + 10s);  // ...and is kept for its next wait_wakeup
+    });
+    h.run();
+    EXPECT_EQ(got, woke::ready);
+    h.wakeup(sleeper);  // the job is over: nothing to wake, nothing resumed
+    ioc.restart();
+    ioc.run();
+}
+
+TEST_F(hub_test, a_parked_greenlet_is_killed_at_stop_and_unwinds_through_raii) {
+    hub h(ioc);
+    bool unwound = false, kill_seen = false, second_wait_refused = false;
+    h.spawn([&] {
+        struct guard {
+            bool& flag;
+            ~guard() { flag = true; }
+        } g{unwound};
+        try {
+            h.wait_wakeup(no_deadline);  // nothing will wake it: run() ends with it parked
+        } catch (const killed&) {
+            kill_seen = true;
+            try {
+                h.sleep(clock::now() + 1s);  // an app swallowing the kill cannot park again (sticky)
+            } catch (const killed&) {
+                second_wait_refused = true;
+            }
+            throw;
+        }
+    });
+    h.run();
+    EXPECT_TRUE(kill_seen);
+    EXPECT_TRUE(second_wait_refused);
+    EXPECT_TRUE(unwound);
+}
+
+TEST_F(hub_test, throw_later_raises_in_the_parked_job_and_cancel_throw_prevents_it) {
+    hub h(ioc);
+    std::string seen;
+    py::object error_type = py::import("builtins").attr("ValueError");
+    h.spawn([&] {
+        auto me = h.current_token();
+        h.throw_later(me, clock::now() + 10ms, error_type({py::str("deadline")}));
+        try {
+            h.sleep(clock::now() + 10s);
+            seen = "slept";
+        } catch (const py::python_error& e) {
+            seen = e.what();
+        }
+        auto id = h.throw_later(me, clock::now() + 10ms, error_type({py::str("late")}));
+        h.cancel_throw(id);
+        h.sleep(clock::now() + 30ms);  // not interrupted
+        seen += "|done";
+    });
+    h.run();
+    EXPECT_NE(seen.find("deadline"), std::string::npos) << seen;
+    EXPECT_NE(seen.find("|done"), std::string::npos) << seen;
+}
+
+TEST_F(hub_test, run_in_threadpool_parks_only_its_greenlet) {
+    hub h(ioc, 2);
+    std::string order;
+    h.spawn([&] {
+        h.run_in_threadpool([] { ::usleep(30'000); });
+        order += 'p';
+    });
+    h.spawn([&] { order += 'o'; });  // runs while the first one's call is on the pool
+    h.run();
+    EXPECT_EQ(order, "op");
+}
+
+// deadline_wait without a hub: the reactor's idle keep-alive wait.
+TEST(deadline_wait, the_first_half_wins_and_settle_ends_it_from_outside) {
+    net::io_context ioc;
+    deadline_wait w(ioc.get_executor());
+    std::vector<woke> results;
+    w.start_timer(clock::now() + 5ms, [&](woke why) { results.push_back(why); });
+    EXPECT_TRUE(w.active());
+    ioc.run();
+    ASSERT_EQ(results, std::vector<woke>{woke::timeout});
+    EXPECT_FALSE(w.active());
+
+    ioc.restart();
+    w.start([&](auto handler) { net::post(ioc, [h = std::move(handler)]() mutable { h({}); }); }, clock::now() + 1h,
+            [&](woke why) { results.push_back(why); });
+    ioc.run();  // the operation wins; the cancelled timer's completion is dropped
+    ASSERT_EQ(results.size(), 2u);
+    EXPECT_EQ(results[1], woke::ready);
+
+    ioc.restart();
+    w.start_timer(clock::now() + 1h, [&](woke why) { results.push_back(why); });
+    EXPECT_TRUE(w.settle());   // ended from outside: the caller resumes the waiter itself
+    EXPECT_FALSE(w.settle());  // once
+    ioc.run();
+    EXPECT_EQ(results.size(), 2u);
+}
+
+}  // namespace
+}  // namespace gcorn::hub
