@@ -1,12 +1,16 @@
 # Fixtures that start the real gcorn binary on a free port and stop it, asserting a clean exit.
 # Test apps live in apps/ (on --pythonpath); a test may also pass inline app source.
+import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -156,3 +160,113 @@ def run_gcorn(*args, env=None, timeout=30, cwd=None):
     full_env.pop("GCORN_CMD_ARGS", None)
     full_env.update(env or {})
     return subprocess.run([GCORN, *args], capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
+
+
+# ---- shared helpers for the tests (one home, DESIGN §7) ----
+
+async def _get(port, path, keepalive=False):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        close = b"" if keepalive else b"Connection: close\r\n"
+        writer.write(b"GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n" % (path.encode(), close))
+        await writer.drain()
+        return await reader.read()
+    finally:
+        writer.close()
+
+
+def get_all(port, paths, timeout=60):
+    """A GET of each path, all sent at once, each on its own connection; their raw responses in order."""
+    async def main():
+        return await asyncio.wait_for(asyncio.gather(*[_get(port, p) for p in paths]), timeout)
+    return asyncio.run(main())
+
+
+def concurrent_gets(port, path, n, timeout=60):
+    """`n` GETs of `path` sent at once, each on its own connection; their raw responses."""
+    return get_all(port, [path] * n, timeout)
+
+
+def peak(server):
+    """How many requests the worker ran at once since the last call (apps wrapped in overlap.track)."""
+    with server.get("/_overlap", timeout=30) as r:
+        return json.loads(r.read())["peak"]
+
+
+def split_response(raw):
+    """(status line, {lower-case name: [values]}, body bytes) of one raw HTTP/1.x response; the body is all that
+    follows the head."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    assert sep, "no complete response head in %r" % raw[:200]
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return lines[0], headers, body
+
+
+def split_framed(raw):
+    """(status line, headers, body, bytes after the body) of a Content-Length framed response."""
+    status, headers, after = split_response(raw)
+    length = int(headers["content-length"][0])
+    return status, headers, after[:length], after[length:]
+
+
+class Upstream:
+    """A threaded local HTTP server answering GET /<x> after `delay` seconds, with `body` or else <x>. It counts
+    how many requests it served at once (`peak`), so a test sees overlap where the calls arrive."""
+
+    def __init__(self, delay, body=None, tls_context=None):
+        self._lock = threading.Lock()
+        self.running = self.peak = 0
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, so pooled connections are reused
+
+            def do_GET(self):
+                with upstream._lock:
+                    upstream.running += 1
+                    upstream.peak = max(upstream.peak, upstream.running)
+                try:
+                    time.sleep(delay)
+                finally:
+                    with upstream._lock:
+                        upstream.running -= 1
+                data = body if body is not None else self.path.strip("/").encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        ThreadingHTTPServer.request_queue_size = 512
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        if tls_context is not None:
+            self.server.socket = tls_context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, host="127.0.0.1", scheme="http"):
+        return "%s://%s:%d" % (scheme, host, self.port)
+
+    def shutdown(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def upstream():
+    """Factory: upstream(delay, body=None, tls_context=None) -> Upstream, shut down after the test."""
+    started = []
+
+    def start(delay, body=None, tls_context=None):
+        started.append(Upstream(delay, body, tls_context))
+        return started[-1]
+
+    yield start
+    for u in started:
+        u.shutdown()

@@ -68,17 +68,14 @@ def _has_django():
 
 
 def start_failing(gcorn, spec, source=APP_SOURCE, expected_exit=4, files=None, tmp_path=None):
-    """Starts gcorn on an app that cannot load; returns (server, seconds to exit, log)."""
+    """Starts gcorn on an app that cannot load; returns (server, log)."""
     for name, text in (files or {}).items():
         (tmp_path / name).write_text(text)
-    started = time.monotonic()
     server = gcorn(spec, source=source, ready=False)
     server.expected_exit = expected_exit
-    rc = server.proc.wait(timeout=20)
-    elapsed = time.monotonic() - started
+    rc = server.proc.wait(timeout=60)
     log = server.log()
     assert rc == expected_exit, log
-    assert elapsed < 10, "gcorn kept trying for %.1fs:\n%s" % (elapsed, log)
     assert log.count("Booting worker") == 1, "a failing app must not be respawned:\n" + log
     return server, log
 

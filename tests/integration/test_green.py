@@ -1,12 +1,9 @@
 # gcorn.green, the public fan-out API, used from requests served by the real binary's async worker (apps/greenapps.py).
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from test_async import concurrent_gets
+from conftest import concurrent_gets, peak
 
 
 @pytest.fixture
@@ -21,38 +18,21 @@ def call(server, case, **args):
 
 
 @pytest.fixture
-def slow_upstream():
+def slow_upstream(upstream):
     """A local HTTP server answering /<x> with <x> after 0.3 s."""
-    class Slow(BaseHTTPRequestHandler):
-        def do_GET(self):
-            time.sleep(0.3)
-            body = self.path.strip("/").encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-
-    ThreadingHTTPServer.request_queue_size = 512
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d" % server.server_address[1]
-    server.shutdown()
+    return upstream(0.3)
 
 
-def test_fanout_to_three_upstreams_takes_one_upstream_time(green_server, slow_upstream):
-    out = call(green_server, "fanout", upstream=slow_upstream)
+def test_fanout_to_three_upstreams_runs_them_at_once(green_server, slow_upstream):
+    out = call(green_server, "fanout", upstream=slow_upstream.url())
     assert out["values"] == ["a", "b", "c"]
-    assert out["seconds"] < 0.6, out  # in parallel: one 0.3 s call, not three
+    assert slow_upstream.peak == 3  # the upstream saw the three calls side by side
 
 
 def test_fanout_under_concurrent_requests(green_server, slow_upstream):
-    start = time.monotonic()
-    responses = concurrent_gets(green_server.port, "/fanout?upstream=" + slow_upstream, 30)
+    responses = concurrent_gets(green_server.port, "/fanout?upstream=" + slow_upstream.url(), 30)
     assert all(b'"values": ["a", "b", "c"]' in r for r in responses), responses[:1]
-    assert time.monotonic() - start < 3  # 90 upstream calls of 0.3 s
+    assert peak(green_server) >= 5 and slow_upstream.peak >= 15  # requests and their fan-outs overlapped
 
 
 def test_spawn_get_and_spawn_later(green_server):
@@ -60,13 +40,13 @@ def test_spawn_get_and_spawn_later(green_server):
     assert out["value"] == 5 and out["dead"]
     assert out["successful"] == [True, False]
     assert out["raised"] == "ZeroDivisionError"
-    assert 0.08 < out["later_delay"] < 0.5
+    assert out["later_delay"] > 0.08  # spawn_later waited (an upper bound would race CI's load)
     assert "ZeroDivisionError" in green_server.log()  # a failed greenlet is logged, as gevent prints it
 
 
 def test_joinall_timeout_and_kill(green_server):
     out = call(green_server, "joinall_timeout")
-    assert out["done"] == 1 and 0.15 < out["seconds"] < 1
+    assert out["done"] == 1 and out["seconds"] > 0.15  # joinall returned at its timeout, with the slow one left
     assert out["killed_value"] == "GreenletExit" and out["dead"]
 
 
@@ -95,7 +75,6 @@ def test_pool_and_semaphore_bound_concurrency(green_server):
     out = call(green_server, "semaphores_and_pools")
     assert out["squares"] == [i * i for i in range(12)]
     assert out["pool_peak"] == 3 and out["semaphore_peak"] == 2
-    assert out["seconds"] < 0.5  # 12 tasks of 20 ms, 3 at a time: about 80 ms
     assert out["unordered"] == [i * i for i in range(6)]
     assert out["over_release"] and out["free"] == 3
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APPS, GCORN, ROOT, Server, free_port, wait_ready
+from conftest import APPS, GCORN, ROOT, Server, free_port, split_framed, wait_ready
 
 CORPUS = ROOT / "tests" / "data" / "requests"
 _ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|.)", re.S)
@@ -66,19 +66,6 @@ def stop_module_server(server):
     assert not server.worker_pids()  # no orphans
 
 
-def split_response(raw):
-    """(status line, {lower-case name: [values]}, body, bytes after the body) of a Content-Length framed response."""
-    head, sep, rest = raw.partition(b"\r\n\r\n")
-    assert sep, "no complete response head in %r" % raw[:200]
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
-    length = int(headers["content-length"][0])
-    return lines[0], headers, rest[:length], rest[length:]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     server = start_module_server(tmp_path_factory.mktemp("corpus"), "echo:app")
@@ -95,7 +82,7 @@ def test_corpus_is_there():
 def test_valid_request_reaches_the_app(server, path):
     want = expectation(path)
     # Half-close after sending, as for invalid ones: a complete request is served all the same.
-    status, headers, body, extra = split_response(server.raw(load_request(path), shutdown=True))
+    status, headers, body, extra = split_framed(server.raw(load_request(path), shutdown=True))
     assert status == want["version"] + " 200 OK", body
     assert extra == b""
     env = json.loads(body)
@@ -117,7 +104,7 @@ def test_invalid_request_is_refused_and_closed(server, path):
     want = expectation(path)
     # raw() returns once the server has closed; half-closing lets requests that end early reach end of stream.
     raw = server.raw(load_request(path), shutdown=True)
-    status, headers, body, extra = split_response(raw)
+    status, headers, body, extra = split_framed(raw)
     assert status.startswith("HTTP/1.1 %d " % want["status"]), raw[:300]
     assert want["error"] in body.decode("latin-1")
     assert headers["connection"] == ["close"]

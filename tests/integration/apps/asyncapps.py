@@ -9,6 +9,8 @@ import urllib.request
 
 import greenlet
 
+import overlap
+
 _current = 0
 _peak = 0
 _request_var = contextvars.ContextVar("request_var")
@@ -22,7 +24,7 @@ def _respond(start_response, body, status="200 OK", ctype="text/plain"):
     return [body]
 
 
-def app(environ, start_response):
+def _app(environ, start_response):
     global _current, _peak
     path = environ["PATH_INFO"]
     qs = dict(p.split("=", 1) for p in environ["QUERY_STRING"].split("&") if "=" in p)
@@ -76,3 +78,6 @@ class _Stream:
         if self.marker:
             with open(self.marker, "a") as f:
                 f.write("closed\n")
+
+
+app = overlap.track(_app)  # GET /_overlap: how many requests ran at once

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs
 import _gcorn
 from gcorn import green, monkey
 
+import overlap
+
 CASES = {}
 
 
@@ -25,7 +27,7 @@ def case(fn):
     return fn
 
 
-def app(environ, start_response):
+def _app(environ, start_response):
     name = environ["PATH_INFO"].strip("/") or "hello"
     args = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
     try:
@@ -281,9 +283,14 @@ def patched():
 def threads():
     """Threads started inside a request are greenlets: three 0.2 s sleepers take 0.2 s, and sync works."""
     results, lock, cond, items = [], threading.Lock(), threading.Condition(), []
+    sleeping = {"now": 0, "peak": 0}
     def sleeper(i):
+        with lock:
+            sleeping["now"] += 1
+            sleeping["peak"] = max(sleeping["peak"], sleeping["now"])
         time.sleep(0.2)
         with lock:
+            sleeping["now"] -= 1
             results.append(i)
     def consumer():
         with cond:
@@ -300,14 +307,15 @@ def threads():
         for t in ts:
             t.join(5)
         return not any(t.is_alive() for t in ts)
-    joined, seconds = _timed(run)
+    joined = run()
     q, sem, ev = queue.Queue(), threading.BoundedSemaphore(1), threading.Event()
     threading.Timer(0.05, ev.set).start()
     threading.Thread(target=lambda: q.put(threading.get_ident())).start()
     other_ident = q.get(timeout=5)
     with sem:
         pass
-    return {"results": sorted(map(str, results)), "joined": joined, "seconds": seconds, "event": ev.wait(5),
+    return {"results": sorted(map(str, results)), "joined": joined, "sleepers_peak": sleeping["peak"],
+            "event": ev.wait(5),
             "distinct_ident": other_ident != threading.get_ident(), "current": threading.current_thread().name}
 
 
@@ -460,3 +468,6 @@ def pg_sleep(port, seconds="0.1"):
     finally:
         conn.close()
     return {"backend": pid}
+
+
+app = overlap.track(_app)  # GET /_overlap: how many requests ran at once

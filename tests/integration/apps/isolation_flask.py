@@ -4,10 +4,13 @@ import time
 
 from flask import Flask, g, jsonify, request
 
-app = Flask(__name__)
+import overlap
+
+flask_app = Flask(__name__)
+app = overlap.track(flask_app)  # GET /_overlap: how many requests ran at once
 
 
-@app.route("/iso")
+@flask_app.route("/iso")
 def iso():
     g.value = request.args["v"]
     time.sleep(0.2)

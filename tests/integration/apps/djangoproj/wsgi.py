@@ -5,4 +5,6 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djangoproj.settings")
 
-application = get_wsgi_application()
+import overlap  # noqa: E402  (the tests' concurrency counter, GET /_overlap)
+
+application = overlap.track(get_wsgi_application())
