@@ -107,6 +107,18 @@ void response_writer::commit_head() {
     if (stopping_ && stopping_->load(std::memory_order_relaxed)) keep_alive_ = false;
     head_.append(request_.protocol()).append(" ").append(status_).append("\r\n");
     bool has_date = false, has_server = false;
+    append_app_headers(bodiless_status, has_date, has_server);
+    append_framing(bodiless_status);
+    if (!has_date) head_.append("Date: ").append(http_date()).append("\r\n");
+    if (!has_server) head_.append("Server: gcorn\r\n");
+    if (!keep_alive_) head_.append("Connection: close\r\n");
+    else if (request_.version == 10) head_.append("Connection: keep-alive\r\n");
+    head_.append("\r\n");
+    head_sent_ = true;
+}
+
+// The app's fields, validated by check_header; hop-by-hop ones are ours to set (RFC 9110 §7.6.1).
+void response_writer::append_app_headers(bool bodiless_status, bool& has_date, bool& has_server) {
     for (auto& [name, value] : headers_) {
         if (is_hop_by_hop(name)) {
             if (iequals(name, "connection") && iequals(value, "close")) keep_alive_ = false;
@@ -122,6 +134,10 @@ void response_writer::commit_head() {
         has_server |= iequals(name, "server");
         head_.append(name).append(": ").append(value).append("\r\n");
     }
+}
+
+// Without the app's Content-Length: wsgi.file_wrapper's length, chunked on HTTP/1.1, or close on HTTP/1.0.
+void response_writer::append_framing(bool bodiless_status) {
     if (!app_length_ && !bodiless_status) {
         if (length_hint_) {
             app_length_ = length_hint_;
@@ -135,12 +151,6 @@ void response_writer::commit_head() {
             keep_alive_ = false;  // HTTP/1.0: the body ends when the connection does
         }
     }
-    if (!has_date) head_.append("Date: ").append(http_date()).append("\r\n");
-    if (!has_server) head_.append("Server: gcorn\r\n");
-    if (!keep_alive_) head_.append("Connection: close\r\n");
-    else if (request_.version == 10) head_.append("Connection: keep-alive\r\n");
-    head_.append("\r\n");
-    head_sent_ = true;
 }
 
 void response_writer::flush(std::string_view data, std::string_view trailer) {

@@ -46,6 +46,8 @@ public:
 
 private:
     void commit_head();
+    void append_app_headers(bool bodiless_status, bool& has_date, bool& has_server);
+    void append_framing(bool bodiless_status);
     void flush(std::string_view data, std::string_view trailer);
     void send(std::span<const std::string_view> pieces);
     uint64_t clamp_to_length(uint64_t n);

@@ -132,44 +132,51 @@ access_format::access_format(std::string_view fmt) {
     if (!literal.empty()) parts_.push_back({std::move(literal), 0});
 }
 
-std::string access_format::render(const access_entry& e) const {
-    using namespace std::chrono;
-    std::string out;
-    auto us = duration_cast<microseconds>(e.duration).count();
-    auto path = e.target.substr(0, e.target.find('?'));
+namespace {
+
+// One of Gunicorn's single-letter atoms (%(h)s ...); unknown ones print "-" as Gunicorn's do.
+void append_atom(std::string& out, const std::string& a, const access_entry& e) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(e.duration).count();
     auto qpos = e.target.find('?');
+    auto path = e.target.substr(0, qpos);
     auto query = qpos == std::string_view::npos ? std::string_view{} : e.target.substr(qpos + 1);
+    if (a == "h") out += e.remote_addr;
+    else if (a == "l") out += "-";
+    else if (a == "u") out += or_dash(e.remote_user);
+    else if (a == "t") append_request_time(out, e.start);
+    else if (a == "r") (((out += e.method) += ' ') += e.target) += ' ', out += e.protocol;
+    else if (a == "m") out += e.method;
+    else if (a == "U") out += path;
+    else if (a == "q") out += query;
+    else if (a == "H") out += e.protocol;
+    else if (a == "s") out += e.status.substr(0, e.status.find(' '));
+    else if (a == "B") out += std::to_string(e.response_length);
+    else if (a == "b") out += e.response_length ? std::to_string(e.response_length) : "-";
+    else if (a == "f") out += or_dash(header(e.request_headers, "referer"));
+    else if (a == "a") out += or_dash(header(e.request_headers, "user-agent"));
+    else if (a == "T") out += std::to_string(us / 1000000);
+    else if (a == "D") out += std::to_string(us);
+    else if (a == "M") out += std::to_string(us / 1000);
+    else if (a == "L") {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.6f", double(us) / 1e6);
+        out += buf;
+    } else if (a == "p") out += "<" + std::to_string(::getpid()) + ">";
+    else out += "-";
+}
+
+}  // namespace
+
+std::string access_format::render(const access_entry& e) const {
+    std::string out;
     for (auto& p : parts_) {
         switch (p.kind) {
-            case 0: out += p.text; continue;
-            case 'i': out += or_dash(header(e.request_headers, p.text)); continue;
-            case 'o': out += or_dash(header(e.response_headers, p.text)); continue;
-            case 'e': out += e.environ_lookup ? e.environ_lookup(e.environ_ctx, p.text) : "-"; continue;
+            case 0: out += p.text; break;
+            case 'i': out += or_dash(header(e.request_headers, p.text)); break;
+            case 'o': out += or_dash(header(e.response_headers, p.text)); break;
+            case 'e': out += e.environ_lookup ? e.environ_lookup(e.environ_ctx, p.text) : "-"; break;
+            default: append_atom(out, p.text, e);
         }
-        const std::string& a = p.text;
-        if (a == "h") out += e.remote_addr;
-        else if (a == "l") out += "-";
-        else if (a == "u") out += or_dash(e.remote_user);
-        else if (a == "t") append_request_time(out, e.start);
-        else if (a == "r") (((out += e.method) += ' ') += e.target) += ' ', out += e.protocol;
-        else if (a == "m") out += e.method;
-        else if (a == "U") out += path;
-        else if (a == "q") out += query;
-        else if (a == "H") out += e.protocol;
-        else if (a == "s") out += e.status.substr(0, e.status.find(' '));
-        else if (a == "B") out += std::to_string(e.response_length);
-        else if (a == "b") out += e.response_length ? std::to_string(e.response_length) : "-";
-        else if (a == "f") out += or_dash(header(e.request_headers, "referer"));
-        else if (a == "a") out += or_dash(header(e.request_headers, "user-agent"));
-        else if (a == "T") out += std::to_string(us / 1000000);
-        else if (a == "D") out += std::to_string(us);
-        else if (a == "M") out += std::to_string(us / 1000);
-        else if (a == "L") {
-            char buf[32];
-            std::snprintf(buf, sizeof buf, "%.6f", double(us) / 1e6);
-            out += buf;
-        } else if (a == "p") out += "<" + std::to_string(::getpid()) + ">";
-        else out += "-";
     }
     return out;
 }

@@ -333,7 +333,7 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
             return false;
         }
         // The hub killed this request's greenlet (worker stopping): not the app's error, not a 500.
-        if (py::is_greenlet_exit(e)) throw http::stream_error(http::stream_error::kind::closed, "greenlet killed");
+        if (py::is_greenlet_exit(e)) throw http::stream_error(http::stream_error::kind::cancelled, "greenlet killed");
         spdlog::error("Error handling request {}\n{}", head.target, e.traceback());
         if (ctx.writer.head_sent()) return false;  // too late for a 500: cut the response short
         ctx.writer.force_close();  // the app may have left the request body half read
