@@ -1,6 +1,7 @@
 // gcorn: parse the configuration, set up logging, open (or inherit) the listeners and run the master with the
 // worker entry point and the master's Python (if any) injected. Only composes; each step lives in its layer.
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -11,14 +12,17 @@
 #include "config/settings.hpp"
 #include "config/tables.hpp"
 #include "gcorn_build_config.hpp"
+#include "hooks/hooks.hpp"
 #include "hooks/python_runtime.hpp"
 #include "log/log.hpp"
 #include "master/arbiter.hpp"
+#include "py/interpreter.hpp"
 #include "sys/contract.hpp"
 #include "sys/listener.hpp"
 #include "sys/privileges.hpp"
 #include "sys/process.hpp"
 #include "sys/proctitle.hpp"
+#include "sys/systemd.hpp"
 #include "worker/worker.hpp"
 
 namespace {
@@ -40,6 +44,19 @@ void raise_open_files_limit() {
         rl.rlim_cur = rl.rlim_max;
         ::setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+// Gunicorn's Python configuration files run in the Python gcorn embeds, in a child process: the master itself
+// starts no interpreter for them (DESIGN §1), and a broken file cannot take the master down.
+std::string read_python_config(const std::string& source, const std::string& settings, const std::string& hooks) {
+    std::string path = py::gcorn_python_dir();
+    if (const char* user = std::getenv("PYTHONPATH"); user && *user) path += std::string(":") + user;
+    auto r = sys::run_capture({GCORN_PYTHON_EXECUTABLE, "-m", "gcorn._pyconfig", source, settings, hooks},
+                              {"PYTHONPATH=" + path});
+    if (r.exit_code == 0) return r.out;
+    auto why = r.err;
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    throw config::config_error(why.substr(why.rfind('\n') + 1));  // the script's last line names file and error
 }
 
 std::string current_dir() {
@@ -89,7 +106,7 @@ std::function<std::optional<config::settings>()> reloader(std::vector<std::strin
         bool moved = ::chdir(start_dir.c_str()) == 0;
         std::optional<config::settings> fresh;
         try {
-            fresh = config::reload(int(argv.size()), argv.data());
+            fresh = config::reload(int(argv.size()), argv.data(), read_python_config);
         } catch (const config::config_error& e) {
             spdlog::error("Reload failed, keeping the running configuration: {}", e.what());
         }
@@ -131,11 +148,18 @@ int serve(config::settings s, const std::vector<std::string>& args) {
         spdlog::error("{}", e.what());
         return fail(e.what(), dynamic_cast<const sys::unknown_identity*>(&e) ? usage_error : 1);
     }
-    if (s.daemon && !sys::old_master_pid()) sys::daemonize();
+    if (s.daemon && sys::systemd::supervised())
+        spdlog::info("Not daemonizing: supervised by systemd (NOTIFY_SOCKET is set)");
+    else if (s.daemon && !sys::old_master_pid()) sys::daemonize();
     log_start(s, listeners);
     int code = 0;
     auto python = hooks::master_python::start(s, &code);
     if (code) return code;
+    if (python && !s.hooks.empty()) {
+        std::vector<int> fds;
+        for (auto& l : listeners) fds.push_back(l.fd.get());
+        hooks::set_listeners(fds);
+    }
     std::vector<std::string> unix_paths;
     for (auto& l : listeners)
         if (l.is_unix) unix_paths.push_back(l.unix_path);
@@ -153,7 +177,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv, argv + argc);  // before the process title overwrites argv
     config::loaded cfg;
     try {
-        cfg = config::load(argc, argv);
+        cfg = config::load(argc, argv, read_python_config);
     } catch (const config::config_error& e) {
         return fail(e.what(), usage_error);
     }

@@ -2,7 +2,11 @@
 # the arbiter and the worker (the attributes hook authors use: pid, age, cfg, log, num_workers, ...).
 # Called from the native server; a hook's exception is logged with its traceback and never stops the server.
 import importlib
+import importlib.util
+import inspect
 import os
+import socket
+import sys
 import time
 import tomllib
 import traceback
@@ -43,8 +47,19 @@ class Log:
         self.error((msg % args if args else str(msg)) + "\n" + traceback.format_exc())
 
 
+_listener_fds = []
+_listener_sockets = []
+
+
+def _listeners():
+    """The listening sockets as socket objects (on duplicates, so a hook closing one closes nothing of ours)."""
+    if len(_listener_sockets) != len(_listener_fds):
+        _listener_sockets[:] = [socket.socket(fileno=os.dup(fd)) for fd in _listener_fds]
+    return list(_listener_sockets)
+
+
 class Arbiter:
-    """What hooks receive as `server`."""
+    """What hooks receive as `server` (Gunicorn's Arbiter attributes hook authors use)."""
 
     def __init__(self, cfg, log):
         self.cfg, self.log = cfg, log
@@ -52,18 +67,51 @@ class Arbiter:
         self.num_workers = cfg.workers
         self.app = cfg.wsgi_app
         self.proc_name = cfg.proc_name or cfg.wsgi_app
+        self.timeout = cfg.timeout
+        self.WORKERS = {}  # pid -> Worker, kept current by the master
+
+    @property
+    def LISTENERS(self):
+        return _listeners()
+
+
+class WorkerTmp:
+    """Gunicorn's worker.tmp: notify() is a sign of life for the master (gcorn keeps it in shared memory)."""
+
+    def __init__(self, beat):
+        self._beat = beat
+
+    def notify(self):
+        if self._beat is not None:
+            self._beat()
+
+    def fileno(self):
+        raise OSError("gcorn keeps heartbeats in shared memory, not in a file")
+
+    def close(self):
+        pass
 
 
 class Worker:
-    """What hooks receive as `worker`."""
+    """What hooks receive as `worker` (Gunicorn's Worker attributes hook authors use)."""
 
-    def __init__(self, cfg, log, age, pid=None, ppid=None):
+    def __init__(self, cfg, log, age, pid=None, ppid=None, beat=None):
         self.cfg, self.log, self.age = cfg, log, age
         self.pid, self.ppid = pid, ppid
         self.booted = False
         self.alive = True
         self.nr = 0
         self.started = time.time()
+        self.timeout = cfg.timeout
+        self.max_requests = cfg.max_requests or sys.maxsize
+        self.tmp = WorkerTmp(beat)
+
+    @property
+    def sockets(self):
+        return _listeners()
+
+    def notify(self):
+        self.tmp.notify()
 
 
 class Request:
@@ -87,13 +135,24 @@ class Response:
 
 
 _hooks = {}
+_post_request_arity = 4
 _server = None
 _worker = None
 _log = Log()
 
 
+_files = {}
+
+
 def _load(spec):
-    module, _, name = spec.partition(":")
+    """MODULE:FUNCTION, or /path/to/gunicorn.conf.py:FUNCTION for a hook defined in a Python configuration file."""
+    module, _, name = spec.rpartition(":")
+    if module.endswith(".py") or os.sep in module:
+        if module not in _files:
+            file_spec = importlib.util.spec_from_file_location("gunicorn_conf", module)
+            _files[module] = importlib.util.module_from_spec(file_spec)
+            file_spec.loader.exec_module(_files[module])
+        return getattr(_files[module], name)
     return getattr(importlib.import_module(module), name)
 
 
@@ -106,6 +165,9 @@ def configure(settings_toml, specs):
     for spec in specs:
         name, _, target = spec.partition("=")
         _hooks[name] = _load(target)
+    if "post_request" in _hooks:
+        global _post_request_arity
+        _post_request_arity = max(2, min(4, _positional_arity(_hooks["post_request"])))
     return sorted(_hooks)
 
 
@@ -125,8 +187,14 @@ def _call(name, *args):
 
 # ---- master side ----
 
+def set_listeners(fds):
+    _listener_fds[:] = fds
+    _listener_sockets.clear()
+
+
 def master(name, *args):
-    """on_starting, on_reload, when_ready, pre_exec, on_exit: (server); nworkers_changed: (server, new, old)."""
+    """on_starting, on_reload, when_ready, pre_exec, on_exit: (server); nworkers_changed: (server, new, old),
+    old None at boot as in Gunicorn."""
     if name == "nworkers_changed":
         _server.num_workers = args[0]
     _call(name, _server, *args)
@@ -136,18 +204,25 @@ def pre_fork(age):
     _call("pre_fork", _server, Worker(_server.cfg, _log, age, ppid=os.getpid()))
 
 
+def spawned(pid, age):
+    _server.WORKERS[pid] = Worker(_server.cfg, _log, age, pid=pid, ppid=os.getpid())
+
+
 def child_exit(pid, age):
-    _call("child_exit", _server, Worker(_server.cfg, _log, age, pid=pid, ppid=os.getpid()))
+    worker = _server.WORKERS.pop(pid, None) or Worker(_server.cfg, _log, age, pid=pid, ppid=os.getpid())
+    worker.alive = False
+    _call("child_exit", _server, worker)
 
 
 # ---- worker side ----
 
-def become_worker(age):
+def become_worker(age, beat=None):
     """In the worker after fork: the worker object, then post_fork(server, worker)."""
     global _worker
     if _server is None:
         return
-    _worker = Worker(_server.cfg, _log, age, pid=os.getpid(), ppid=os.getppid())
+    _server.WORKERS.clear()  # the master's view; a worker sees only itself
+    _worker = Worker(_server.cfg, _log, age, pid=os.getpid(), ppid=os.getppid(), beat=beat)
     _call("post_fork", _server, _worker)
 
 
@@ -182,5 +257,18 @@ def pre_request(environ):
     _call("pre_request", _worker, Request(environ))
 
 
+def _positional_arity(fn):
+    """How many positional arguments `fn` takes (4 if it takes *args or cannot be inspected)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 4
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return 4
+    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+
+
 def post_request(environ, status, headers):
-    _call("post_request", _worker, Request(environ), environ, Response(status, headers))
+    """Gunicorn calls post_request(worker, req[, environ[, resp]]) with as many arguments as it accepts."""
+    args = (_worker, Request(environ), environ, Response(status, headers))
+    _call("post_request", *args[:_post_request_arity])

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <toml.hpp>
 
+#include "config/tables.hpp"
 #include "config/validators.hpp"
 #include "gcorn_build_config.hpp"
 
@@ -231,6 +232,33 @@ void apply_environment_defaults(settings& s) {
     });
     if (auto* port = env("PORT")) s.bind = {std::string("0.0.0.0:") + port};
     if (auto* sn = env("SCRIPT_NAME")) s.script_name = sn;
+    if (auto* venv = env("VIRTUAL_ENV"))  // an activated virtualenv, checked as --virtualenv is
+        naming("VIRTUAL_ENV: ", "virtualenv", [&] { find_row("virtualenv")->set_strings(s, {venv}); });
+}
+
+// Without -c: ./gcorn.toml, else Gunicorn's ./gunicorn.conf.py (as Gunicorn looks for it).
+std::string default_config_file() {
+    struct stat st{};
+    for (const char* name : {"gcorn.toml", "gunicorn.conf.py"})
+        if (::stat(name, &st) == 0) return name;
+    return "";
+}
+
+std::string names_of_settings() {
+    std::string out;
+    for (auto& r : rows()) out += (out.empty() ? "" : ",") + std::string(r.name);
+    return out;
+}
+
+std::string names_of_hooks() {
+    std::string out;
+    for (auto& h : hooks) out += (out.empty() ? "" : ",") + std::string(h.name);
+    return out;
+}
+
+void read_python_config(settings& s, const python_reader& python) {
+    if (!python) throw config_error("'" + s.config_file + "': Python configuration files are not available here");
+    apply_python_answer(s, python(s.config_file, names_of_settings(), names_of_hooks()), s.config_file);
 }
 
 }  // namespace
@@ -270,7 +298,30 @@ void apply_toml(settings& s, std::string_view text, const std::string& file_name
     }
 }
 
-loaded load(int argc, const char* const* argv) {
+bool is_python_config(std::string_view source) { return source.ends_with(".py") || source.starts_with("python:"); }
+
+void apply_python_answer(settings& s, std::string_view text, const std::string& file_name) {
+    toml::value doc;
+    try {
+        std::istringstream in{std::string(text)};
+        doc = toml::parse(in, file_name);
+    } catch (const std::exception& e) {
+        throw config_error(file_name + ": " + e.what());
+    }
+    auto where = file_name + ": ";
+    for (auto& [key, value] : toml::find(doc, "settings").as_table()) {
+        string_list given;
+        for (auto& item : value.as_array()) given.push_back(item.as_string().str);
+        naming(where, key, [&] { find_row(key)->set_strings(s, given); });
+    }
+    string_list hooks = s.hooks, env = s.raw_env;
+    for (auto& [name, spec] : toml::find(doc, "hooks").as_table()) hooks.push_back(name + "=" + spec.as_string().str);
+    for (auto& [k, v] : toml::find(doc, "env").as_table()) env.push_back(k + "=" + v.as_string().str);
+    naming(where, "hooks", [&] { find_row("hooks")->set_strings(s, hooks); });
+    naming(where, "raw_env", [&] { find_row("raw_env")->set_strings(s, env); });
+}
+
+loaded load(int argc, const char* const* argv, const python_reader& python) {
     loaded out;
     command_line cli, env;
     try {
@@ -283,22 +334,23 @@ loaded load(int argc, const char* const* argv) {
         throw config_error(e.what());
     }
     if (cli.version) return out.what = action::version, out;
-    if (auto* args = std::getenv("GCORN_CMD_ARGS")) {
+    // GCORN_CMD_ARGS, or Gunicorn's GUNICORN_CMD_ARGS for a drop-in deployment (gcorn's own wins).
+    const char* env_name = std::getenv("GCORN_CMD_ARGS") ? "GCORN_CMD_ARGS" : "GUNICORN_CMD_ARGS";
+    std::string env_where = std::string(env_name) + ": ";
+    if (auto* args = std::getenv(env_name)) {
         try {
             env.app.parse(args, false);
         } catch (const CLI::ParseError& e) {
-            throw config_error(std::string("GCORN_CMD_ARGS: ") + e.what());
+            throw config_error(env_where + e.what());
         }
     }
 
     settings& s = out.values;
     apply_environment_defaults(s);
-    struct stat st{};
-    s.config_file = !cli.config.empty() ? cli.config
-                  : !env.config.empty() ? env.config
-                  : ::stat("gcorn.toml", &st) == 0 ? "gcorn.toml" : "";
-    if (!s.config_file.empty()) apply_toml(s, read_file(s.config_file), s.config_file);
-    env.apply(s, "GCORN_CMD_ARGS: ");
+    s.config_file = !cli.config.empty() ? cli.config : !env.config.empty() ? env.config : default_config_file();
+    if (is_python_config(s.config_file)) read_python_config(s, python);
+    else if (!s.config_file.empty()) apply_toml(s, read_file(s.config_file), s.config_file);
+    env.apply(s, env_where);
     cli.apply(s, "");
 
     if (cli.print || env.print) out.what = action::print_config;
@@ -309,7 +361,9 @@ loaded load(int argc, const char* const* argv) {
     return out;
 }
 
-settings reload(int argc, const char* const* argv) { return load(argc, argv).values; }
+settings reload(int argc, const char* const* argv, const python_reader& python) {
+    return load(argc, argv, python).values;
+}
 
 std::string to_toml(const settings& s) {
     std::string out = "# gcorn " GCORN_VERSION " configuration. Every key is a setting; `gcorn -c FILE` reads it.\n";

@@ -1,6 +1,7 @@
 // gcorn's settings: the typed struct generated from settings_table.hpp and the ways to fill it.
 // Knows nothing of processes, sockets or Python; everything else reads a finished `settings`.
 #pragma once
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -38,17 +39,30 @@ struct loaded {
     std::string help_text;  // for action::help
 };
 
-// Defaults < TOML file (-c, or ./gcorn.toml if present) < GCORN_CMD_ARGS < argv.
-// Throws config_error.
-loaded load(int argc, const char* const* argv);
+// Runs a Python configuration file (gunicorn.conf.py, or python:MODULE) and answers its settings as TOML tables:
+// [settings] NAME = ["value", ...] as the command line would give them, [hooks] NAME = "spec", [env] KEY = "v".
+// Given the names of every setting and hook, comma-separated. Throws config_error. Injected by main: config/
+// runs no Python itself.
+using python_reader = std::function<std::string(const std::string& source, const std::string& setting_names,
+                                                const std::string& hook_names)>;
 
-// Re-reads the same sources as `previous` did (for HUP). Throws config_error.
-settings reload(int argc, const char* const* argv);
+// A configuration file to run as Python rather than read as TOML.
+bool is_python_config(std::string_view source);
+
+// Defaults < configuration file (-c; else ./gcorn.toml, else ./gunicorn.conf.py) < GCORN_CMD_ARGS (or
+// GUNICORN_CMD_ARGS when it is not set) < argv. Throws config_error.
+loaded load(int argc, const char* const* argv, const python_reader& python = {});
+
+// Re-reads the same sources (for HUP). Throws config_error.
+settings reload(int argc, const char* const* argv, const python_reader& python = {});
 
 // Every setting as TOML that `-c` accepts back unchanged, each preceded by its help as a comment.
 std::string to_toml(const settings& s);
 
 // Parses a TOML document (file name used in messages) on top of `s`.
 void apply_toml(settings& s, std::string_view text, const std::string& file_name);
+
+// Applies what a python_reader answered for `file_name` on top of `s`.
+void apply_python_answer(settings& s, std::string_view text, const std::string& file_name);
 
 }  // namespace gcorn::config

@@ -39,9 +39,9 @@
     X(keepalive, double, 2.0, "--keep-alive", "SECONDS", "worker processes", non_negative,                   \
       "How long to wait for the next request on a keep-alive connection.")                                   \
     X(limit_request_line, int, 4094, "--limit-request-line", "INT", "security", limit_line,                  \
-      "The maximum size of the HTTP request line in bytes (0 = unlimited up to 8190).")                      \
+      "The maximum size of the HTTP request line in bytes (0, or more than 8190: 8190).")                    \
     X(limit_request_fields, int, 100, "--limit-request-fields", "INT", "security", limit_fields,             \
-      "The maximum number of header fields in a request (up to 32768).")                                     \
+      "The maximum number of header fields in a request (0, or more than 32768: 32768).")                    \
     X(limit_request_field_size, int, 8190, "--limit-request-field_size", "INT", "security", non_negative,    \
       "The maximum size of one request header field in bytes (0 = unlimited).")                              \
     X(forwarded_allow_ips, string_list, (string_list{"127.0.0.1", "::1"}), "--forwarded-allow-ips", "STRING", "security", \
@@ -75,8 +75,8 @@
       "Change to this directory before loading the application.")                                            \
     X(pythonpath, string_list, (string_list{}), "--pythonpath", "PATHS", "server mechanics", any,                         \
       "Directories added to the Python path (comma-separated).")                                             \
-    X(virtualenv, std::string, "", "--virtualenv", "DIR", "server mechanics", directory,                    \
-      "A virtualenv whose site-packages (with .pth files) the workers add to sys.path after pythonpath.")    \
+    X(virtualenv, std::string, "", "--virtualenv", "DIR", "server mechanics", virtualenv,                    \
+      "A virtualenv (default: $VIRTUAL_ENV) made from the Python gcorn runs; its site-packages are added after pythonpath.") \
     X(raw_env, string_list, (string_list{}), "-e,--env", "KEY=VALUE", "server mechanics", key_value,                      \
       "Environment variables set in the workers. Repeat for several.")                                       \
     X(script_name, std::string, "", "--script-name", "PATH", "server mechanics", any,                        \

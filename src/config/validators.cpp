@@ -1,12 +1,15 @@
 #include "config/validators.hpp"
 
+#include "base/ascii.hpp"
 #include "config/address_list.hpp"
 #include "config/tables.hpp"
+#include "gcorn_build_config.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 #include <arpa/inet.h>
 #include <sys/stat.h>
@@ -43,17 +46,37 @@ void worker_class(const std::string& v) {
     fail("'" + v + "' is not one of " + list);
 }
 
+// Above the maximum (8190 bytes, 32768 fields) a limit is clamped to it where it is applied, as Gunicorn does.
 void limit_line(int v) {
-    if (v < 0 || v > 8190) fail("must be between 0 and 8190");
+    if (v < 0) fail("must not be negative");
 }
 
 void limit_fields(int v) {
-    if (v < 0 || v > 32768) fail("must be between 0 and 32768");
+    if (v < 0) fail("must not be negative");
 }
 
 void directory(const std::string& v) {
     struct stat st{};
     if (!v.empty() && (::stat(v.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) fail("'" + v + "' is not a directory");
+}
+
+void virtualenv(const std::string& v) {
+    if (v.empty()) return;
+    directory(v);
+    std::ifstream cfg(v + "/pyvenv.cfg");
+    if (!cfg) fail("'" + v + "' is not a virtualenv (no pyvenv.cfg)");
+    // "version = 3.11.2" (venv) or "version_info = 3.11.2.final.0" (virtualenv): compare major.minor.
+    for (std::string line; std::getline(cfg, line);) {
+        auto eq = line.find('=');
+        if (eq == std::string::npos || !line.starts_with("version")) continue;
+        auto version = line.substr(line.find_first_not_of(' ', eq + 1));
+        auto minor_end = version.find('.', version.find('.') + 1);
+        auto made_from = version.substr(0, minor_end);
+        if (made_from == GCORN_PYTHON_VERSION) return;
+        fail("'" + v + "' was made from Python " + made_from + ", but gcorn runs Python " GCORN_PYTHON_VERSION
+             " (use a virtualenv made from " GCORN_PYTHON_EXECUTABLE ", or build gcorn with -Dpython=...)");
+    }
+    fail("'" + v + "/pyvenv.cfg' names no Python version");
 }
 
 void key_value(const std::vector<std::string>& v) {
@@ -108,8 +131,10 @@ void access_format(const std::string& v) {
     }
 }
 
-void log_level(const std::string& v) {
-    one_of(v, std::array{"debug", "info", "warning", "error", "critical"});
+void log_level(const std::string& v) {  // any case, as Gunicorn (log::setup lower-cases it)
+    std::string lower;
+    for (char c : v) lower += ascii::lower(c);
+    one_of(lower, std::array{"debug", "info", "warning", "error", "critical"});
 }
 
 }  // namespace gcorn::config::check

@@ -15,6 +15,7 @@ void worker_class(const std::string& v);
 void limit_line(int v);
 void limit_fields(int v);
 void directory(const std::string& v);
+void virtualenv(const std::string& v);                // made from the Python gcorn embeds (its pyvenv.cfg says)
 void key_value(const std::vector<std::string>& v);
 void hook_specs(const std::vector<std::string>& v);
 void umask(const std::string& v);

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "py/gil.hpp"
+#include "py/native.hpp"
 
 namespace gcorn::hooks {
 namespace {
@@ -71,14 +72,31 @@ sys::master_hooks master_side(const config::settings& s) {
     if (configured(s, hook::nworkers_changed))
         m.nworkers_changed = [](int now, int before) {
             guarded(hook::nworkers_changed, [&] {
-                module().attr("master")({name(hook::nworkers_changed), py::integer(now), py::integer(before)});
+                auto old = before < 0 ? py::none() : py::integer(before);
+                module().attr("master")({name(hook::nworkers_changed), py::integer(now), old});
             });
+        };
+    if (!s.hooks.empty())
+        m.spawned = [](pid_t pid, int age) {
+            guarded(hook::pre_fork, [&] { module().attr("spawned")({py::integer(pid), py::integer(age)}); });
         };
     return m;
 }
 
-void become_worker(int age) {
-    guarded(hook::post_fork, [&] { module().attr("become_worker")({py::integer(age)}); });
+void set_listeners(const std::vector<int>& fds) {
+    guarded(hook::on_starting, [&] {
+        auto list = py::import("builtins").attr("list")();
+        for (int fd : fds) list.attr("append")({py::integer(fd)});
+        module().attr("set_listeners")({list});
+    });
+}
+
+void become_worker(int age, sys::worker_slot& slot) {
+    auto beat = [](void* ctx, const py::object&, const py::object&) {
+        static_cast<sys::worker_slot*>(ctx)->beat();
+        return py::none();
+    };
+    guarded(hook::post_fork, [&] { module().attr("become_worker")({py::integer(age), py::native_function(beat, &slot)}); });
 }
 
 void worker_call(hook h) {

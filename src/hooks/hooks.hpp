@@ -2,6 +2,8 @@
 // gcorn._hooks. Master-side hooks are the only reason the master starts Python besides preload_app (DESIGN §1).
 // PRECONDITION for every call: the interpreter runs. Calls never throw: a hook's error is logged.
 #pragma once
+#include <vector>
+
 #include "config/settings.hpp"
 #include "config/tables.hpp"
 #include "py/object.hpp"
@@ -22,8 +24,12 @@ void configure(const config::settings& s);
 sys::master_hooks master_side(const config::settings& s);
 void master_call(hook h);
 
+// The listening sockets (server.LISTENERS, worker.sockets), in the master and in each worker.
+void set_listeners(const std::vector<int>& fds);
+
 // Worker side: become_worker runs post_fork; worker_call runs post_worker_init, worker_int, worker_exit...
-void become_worker(int age);
+// `slot` is the worker's scoreboard slot: worker.notify() (and worker.tmp.notify()) beat it, as in Gunicorn.
+void become_worker(int age, sys::worker_slot& slot);
 void worker_call(hook h);
 // pre_request(environ) / post_request(environ, status, headers) callables, or null when not configured.
 py::object pre_request(const config::settings& s);

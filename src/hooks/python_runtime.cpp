@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/tables.hpp"
+#include "gcorn_build_config.hpp"
 #include "hooks/hooks.hpp"
 #include "hub/primitives.hpp"
 #include "py/object.hpp"
@@ -30,7 +31,7 @@ std::vector<std::string> python_paths(const config::settings& s) {
 // with a venv of pure-Python packages runs on the system interpreter.
 void add_virtualenv(const config::settings& s) {
     if (s.virtualenv.empty()) return;
-    auto site = s.virtualenv + "/lib/python3.11/site-packages";
+    auto site = s.virtualenv + "/lib/python" GCORN_PYTHON_VERSION "/site-packages";
     py::import("site").attr("addsitedir")({py::str(site)});
 }
 

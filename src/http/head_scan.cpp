@@ -103,9 +103,10 @@ void check_request_line(std::string_view line) {
     // "get" is refused rather than guessed at (Gunicorn does the same).
     for (unsigned char c : method)
         if (!is_tchar(c) || (c >= 'a' && c <= 'z')) bad("method is not an upper-case token");
-    // RFC 9112 §3.2: a request-target is a URI; HTAB and non-ASCII bytes are never part of one.
+    // RFC 9112 §3.2: a request-target has no whitespace. Bytes 0x80-0xFF are not URI characters either, but
+    // curl sends a typed UTF-8 path raw and Gunicorn and nginx serve it: served, with RAW_URI keeping them.
     for (unsigned char c : target)
-        if (c == '\t' || c >= 0x80) bad("bad character in request target");
+        if (c == '\t') bad("bad character in request target");
     check_target(method, target);
     // RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
     if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !is_digit(version[5]) || version[6] != '.' ||
@@ -125,11 +126,13 @@ void head_scan::end_line(std::string_view line, const limits& lim) {
     // RFC 9112 §2.2 and §5.2: whitespace at the start of a field line is either obsolete line folding or
     // whitespace between the start-line and the first field; both are refused.
     if (line.front() == ' ' || line.front() == '\t') bad("obsolete line folding or leading whitespace");
-    if (++fields > (lim.fields ? lim.fields : max_fields)) throw http_error(431, "too many header fields");
+    // As Gunicorn: 0 means the maximum, and a larger setting is clamped to it.
+    if (++fields > (lim.fields && lim.fields < max_fields ? lim.fields : max_fields))
+        throw http_error(431, "too many header fields");
 }
 
 head_scan::result head_scan::scan(std::string_view buf, const limits& lim) {
-    size_t line_limit = lim.request_line ? lim.request_line : max_request_line;
+    size_t line_limit = lim.request_line && lim.request_line < max_request_line ? lim.request_line : max_request_line;
     // Ignore empty lines before the request line (RFC 9112 §2.2), but not forever.
     while (!request_line_done && buf.size() >= skip + 2 && buf.substr(skip, 2) == "\r\n") {
         skip += 2;

@@ -116,11 +116,11 @@ private:
         }
     }
 
-    // RFC 9110 §6.5.1: trailers must not carry framing, routing or authentication fields.
+    // RFC 9110 §6.5.1: trailer fields are never merged into the head (gcorn reads and drops them). Framing and
+    // routing fields there are refused: a peer that sends them is confused about framing (DESIGN §6).
     void on_trailer(bhttp::field f, std::string_view, beast::error_code&) {
         using bf = bhttp::field;
-        if (f == bf::content_length || f == bf::transfer_encoding || f == bf::host || f == bf::content_type ||
-            f == bf::connection || f == bf::trailer || f == bf::te || f == bf::expect || f == bf::authorization)
+        if (f == bf::content_length || f == bf::transfer_encoding || f == bf::host)
             throw http_error(400, "forbidden trailer field");
     }
 

@@ -89,7 +89,9 @@ void setup(const config::settings& s) {
     auto& ls = st();
     ls.error_path = s.errorlog.empty() ? "-" : s.errorlog;
     ls.access_path = s.accesslog;
-    ls.level = spdlog::level::from_str(s.loglevel == "warning" ? "warn" : s.loglevel);
+    std::string level;
+    for (char c : s.loglevel) level += ascii::lower(c);  // Gunicorn accepts any case
+    ls.level = spdlog::level::from_str(level == "warning" ? "warn" : level);
     ls.format = std::make_unique<access_format>(s.access_log_format);
     build();
 }

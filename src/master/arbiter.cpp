@@ -21,6 +21,7 @@
 #include "log/log.hpp"
 #include "sys/proctitle.hpp"
 #include "sys/scoreboard.hpp"
+#include "sys/systemd.hpp"
 
 static_assert(BOOST_VERSION >= 108100, "gcorn needs Boost 1.81 (libboost1.81-dev)");
 
@@ -42,7 +43,7 @@ struct worker {
 constexpr int max_boot_failures = 5;
 // After SIGABRT for a timeout, a worker has this long to dump its Python stack before SIGKILL.
 constexpr int64_t abort_grace_ns = 2'000'000'000;
-// A quick stop (INT) still lets workers run their worker_int hook and exit for this long before SIGKILL.
+// A quick stop (QUIT, INT) still lets workers run their worker_int hook and exit for this long before SIGKILL.
 constexpr double quick_stop_grace_s = 1.0;
 // The supervisor's tick: how often timeouts and the old master are checked, faster while stopping.
 constexpr std::chrono::milliseconds supervise_every = 1s, supervise_every_stopping = 100ms;
@@ -80,6 +81,7 @@ struct arbiter::impl {
     int last_age = 0;
     int boot_failures = 0;
     bool stopping = false;
+    bool ready_sent = false;  // READY=1 told to systemd since the start or the last HUP
     int64_t stop_deadline_ns = 0;
     int exit_code = 0;
     pid_t reexec_pid = 0;  // the new master started by USR2, while it runs
@@ -101,11 +103,14 @@ struct arbiter::impl {
     // Reload the configuration, start workers with it, then stop the old ones gracefully.
     void handle_hup() {
         spdlog::info("Hang up: {}", app_name(s));
+        sys::systemd::notify("RELOADING=1\nSTATUS=Reloading the configuration and replacing the workers");
+        ready_sent = false;  // READY=1 again once a new worker serves
         if (opt.reload) {
             if (auto fresh = opt.reload()) apply_settings(std::move(*fresh));
         }
         if (opt.hooks.on_reload) opt.hooks.on_reload();
-        target = s.workers;
+        int before = std::exchange(target, s.workers);
+        if (before != target && opt.hooks.nworkers_changed) opt.hooks.nworkers_changed(target, before);
         retire_all();
     }
 
@@ -126,8 +131,9 @@ struct arbiter::impl {
         retire_all();
     }
 
+    // As Gunicorn: TERM is graceful, QUIT and INT are quick (in-flight requests are cut).
     void handle_term() { stop(true); }
-    void handle_quit() { stop(true); }
+    void handle_quit() { stop(false); }
     void handle_int() { stop(false); }
 
     void dispatch(int sig) {
@@ -193,6 +199,7 @@ struct arbiter::impl {
         pid_t pid = sys::fork_child([&] { return opt.main(args); }, opt.fork_hooks);
         slot.pid = pid;
         workers.emplace(pid, worker{&slot, age});
+        if (opt.hooks.spawned) opt.hooks.spawned(pid, age);
         spdlog::info("Booting worker with pid: {}", pid);
     }
 
@@ -295,10 +302,20 @@ struct arbiter::impl {
     void stop(bool graceful) {
         if (!stopping) {
             stopping = true;
+            sys::systemd::notify(graceful ? "STOPPING=1\nSTATUS=Stopping gracefully" : "STOPPING=1\nSTATUS=Stopping");
             stop_deadline_ns = sys::monotonic_ns() + int64_t((graceful ? s.graceful_timeout : quick_stop_grace_s) * 1e9);
         }
-        signal_workers(graceful ? SIGTERM : SIGINT);
+        signal_workers(graceful ? SIGTERM : SIGQUIT);  // as Gunicorn's arbiter
         if (workers.empty()) ioc.stop();
+    }
+
+    // Type=notify: ready once a worker has loaded the app (not merely forked), again after a HUP.
+    void report_ready() {
+        if (ready_sent || stopping) return;
+        auto booted = std::count_if(workers.begin(), workers.end(), [](auto& w) { return w.second.slot->booted.load(); });
+        if (booted == 0) return;
+        ready_sent = true;
+        sys::systemd::notify("READY=1\nSTATUS=Serving " + app_name(s) + " with " + std::to_string(active()) + " workers");
     }
 
     // ---- USR2: a new master from the (possibly upgraded) binary inherits the listeners ----
@@ -328,6 +345,7 @@ struct arbiter::impl {
     void maybe_promote() {
         if (!opt.old_master || ::getppid() == opt.old_master) return;
         spdlog::info("Master has been promoted.");
+        sys::systemd::notify("MAINPID=" + std::to_string(::getpid()));  // the unit follows the new master
         opt.old_master = 0;
         sys::forget_old_master();
         if (pidfile) pidfile->rename(s.pidfile);
@@ -341,8 +359,10 @@ struct arbiter::impl {
 
     net::awaitable<void> supervise_loop() {
         for (;;) {
-            tick.expires_after(stopping ? supervise_every_stopping : supervise_every);
+            bool fast = stopping || !ready_sent;  // readiness is reported within a tick of the first boot
+            tick.expires_after(fast ? supervise_every_stopping : supervise_every);
             co_await tick.async_wait(net::use_awaitable);
+            report_ready();
             reap();
             murder_stale();
             maybe_promote();
@@ -368,6 +388,7 @@ int arbiter::run() {
     ::signal(SIGPIPE, SIG_IGN);
     sys::set_proctitle("gcorn: master [" + app_name(m.s) + "]");
     if (!m.s.pidfile.empty()) m.pidfile.emplace(m.opt.old_master ? m.s.pidfile + ".2" : m.s.pidfile);
+    if (m.opt.hooks.nworkers_changed) m.opt.hooks.nworkers_changed(m.target, -1);  // as Gunicorn's set-up
     m.spawn_missing();
     if (m.opt.hooks.when_ready) m.opt.hooks.when_ready();
     net::co_spawn(m.ioc, m.signal_loop(), net::detached);

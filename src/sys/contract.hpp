@@ -33,7 +33,8 @@ inline constexpr int app_load_error = 4;
 struct master_hooks {
     std::function<void()> when_ready, on_reload, pre_exec, on_exit;
     std::function<void(pid_t pid, int age)> pre_fork, child_exit;  // pre_fork: pid 0, the child does not exist yet
-    std::function<void(int now, int before)> nworkers_changed;
+    std::function<void(int now, int before)> nworkers_changed;      // before < 0 at boot (Gunicorn passes None)
+    std::function<void(pid_t pid, int age)> spawned;  // not a Gunicorn hook: keeps the hooks' server.WORKERS current
 };
 
 // ---- the USR2 hand-over: the old master execs a new one with the listeners' fds and its own pid ----

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 namespace gcorn::sys {
 
@@ -30,6 +31,14 @@ public:
 private:
     std::string path_;
 };
+
+// Runs a program to completion with `extra_env` added to the environment; what it printed and how it ended.
+// Throws std::system_error if it cannot be started.
+struct captured {
+    int exit_code;       // -1 if it died of a signal
+    std::string out, err;
+};
+captured run_capture(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env);
 
 // Detaches from the terminal (double fork, setsid, stdio to /dev/null) like Gunicorn's --daemon.
 void daemonize();

@@ -51,8 +51,6 @@ void worker_base::notify() {
 void worker_base::take_signals() {
     static constexpr signal_handler table[] = {
         {SIGTERM, &worker_base::handle_term},
-        {SIGQUIT, &worker_base::handle_quit},
-        {SIGINT, &worker_base::handle_int},
         {SIGUSR1, &worker_base::handle_usr1},
     };
     drain_signals(signal_fd_, [this](int sig) {
@@ -62,8 +60,6 @@ void worker_base::take_signals() {
 }
 
 void worker_base::handle_term() { begin_stop(true); }
-void worker_base::handle_quit() { begin_stop(true); }
-void worker_base::handle_int() { fast_exit(); }
 void worker_base::handle_usr1() { log::reopen(); }
 
 void worker_base::check_exhausted() {

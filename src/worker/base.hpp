@@ -51,9 +51,7 @@ protected:
     serve_state state_;
 
 private:
-    void handle_term();  // graceful stop
-    void handle_quit();  // graceful stop, as before issue 11 (Gunicorn's QUIT is quick: see DESIGN §1)
-    void handle_int();   // quick stop: the worker_int hook, then exit at once
+    void handle_term();  // graceful stop (QUIT and INT, quick stops, exit in worker/signals.cpp)
     void handle_usr1();  // reopen log files
 
     int signal_fd_;

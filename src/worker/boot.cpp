@@ -13,6 +13,7 @@
 #include "py/object.hpp"
 #include "sys/privileges.hpp"
 #include "sys/proctitle.hpp"
+#include "sys/systemd.hpp"
 #include "worker/drivers.hpp"
 #include "worker/transport.hpp"
 
@@ -36,6 +37,12 @@ std::vector<sys::listener> own_listeners(const sys::worker_args& args) {
     return own;
 }
 
+std::vector<int> listener_fds(const std::vector<sys::listener>& listeners) {
+    std::vector<int> fds;
+    for (auto& l : listeners) fds.push_back(l.fd.get());
+    return fds;
+}
+
 // The app is loaded: TLS, the request hooks, post_worker_init, then the driver until the worker stops.
 int run_worker_class(const sys::worker_args& shared_args, const wsgi::application& app) {
     auto& s = shared_args.settings;
@@ -51,6 +58,7 @@ int run_worker_class(const sys::worker_args& shared_args, const wsgi::applicatio
     auto own = own_listeners(shared_args);
     sys::worker_args args{s, own.empty() ? shared_args.listeners : own, shared_args.slot, shared_args.age,
                           shared_args.master_pid, shared_args.max_requests};
+    if (!s.hooks.empty()) hooks::set_listeners(listener_fds(args.listeners));
     if (hooks::configured(s, hooks::hook::worker_abort)) py::import("gcorn._hooks").attr("install_abort_handler")();
     hooks::worker_call(hooks::hook::post_worker_init);
     int rc = run_driver(args, app, *t);
@@ -85,7 +93,7 @@ int boot_own_python(const sys::worker_args& args) {
         spdlog::error("Worker failed to boot:\n{}", e.traceback());
         return sys::worker_boot_error;
     }
-    if (!args.settings.hooks.empty()) hooks::become_worker(args.age);
+    if (!args.settings.hooks.empty()) hooks::become_worker(args.age, args.slot);
     return load_and_run(args);
 }
 
@@ -94,6 +102,7 @@ int boot_own_python(const sys::worker_args& args) {
 int worker_main(const sys::worker_args& args, const hooks::master_python* inherited) {
     auto& s = args.settings;
     ::signal(SIGPIPE, SIG_IGN);  // writes use MSG_NOSIGNAL, but sendfile(2) cannot
+    sys::systemd::forget();      // only the master talks to systemd
     sys::set_proctitle("gcorn: worker [" + (s.proc_name.empty() ? s.wsgi_app : s.proc_name) + "]");
     hooks::apply_raw_env(s);
     try {
@@ -104,7 +113,7 @@ int worker_main(const sys::worker_args& args, const hooks::master_python* inheri
     }
     capture_output(s);
     if (!inherited) return boot_own_python(args);
-    hooks::become_worker(args.age);
+    hooks::become_worker(args.age, args.slot);
     auto* preloaded = inherited->preloaded_app();
     return preloaded ? run_worker_class(args, *preloaded) : load_and_run(args);
 }

@@ -81,7 +81,7 @@ private:
 
     void start(int fd, const sys::listener& l) {
         ++open_;
-        auto info = t_.adopt(fd, l);
+        auto info = t_.adopt(fd, l, opt_.keepalive_allowed);
         info.multithread = Dispatch::multithread;
         auto s = std::make_shared<session>(ioc_, fd, dispatch_, t_, std::move(info), opt_);
         s->self = sessions_.insert(sessions_.end(), s);

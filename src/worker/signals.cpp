@@ -1,17 +1,18 @@
 #include "worker/signals.hpp"
 
-#include "hooks/hooks.hpp"
-
 #include <cerrno>
-#include <csignal>
 #include <fcntl.h>
 #include <initializer_list>
+#include <thread>
+
+#include "hooks/hooks.hpp"
 
 namespace gcorn::worker {
 volatile sig_atomic_t detail::signals_pending = 0;
 
 namespace {
 int signal_pipe[2] = {-1, -1};
+int quick_stop_pipe[2] = {-1, -1};
 
 void on_signal(int sig) {
     int saved = errno;
@@ -21,24 +22,39 @@ void on_signal(int sig) {
     errno = saved;
 }
 
-void on_fast_exit(int) { ::_exit(0); }  // SIGINT: stop now, in-flight request or not
+void on_quick_stop(int) { ::_exit(0); }  // QUIT/INT: stop now, in-flight requests or not
+
+void on_quick_stop_with_hook(int sig) {
+    char c = char(sig);
+    [[maybe_unused]] auto n = ::write(quick_stop_pipe[1], &c, 1);
+}
+
+// Waits for QUIT/INT; then the worker_int hook (it takes the GIL: an app holding it gives it up within the
+// interpreter's switch interval, one asleep in a call already has) and exit, whatever the worker is doing.
+void start_quick_stop_thread() {
+    ::pipe2(quick_stop_pipe, O_CLOEXEC);
+    std::thread([] {
+        char c;
+        while (::read(quick_stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
+        }
+        hooks::worker_call(hooks::hook::worker_int);
+        ::_exit(0);
+    }).detach();
+}
+
 }  // namespace
 
-int install_worker_signals(bool queue_int) {
+int install_worker_signals(bool hook_on_quick_stop) {
     if (signal_pipe[0] < 0) ::pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC);
     struct sigaction sa{};
     sa.sa_handler = on_signal;
-    for (int sig : {SIGTERM, SIGQUIT, SIGUSR1}) ::sigaction(sig, &sa, nullptr);
-    sa.sa_handler = queue_int ? on_signal : on_fast_exit;
-    ::sigaction(SIGINT, &sa, nullptr);
+    for (int sig : {SIGTERM, SIGUSR1}) ::sigaction(sig, &sa, nullptr);
+    if (hook_on_quick_stop) start_quick_stop_thread();
+    sa.sa_handler = hook_on_quick_stop ? on_quick_stop_with_hook : on_quick_stop;
+    for (int sig : {SIGQUIT, SIGINT}) ::sigaction(sig, &sa, nullptr);
     sa.sa_handler = SIG_IGN;
     for (int sig : {SIGHUP, SIGTTIN, SIGTTOU, SIGWINCH, SIGUSR2}) ::sigaction(sig, &sa, nullptr);
     return signal_pipe[0];
-}
-
-void fast_exit() {
-    hooks::worker_call(hooks::hook::worker_int);
-    ::_exit(0);
 }
 
 }  // namespace gcorn::worker

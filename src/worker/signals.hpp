@@ -1,26 +1,23 @@
-// Worker-side signal handling for every worker class: handlers only write the signal number to a
-// self-pipe, which the worker's loop reads (poll for sync, the reactor for async). Asio's signal_set is not
+// Worker-side signal handling for every worker class: handlers only write the signal number to a self-pipe,
+// which the worker's loop reads (poll for sync, the reactor for gthread and async). Asio's signal_set is not
 // used in workers: its process-wide state is inherited from the master's across fork.
 #pragma once
+#include <csignal>
+#include <unistd.h>
 
 namespace gcorn::worker {
 
-// Installs the handlers: TERM/QUIT/USR1 are queued to the pipe; INT exits at once (fast stop), or is queued
-// too when `queue_int` (a worker_int hook must run first); HUP/TTIN/TTOU/WINCH/USR2 (master signals) are
-// ignored. Returns the pipe's read end (non-blocking).
-int install_worker_signals(bool queue_int = false);
-
-// SIGINT taken from the pipe: the worker_int hook, then exit at once.
-[[noreturn]] void fast_exit();
+// Installs the handlers: TERM and USR1 are queued to the pipe; QUIT and INT (quick stop, as Gunicorn) exit at
+// once, or, with a worker_int hook (`hook_on_quick_stop`), wake a thread that runs the hook and then exits, so a
+// request stuck in the app does not hold the stop up. HUP/TTIN/TTOU/WINCH/USR2 (master signals) are ignored.
+// Returns the pipe's read end (non-blocking).
+int install_worker_signals(bool hook_on_quick_stop);
 
 // Reads every queued signal; calls on_signal(sig) for each.
 template <class F>
 void drain_signals(int fd, F&& on_signal);
 
 }  // namespace gcorn::worker
-
-#include <csignal>
-#include <unistd.h>
 
 namespace gcorn::worker::detail {
 // Set by the handlers: lets a loop skip the pipe read (a syscall) when no signal came.

@@ -43,9 +43,9 @@ private:
     void accept_all(const sys::listener& l) {
         for (int fd; !stopping() && (fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
             sys::unique_fd owner(fd);
-            connection c(fd, t_.open(fd, poll_waiter{}), t_.adopt(fd, l), opt_);
+            connection c(fd, t_.open(fd, poll_waiter{&args_.slot, heartbeat_interval()}), t_.adopt(fd, l, false), opt_);
             serve(c, app_, t_, opt_, state_);
-            notify();
+            args_.slot.beat();  // (the parent check waits for the next poll: a syscall per request saved)
             take_signals();
             check_exhausted();
         }

@@ -9,9 +9,11 @@ transport::transport(const config::settings& s)
     : tls_(s.certfile.empty() ? nullptr : std::make_unique<tls_context>(s)),
       forwarded_from_(s.forwarded_allow_ips), proxy_from_(s.proxy_allow_ips), proxy_protocol_(s.proxy_protocol) {}
 
-wsgi::connection_info transport::adopt(int fd, const sys::listener& l) const {
-    if (!l.is_unix) {
-        int one = 1;  // responses leave in one write; do not let Nagle hold back a streamed chunk
+wsgi::connection_info transport::adopt(int fd, const sys::listener& l, bool keepalive) const {
+    if (keepalive && !l.is_unix) {
+        // Responses leave in one write; on a kept-alive connection Nagle would hold back the next one (or a
+        // streamed chunk) until the previous is acknowledged. A connection closed after one response gains nothing.
+        int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     wsgi::connection_info c;

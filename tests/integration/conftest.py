@@ -118,11 +118,11 @@ def gcorn(tmp_path):
     """Factory: gcorn("echo:app", "-w", "2", source=None, env=None, ready=True) -> Server."""
     started = []
 
-    def start(app=None, *args, source=None, env=None, ready=True, bind=True, config=None):
+    def start(app=None, *args, source=None, env=None, ready=True, bind=True, config=None, port=None):
         if source is not None:
             (tmp_path / "inline_app.py").write_text(source)
             app = app or "inline_app:app"
-        port = free_port()
+        port = port or free_port()  # given: the port a configuration file binds (bind=False)
         log_path = tmp_path / ("gcorn-%d.log" % len(started))
         cmd = [GCORN]
         if bind:

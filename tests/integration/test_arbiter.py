@@ -209,7 +209,7 @@ def test_zero_downtime_hup_usr2_ttin_ttou(gcorn, tmp_path):
         time.sleep(1)
         server.proc.send_signal(signal.SIGHUP)
         time.sleep(2)
-        # USR2: a new master from the binary, inheriting the listeners; then QUIT the old one.
+        # USR2: a new master from the binary, inheriting the listeners; then TERM the old one.
         server.proc.send_signal(signal.SIGUSR2)
         new_pidfile = tmp_path / "gcorn.pid.2"
         wait_until(lambda: new_pidfile.exists())
@@ -218,7 +218,7 @@ def test_zero_downtime_hup_usr2_ttin_ttou(gcorn, tmp_path):
         wait_until(lambda: len(subprocess.run(["pgrep", "-P", str(new_master)], capture_output=True,
                                               text=True).stdout.split()) == 2)
         time.sleep(1)
-        server.proc.send_signal(signal.SIGQUIT)
+        server.proc.send_signal(signal.SIGTERM)  # graceful: QUIT would cut the old master's requests
         assert server.proc.wait(20) == 0
         # The new master notices and takes the main pidfile.
         wait_until(lambda: pidfile.exists() and int(pidfile.read_text()) == new_master)

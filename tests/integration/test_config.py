@@ -69,7 +69,7 @@ def test_toml_syntax_error_names_file(tmp_path):
 def test_bad_cli_values_name_the_setting():
     for args, name in ((["-w", "0"], "workers"), (["-k", "tornado"], "worker_class"),
                        (["--log-level", "loud"], "loglevel"), (["-m", "999"], "umask"),
-                       (["--limit-request-line", "9000"], "limit_request_line"), (["-e", "NOEQUALS"], "raw_env")):
+                       (["--limit-request-line", "-1"], "limit_request_line"), (["-e", "NOEQUALS"], "raw_env")):
         r = run_gcorn(*args, "app:app")
         assert r.returncode == 2, args
         assert name in r.stderr, (args, r.stderr)
@@ -128,6 +128,7 @@ def test_web_concurrency_and_port_defaults():
 def test_virtualenv_site_packages_with_pth_files(gcorn, tmp_path):
     site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
     site.mkdir(parents=True)
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.2\n")
     (site / "venvmod.py").write_text("GREETING = b'from the venv'\n")
     extra = tmp_path / "extra"
     extra.mkdir()

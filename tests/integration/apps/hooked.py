@@ -46,7 +46,7 @@ def post_request(worker, req, environ, resp):
 
 
 def child_exit(server, worker):
-    _record("child_exit", os.getpid(), worker.pid)
+    _record("child_exit", os.getpid(), worker.pid, worker.age)
 
 
 def worker_exit(server, worker):

@@ -1,0 +1,343 @@
+# Drop-in for Gunicorn users (issue 11): their configuration files and environment variables, their Python on
+# PATH, their virtualenvs. Each test drives the real binary as a Gunicorn user would.
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import APPS, free_port, run_gcorn
+from test_arbiter import wait_until
+
+OS_ENVIRON_APP = """
+import json, os
+
+def app(environ, start_response):
+    body = json.dumps({"pid": os.getpid(), "set_by_conf": os.environ.get("SET_BY_CONF")}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+# A real gunicorn.conf.py: computed values, an unknown name, inline hooks, an environment change.
+GUNICORN_CONF = """
+import multiprocessing
+import os
+
+workers = len([multiprocessing.cpu_count()]) * 2          # computed: 2
+bind = "127.0.0.1:%d" % int(os.environ["TEST_PORT"])
+proc_name = "from-" + "conf"
+timeout = 30.0
+keepalive = 5
+forwarded_allow_ips = "127.0.0.1,10.0.0.0/8"
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+some_helper_value = object()                               # not a setting: ignored, as Gunicorn does
+os.environ["SET_BY_CONF"] = "yes"
+
+def when_ready(server):
+    server.log.info("when_ready from gunicorn.conf.py: %d workers" % server.num_workers)
+
+def post_fork(server, worker):
+    server.log.info("post_fork from gunicorn.conf.py, age %d" % worker.age)
+"""
+
+
+def json_get(server, path="/"):
+    with server.get(path) as r:
+        return json.loads(r.read())
+
+
+def test_gunicorn_conf_py_runs_as_python(gcorn, tmp_path):
+    port = free_port()
+    (tmp_path / "gunicorn.conf.py").write_text(GUNICORN_CONF)
+    server = gcorn(None, "-c", str(tmp_path / "gunicorn.conf.py"), source=OS_ENVIRON_APP, bind=False,
+                   env={"TEST_PORT": str(port)}, port=port)
+    assert len(server.worker_pids()) == 2
+    assert json_get(server)["set_by_conf"] == "yes"  # the file's os.environ reaches the workers
+    server.wait_for_log("when_ready from gunicorn.conf.py: 2 workers")
+    server.wait_for_log("post_fork from gunicorn.conf.py, age 2")
+    assert "gcorn: master [from-conf]" in subprocess.run(["ps", "-o", "args=", "-p", str(server.pid)],
+                                                          capture_output=True, text=True).stdout
+
+
+def test_gunicorn_conf_py_in_the_working_directory_is_found(gcorn, tmp_path):
+    port = free_port()
+    (tmp_path / "gunicorn.conf.py").write_text(GUNICORN_CONF)  # gcorn runs in tmp_path, with no gcorn.toml
+    server = gcorn(None, source=OS_ENVIRON_APP, bind=False, env={"TEST_PORT": str(port)}, port=port)
+    assert len(server.worker_pids()) == 2
+
+
+def test_python_module_config(gcorn, tmp_path):
+    (tmp_path / "myconf.py").write_text("workers = 3\nbacklog = 64\n")
+    server = gcorn("echo:app", "-c", "python:myconf", env={"PYTHONPATH": str(tmp_path)})
+    assert len(server.worker_pids()) == 3
+
+
+def test_print_config_migrates_gunicorn_conf_py_to_toml(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text(GUNICORN_CONF)
+    r = run_gcorn("--print-config", "-c", "gunicorn.conf.py", "echo:app", cwd=tmp_path, env={"TEST_PORT": "8123"})
+    assert r.returncode == 0, r.stderr
+    assert "workers = 2\n" in r.stdout and 'bind = ["127.0.0.1:8123"]' in r.stdout
+    assert 'forwarded_allow_ips = ["127.0.0.1", "10.0.0.0/8"]' in r.stdout
+    assert 'secure_scheme_headers = ["X-FORWARDED-PROTO=https"]' in r.stdout
+    assert "when_ready=%s:when_ready" % (tmp_path / "gunicorn.conf.py") in r.stdout
+    assert '"SET_BY_CONF=yes"' in r.stdout
+    # The printed TOML is a working gcorn configuration of its own.
+    (tmp_path / "migrated.toml").write_text(r.stdout)
+    again = run_gcorn("--print-config", "-c", "migrated.toml", cwd=tmp_path, env={"TEST_PORT": "1"})
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == r.stdout
+
+
+def test_a_broken_gunicorn_conf_py_is_a_clear_error(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text("workers = 1 / 0\n")
+    r = run_gcorn("-c", "gunicorn.conf.py", "echo:app", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "gunicorn.conf.py" in r.stderr and "ZeroDivisionError" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr  # one line, not the script's traceback
+
+
+def test_a_bad_value_in_gunicorn_conf_py_names_the_setting_and_file(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text("workers = 'many'\n")
+    r = run_gcorn("-c", "gunicorn.conf.py", "echo:app", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "gunicorn.conf.py" in r.stderr and "'workers'" in r.stderr, r.stderr
+
+
+def test_gunicorn_cmd_args_is_read(gcorn):
+    server = gcorn("echo:app", env={"GUNICORN_CMD_ARGS": "--workers 3"})
+    assert len(server.worker_pids()) == 3
+
+
+def test_gcorn_cmd_args_wins_over_gunicorn_cmd_args(gcorn):
+    server = gcorn("echo:app", env={"GUNICORN_CMD_ARGS": "--workers 3", "GCORN_CMD_ARGS": "--workers 2"})
+    assert len(server.worker_pids()) == 2
+
+
+# ---- the user's Python: PATH, virtualenvs ----
+
+def fake_python_first_on_path(tmp_path):
+    """A `python3` first on PATH whose standard library is broken: an embedded interpreter that finds its home
+    from PATH (instead of the one gcorn was built for) loads it and dies, as with an activated pyenv."""
+    root = tmp_path / "otherpython"
+    (root / "bin").mkdir(parents=True)
+    lib = root / "lib" / ("python%d.%d" % sys.version_info[:2])
+    (lib / "lib-dynload").mkdir(parents=True)
+    (lib / "os.py").write_text("raise SystemExit('the wrong standard library was loaded')\n")
+    exe = root / "bin" / "python3"
+    exe.write_text("#!/bin/sh\nexit 1\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    return str(root / "bin")
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "async"])
+def test_another_python_first_on_path_does_not_matter(gcorn, tmp_path, worker_class):
+    path = fake_python_first_on_path(tmp_path) + os.pathsep + os.environ["PATH"]
+    server = gcorn("echo:app", "-k", worker_class, env={"PATH": path})
+    with server.get("/") as r:
+        assert r.status == 200
+    assert "Segmentation" not in server.log() and "signal" not in server.log().lower()
+
+
+def test_pyenv_python_first_on_path_does_not_matter(gcorn):
+    pyenv = [p for p in ("/root/.pyenv/versions/3.11.7/bin", os.path.expanduser("~/.pyenv/versions/3.11.7/bin"))
+             if os.path.exists(os.path.join(p, "python3"))]
+    if not pyenv:
+        pytest.skip("no pyenv CPython 3.11.7 on this machine (the fake-python test covers the mechanism)")
+    server = gcorn("echo:app", "-k", "async", env={"PATH": pyenv[0] + os.pathsep + os.environ["PATH"]})
+    with server.get("/") as r:
+        assert r.status == 200
+
+
+def make_venv(tmp_path, version):
+    """A virtualenv as `python -m venv` lays it out, made from Python `version` (X.Y.Z)."""
+    venv = tmp_path / ("venv-" + version)
+    major_minor = ".".join(version.split(".")[:2])
+    site = venv / "lib" / ("python" + major_minor) / "site-packages"
+    site.mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\nversion = %s\n" % version)
+    return venv, site
+
+
+def test_a_virtualenv_of_the_right_python_is_used(gcorn, tmp_path):
+    venv, site = make_venv(tmp_path, "%d.%d.%d" % sys.version_info[:3])
+    (site / "venvonly.py").write_text("VALUE = 'from the venv'\n")
+    app = "import venvonly\n\ndef app(environ, start_response):\n" \
+          "    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [venvonly.VALUE.encode()]\n"
+    server = gcorn(None, "--virtualenv", str(venv), source=app)
+    with server.get("/") as r:
+        assert r.read() == b"from the venv"
+    # ... and as $VIRTUAL_ENV, the way an activated one is found.
+    server = gcorn(None, source=app, env={"VIRTUAL_ENV": str(venv)})
+    with server.get("/") as r:
+        assert r.read() == b"from the venv"
+
+
+@pytest.mark.parametrize("how", ["flag", "VIRTUAL_ENV"])
+def test_a_virtualenv_of_another_python_is_refused_with_one_line(tmp_path, how):
+    venv, _ = make_venv(tmp_path, "3.9.18")
+    args = ["--virtualenv", str(venv)] if how == "flag" else []
+    env = {"VIRTUAL_ENV": str(venv)} if how == "VIRTUAL_ENV" else {}
+    r = run_gcorn(*args, "-b", "127.0.0.1:%d" % free_port(), "--pythonpath", str(APPS), "echo:app", env=env)
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "3.9" in lines[0] and "%d.%d" % sys.version_info[:2] in lines[0]
+
+
+# ---- signals and hooks as Gunicorn's ----
+
+SLOW_APP = """
+import time
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(10)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread", "async"])
+def test_quit_is_a_quick_stop(gcorn, worker_class):
+    server = gcorn(None, "-k", worker_class, "--graceful-timeout", "60", source=SLOW_APP)
+    stuck = server.connect(timeout=30)
+    stuck.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)  # the request reaches the app
+    server.proc.send_signal(signal.SIGQUIT)
+    # Graceful would wait for the 10 s request (graceful_timeout is 60 s); quick cuts it.
+    assert server.proc.wait(5) == 0
+    assert stuck.recv(100) == b""  # the in-flight request was cut, not answered
+    stuck.close()
+
+
+def test_worker_int_runs_on_quit_even_with_a_request_stuck_in_the_app(gcorn, tmp_path):
+    log = tmp_path / "hooks.log"
+    server = gcorn(None, "--hook", "worker_int=hooked:worker_int", "--graceful-timeout", "60", source=SLOW_APP,
+                   env={"HOOK_LOG": str(log)})
+    worker = server.worker_pids()[0]
+    stuck = server.connect(timeout=30)
+    stuck.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    os.kill(worker, signal.SIGQUIT)  # to the worker itself: worker_int, then exit
+    wait_until(lambda: log.exists() and ("worker_int %d %d" % (worker, worker)) in log.read_text())
+    wait_until(lambda: worker not in server.worker_pids())
+    stuck.close()
+
+
+HOOK_OBJECTS = """
+import json, os
+
+seen = {}
+
+def when_ready(server):
+    seen["listeners"] = [s.getsockname()[1] for s in server.LISTENERS]
+    seen["workers_dict"] = type(server.WORKERS).__name__
+
+def post_fork(server, worker):
+    worker.tmp.notify()
+    worker.notify()
+    seen["worker"] = {"timeout": worker.timeout, "max_requests": worker.max_requests,
+                      "sockets": [s.getsockname()[1] for s in worker.sockets]}
+
+def child_exit(server, worker):
+    with open(os.environ["HOOK_LOG"], "a") as f:
+        f.write("child_exit age=%d known=%s\\n" % (worker.age, worker.pid not in server.WORKERS))
+
+def post_request(worker, req):
+    with open(os.environ["HOOK_LOG"], "a") as f:
+        f.write("post_request2 %s %s\\n" % (req.path, json.dumps(seen["worker"])))
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [json.dumps(seen).encode()]
+"""
+
+
+def test_hook_objects_carry_gunicorns_attributes_and_post_request_takes_two_arguments(gcorn, tmp_path):
+    log = tmp_path / "hooks.log"
+    args = []
+    for h in ("when_ready", "post_fork", "child_exit", "post_request"):
+        args += ["--hook", "%s=inline_app:%s" % (h, h)]
+    server = gcorn(None, *args, "--max-requests", "1000", "-t", "25", source=HOOK_OBJECTS,
+                   env={"HOOK_LOG": str(log)})
+    with server.get("/x") as r:
+        assert r.status == 200
+    wait_until(lambda: log.exists() and "post_request2 /x" in log.read_text())
+    line = [l for l in log.read_text().splitlines() if l.startswith("post_request2")][0]
+    worker = json.loads(line.split(" ", 2)[2])
+    assert worker == {"timeout": 25.0, "max_requests": 1000, "sockets": [server.port]}
+    os.kill(server.worker_pids()[0], 9)
+    wait_until(lambda: "child_exit age=1 known=True" in log.read_text())
+
+
+# ---- systemd (Type=notify) ----
+
+def notify_listener(tmp_path):
+    import socket
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(30)
+    return sock, str(path)
+
+
+def wait_notify(sock, text, seen):
+    """Reads datagrams until one contains `text`; every message is appended to `seen`."""
+    while True:
+        msg = sock.recv(4096).decode()
+        seen.append(msg)
+        if text in msg:
+            return msg
+
+
+def test_systemd_notify_ready_reloading_stopping(gcorn, tmp_path):
+    sock, path = notify_listener(tmp_path)
+    # daemon = true (as the Debian package writes it) is ignored under systemd: the unit follows this process.
+    server = gcorn("echo:app", "-D", env={"NOTIFY_SOCKET": path})
+    seen = []
+    ready = wait_notify(sock, "READY=1", seen)
+    assert "STATUS=" in ready
+    assert server.proc.poll() is None  # not daemonized
+    server.proc.send_signal(signal.SIGHUP)
+    wait_notify(sock, "RELOADING=1", seen)
+    wait_notify(sock, "READY=1", seen)
+    server.proc.send_signal(signal.SIGTERM)
+    wait_notify(sock, "STOPPING=1", seen)
+    assert server.proc.wait(20) == 0
+    # Only the master spoke: workers do not inherit NOTIFY_SOCKET.
+    assert all(not m.startswith("READY=1") or "Serving" in m for m in seen)
+
+
+# ---- Gunicorn's leniencies: case-insensitive log level, clamped limits, what curl sends ----
+
+def test_log_level_in_any_case(gcorn):
+    server = gcorn("echo:app", "--log-level", "DEBUG")
+    assert "[DEBUG]" in server.log()
+
+
+def test_limits_above_the_maximum_are_clamped(gcorn):
+    server = gcorn("echo:app", "--limit-request-line", "16384", "--limit-request-fields", "100000")
+    ok = server.raw(b"GET /" + b"a" * 8000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert ok.startswith(b"HTTP/1.1 200")
+    too_long = server.raw(b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert too_long.startswith(b"HTTP/1.1 414")  # clamped to 8190, as Gunicorn does
+
+
+def test_curl_with_a_utf8_path_is_served(gcorn):
+    server = gcorn("echo:app")
+    out = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", server.url("/café")],
+                         capture_output=True, timeout=30)
+    body, _, code = out.stdout.rpartition(b"\n")
+    assert code == b"200", out
+    environ = json.loads(body)
+    assert environ["PATH_INFO"].encode("latin-1").decode() == "/café"  # PEP 3333: bytes as latin-1 code points
+    # This curl percent-encodes the path; other clients (and older curls) send the UTF-8 bytes raw.
+    raw = server.raw("GET /café HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    assert raw.startswith(b"HTTP/1.1 200")
+    environ = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert environ["RAW_URI"].encode("latin-1") == "/café".encode()  # RAW_URI keeps the bytes as sent
+    assert environ["PATH_INFO"].encode("latin-1").decode() == "/café"
