@@ -14,4 +14,11 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
            std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
+// Without leading and trailing SP and HTAB (RFC 9110 §5.6.3 optional whitespace).
+constexpr std::string_view trim(std::string_view v) noexcept {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+}
+
 }  // namespace gcorn::ascii

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <toml.hpp>
 
+#include "config/gunicorn.hpp"
 #include "config/tables.hpp"
 #include "config/validators.hpp"
 #include "gcorn_build_config.hpp"
@@ -182,16 +183,21 @@ struct command_line {
     CLI::App app{"gcorn: a fast, Gunicorn-compatible WSGI HTTP server.", "gcorn"};
     std::vector<std::pair<const row*, CLI::Option*>> options;
     std::string config;
+    std::vector<std::pair<const gunicorn_row*, CLI::Option*>> refused;
     std::vector<std::string> app_module;
-    bool check = false, print = false, version = false;
+    bool check = false, print = false, print_gunicorn = false, version = false;
 
     command_line() {
         app.set_help_flag("-h,--help", "Show this message and exit.");
         app.get_formatter()->column_width(40);
-        app.add_option("-c,--config", config, "The TOML configuration file.")->type_name("FILE");
+        app.add_option("-c,--config", config, "The configuration file: TOML, or Gunicorn's gunicorn.conf.py / python:MODULE.")
+            ->type_name("FILE");
         app.add_flag("--check-config", check, "Check the configuration and the application, then exit.");
         app.add_flag("--print-config", print, "Print the effective configuration as TOML and exit.");
+        app.add_flag("--print-gunicorn-settings", print_gunicorn,
+                     "Print how every Gunicorn setting maps to gcorn (Markdown) and exit.");
         app.add_flag("-v,--version", version, "Print the version and exit.");
+        add_refused_gunicorn_flags();
         for (auto& r : rows()) {
             if (r.cli.empty()) continue;
             auto* opt = r.is_flag ? app.add_flag(std::string(r.cli))
@@ -205,7 +211,27 @@ struct command_line {
         app.add_option("APP_MODULE", app_module, "The WSGI application, MODULE:VARIABLE.");
     }
 
+    // Gunicorn's flags for settings gcorn refuses: taken, so that using one names it (not "not expected").
+    void add_refused_gunicorn_flags() {
+        for (auto& g : gunicorn_settings) {
+            if (g.how != support::refused || g.flags.empty()) continue;
+            auto* opt = g.takes_value ? app.add_option(std::string(g.flags))->allow_extra_args(false)
+                                      : app.add_flag(std::string(g.flags));
+            opt->group("");  // not shown in --help
+            refused.emplace_back(&g, opt);
+        }
+    }
+
+    void refuse_gunicorn_only(std::string_view source) const {
+        for (auto& [g, opt] : refused)
+            if (opt->count() > 0) {
+                auto flag = g->flags.substr(g->flags.rfind(',') + 1);  // the long one, listed last
+                throw config_error(refusal(*g, std::string(source) + std::string(flag) + ": "));
+            }
+    }
+
     void apply(settings& s, std::string_view source) const {
+        refuse_gunicorn_only(source);
         for (auto& [r, opt] : options)
             if (opt->count() > 0) naming(source, r->name, [&] { r->set_strings(s, opt->results()); });
         if (!app_module.empty())
@@ -244,9 +270,12 @@ std::string default_config_file() {
     return "";
 }
 
+// What a gunicorn.conf.py may set: gcorn's settings and the Gunicorn settings gcorn refuses (so they are named).
 std::string names_of_settings() {
     std::string out;
     for (auto& r : rows()) out += (out.empty() ? "" : ",") + std::string(r.name);
+    for (auto& g : gunicorn_settings)
+        if (g.how == support::refused && !find_hook(g.name)) out += "," + std::string(g.name);
     return out;
 }
 
@@ -281,6 +310,7 @@ void apply_toml(settings& s, std::string_view text, const std::string& file_name
             continue;
         }
         const row* r = find_row(key);
+        if (!r && refused_gunicorn_setting(key)) throw config_error(refusal(*refused_gunicorn_setting(key), where));
         if (!r) throw config_error(where + "unknown setting '" + key + "'");
         naming(where, key, [&] { r->set_toml(s, value); });
     }
@@ -298,6 +328,12 @@ void apply_toml(settings& s, std::string_view text, const std::string& file_name
     }
 }
 
+std::vector<setting_name> setting_names() {
+    std::vector<setting_name> out;
+    for (auto& r : rows()) out.push_back({r.name, r.cli});
+    return out;
+}
+
 bool is_python_config(std::string_view source) { return source.ends_with(".py") || source.starts_with("python:"); }
 
 void apply_python_answer(settings& s, std::string_view text, const std::string& file_name) {
@@ -310,6 +346,7 @@ void apply_python_answer(settings& s, std::string_view text, const std::string& 
     }
     auto where = file_name + ": ";
     for (auto& [key, value] : toml::find(doc, "settings").as_table()) {
+        if (auto* g = refused_gunicorn_setting(key)) throw config_error(refusal(*g, where));
         string_list given;
         for (auto& item : value.as_array()) given.push_back(item.as_string().str);
         naming(where, key, [&] { find_row(key)->set_strings(s, given); });
@@ -334,6 +371,11 @@ loaded load(int argc, const char* const* argv, const python_reader& python) {
         throw config_error(e.what());
     }
     if (cli.version) return out.what = action::version, out;
+    if (cli.print_gunicorn) {
+        out.what = action::help;
+        out.help_text = gunicorn_settings_markdown();
+        return out;
+    }
     // GCORN_CMD_ARGS, or Gunicorn's GUNICORN_CMD_ARGS for a drop-in deployment (gcorn's own wins).
     const char* env_name = std::getenv("GCORN_CMD_ARGS") ? "GCORN_CMD_ARGS" : "GUNICORN_CMD_ARGS";
     std::string env_where = std::string(env_name) + ": ";

@@ -46,6 +46,12 @@ struct loaded {
 using python_reader = std::function<std::string(const std::string& source, const std::string& setting_names,
                                                 const std::string& hook_names)>;
 
+// The settings table's names and flags, in order (for generated documentation).
+struct setting_name {
+    std::string_view name, cli;
+};
+std::vector<setting_name> setting_names();
+
 // A configuration file to run as Python rather than read as TOML.
 bool is_python_config(std::string_view source);
 

@@ -17,12 +17,7 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 using ascii::iequals;
-
-std::string_view trim(std::string_view v) {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    return v;
-}
+using ascii::trim;
 
 // Transfer-Encoding must end in a single "chunked" (RFC 9112 §6.1); content codings before it pass
 // through, but the connection closes after the request because the body is not what was framed.

@@ -76,7 +76,9 @@ private:
 // async: serve() runs in a pooled greenlet on the hub (the reactor's own thread); waits park the greenlet.
 class green_dispatch {
 public:
-    static constexpr bool multithread = false;
+    // wsgi.multithread, as Gunicorn's gevent worker sets it: requests run concurrently in one process, so an app
+    // must not keep per-request state in globals.
+    static constexpr bool multithread = true;
     // PRECONDITION: GIL held (the hub takes the interpreter's greenlet API).
     explicit green_dispatch(net::io_context& ioc) : hub_(ioc) {}
 

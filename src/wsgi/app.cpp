@@ -30,6 +30,7 @@ struct shared_objects {
                REMOTE_ADDR = py::interned("REMOTE_ADDR"), REMOTE_PORT = py::interned("REMOTE_PORT"),
                url_scheme = py::interned("wsgi.url_scheme"), input = py::interned("wsgi.input"),
                multithread = py::interned("wsgi.multithread"), close = py::interned("close"),
+               multiprocess = py::interned("wsgi.multiprocess"),
                filelike = py::interned("filelike"), fileno = py::interned("fileno"), tell = py::interned("tell"),
                exc_info = py::interned("exc_info"), peercert = py::interned("gcorn.peercert");
     py::object http = py::str("http"), https = py::str("https");
@@ -43,7 +44,6 @@ struct shared_objects {
         auto env = py::dict();
         py::set_item(env, py::str("wsgi.version"), py::tuple({py::integer(1), py::integer(0)}));
         py::set_item(env, py::str("wsgi.errors"), wsgi_module.attr("ErrorStream")());
-        py::set_item(env, py::str("wsgi.multiprocess"), py::boolean(true));
         py::set_item(env, py::str("wsgi.run_once"), py::boolean(false));
         py::set_item(env, py::str("wsgi.input_terminated"), py::boolean(true));
         py::set_item(env, py::str("wsgi.file_wrapper"), file_wrapper);
@@ -344,7 +344,7 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
 
 }  // namespace
 
-application::application(const config::settings& s) : script_name_(s.script_name) {
+application::application(const config::settings& s) : script_name_(s.script_name), multiprocess_(s.workers > 1) {
     for (auto& kv : s.secure_scheme_headers) {
         auto eq = kv.find('=');  // validated KEY=VALUE
         secure_scheme_headers_.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
@@ -391,6 +391,7 @@ py::object application::make_environ(const connection_info& conn, const http::re
     if (!conn.remote_addr.empty())  // a unix socket's peer has no port
         py::set_item(env, sh.REMOTE_PORT, py::str_latin1(std::to_string(conn.remote_port)));
     py::set_item(env, sh.multithread, py::boolean(conn.multithread));
+    py::set_item(env, sh.multiprocess, py::boolean(multiprocess_));
     if (!conn.peer_cert.empty()) py::set_item(env, sh.peercert, py::str_latin1(conn.peer_cert));
     for (auto& [name, value] : head.headers) {
         auto key = header_key(name);
@@ -450,8 +451,11 @@ std::string environ_lookup(const void* ctx, std::string_view key) {
     auto& env = *static_cast<const py::object*>(ctx);
     if (!env) return "-";  // no app call (e.g. a path outside SCRIPT_NAME)
     try {
-        auto v = py::get_item(env, py::str(key));
-        return v ? py::str_of(v) : "-";
+        if (auto v = py::get_item(env, py::str(key))) return py::str_of(v);
+        // As Gunicorn's %({key}e)s: the key's case does not matter (it lower-cases both sides).
+        for (auto it = py::iter(env); auto k = py::next(it);)
+            if (py::is_str(k) && ascii::iequals(py::str_of(k), key)) return py::str_of(py::get_item(env, k));
+        return "-";
     } catch (const py::python_error&) {
         return "-";
     }

@@ -57,6 +57,7 @@ private:
 
     py::object app_, pre_request_, post_request_;
     std::string script_name_;
+    bool multiprocess_;  // wsgi.multiprocess: more than one worker, as Gunicorn sets it
     std::vector<std::pair<std::string, std::string>> secure_scheme_headers_;  // (name, value that means https)
 };
 

@@ -341,3 +341,120 @@ def test_curl_with_a_utf8_path_is_served(gcorn):
     environ = json.loads(raw.partition(b"\r\n\r\n")[2])
     assert environ["RAW_URI"].encode("latin-1") == "/café".encode()  # RAW_URI keeps the bytes as sent
     assert environ["PATH_INFO"].encode("latin-1").decode() == "/café"
+
+
+# ---- logs and environ as Gunicorn's ----
+
+ENVIRON_FLAGS_APP = """
+import json
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/empty":
+        start_response("204 No Content", [])
+        return [b""]
+    body = json.dumps({"multithread": environ["wsgi.multithread"],
+                       "multiprocess": environ["wsgi.multiprocess"]}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+"""
+
+
+@pytest.mark.parametrize("args, multithread, multiprocess", [
+    (["-k", "sync"], False, False),
+    (["-k", "sync", "-w", "2"], False, True),
+    (["-k", "gthread", "--threads", "2"], True, False),
+    (["-k", "async"], True, False),  # as Gunicorn's gevent worker
+])
+def test_wsgi_multithread_and_multiprocess_as_gunicorn_sets_them(gcorn, args, multithread, multiprocess):
+    server = gcorn(None, *args, source=ENVIRON_FLAGS_APP)
+    assert json_get(server) == {"multithread": multithread, "multiprocess": multiprocess}
+
+
+def access_line(server, logfile, marker):
+    wait_until(lambda: logfile.exists() and marker in logfile.read_text())
+    return [l for l in logfile.read_text().splitlines() if marker in l][-1]
+
+
+def test_access_log_atoms_as_gunicorn_prints_them(gcorn, tmp_path):
+    import base64
+    import http.client
+    logfile = tmp_path / "access.log"
+    fmt = '%(u)s|%(U)s|%(b)s|%({user-agent}i)s|%({path_info}e)s'
+    server = gcorn(None, "--access-logfile", str(logfile), "--access-logformat", fmt, source=ENVIRON_FLAGS_APP)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    auth = base64.b64encode(b"alice:s3cret").decode()
+    conn.request("GET", "/caf%C3%A9/x", headers={"Authorization": "Basic " + auth, "User-Agent": 'say "hi"'})
+    conn.getresponse().read()
+    line = access_line(server, logfile, "alice")
+    user, path, size, agent, env_path = line.split("|")
+    assert user == "alice"                                           # %(u)s: the Basic-auth user
+    assert path.encode("latin-1").decode() == "/café/x"              # %(U)s: the decoded PATH_INFO
+    assert agent == 'say \\"hi\\"'                                   # a quote in a value is escaped
+    assert env_path == path                                          # %({key}e)s in any case
+    conn.request("GET", "/empty")
+    conn.getresponse().read()
+    assert access_line(server, logfile, "|/empty|").split("|")[2] == "0"  # %(b)s: 0, not "-"
+
+
+def test_error_log_time_zone_as_gunicorn(gcorn):
+    server = gcorn("echo:app")
+    first = server.log().splitlines()[0]
+    import re
+    assert re.match(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[INFO\] ", first), first
+
+
+# ---- every Gunicorn setting: same, different, or refused by name ----
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def readme_table():
+    text = open(os.path.join(ROOT_DIR, "README.md")).read()
+    return text.split("<!-- gunicorn-settings:begin -->\n")[1].split("<!-- gunicorn-settings:end -->")[0]
+
+
+def table_rows():
+    rows = {}
+    for line in readme_table().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_readme_table_is_what_the_binary_prints():
+    r = run_gcorn("--print-gunicorn-settings")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == readme_table()
+
+
+def test_readme_table_covers_every_gunicorn_setting():
+    lines = open(os.path.join(ROOT_DIR, "tests", "data", "gunicorn_settings.txt")).read().splitlines()
+    gunicorn = {l for l in lines if l and not l.startswith("#")}
+    older = {"tolerate_dangerous_framing"}  # Gunicorn 22-23 (and Debian's backport), gone in 26.1
+    assert set(table_rows()) == gunicorn | older
+    # ... and the Gunicorn installed here (Debian's, older) has nothing the table lacks.
+    r = subprocess.run([sys.executable, "-c", "import gunicorn.config as c; print(' '.join(s.name for s in c.KNOWN_SETTINGS))"],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        assert set(r.stdout.split()) <= set(table_rows())
+
+
+@pytest.mark.parametrize("args", [
+    ["--statsd-host", "127.0.0.1:8125"], ["--reload"], ["-R"], ["--paste", "x.ini"], ["--log-syslog"],
+    ["--header-map", "dangerous"], ["--no-sendfile"], ["--dirty-workers", "2"],
+])
+def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
+    r = run_gcorn(*args, "echo:app")
+    assert r.returncode == 2
+    assert "is a Gunicorn setting gcorn does not support" in r.stderr and "not expected" not in r.stderr, r.stderr
+    name = [n for n, cells in table_rows().items() if ("`%s`" % args[0]) in cells[1]][0]
+    assert "'%s'" % name in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["toml", "py"])
+def test_a_refused_setting_in_a_file_names_the_file_and_setting(tmp_path, kind):
+    path = tmp_path / ("conf." + kind)
+    path.write_text('statsd_host = "127.0.0.1:8125"\n')
+    r = run_gcorn("-c", str(path), "echo:app")
+    assert r.returncode == 2
+    assert str(path.name) in r.stderr and "'statsd_host' is a Gunicorn setting" in r.stderr, r.stderr

@@ -1,0 +1,113 @@
+// Gunicorn's settings that gcorn treats differently or refuses, by name (Gunicorn 26.1). Every other Gunicorn
+// setting is a row of the settings table under the same name, flag and default. A refused setting is an error
+// that names it and says what to use instead, on the command line, in TOML and in a gunicorn.conf.py — never an
+// "argument was not expected". `gcorn --print-gunicorn-settings` renders the whole mapping for the README.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace gcorn::config {
+
+enum class support { different, refused };
+
+struct gunicorn_row {
+    std::string_view name;   // Gunicorn's setting name
+    std::string_view flags;  // its command-line flags, comma-separated ("" = file only)
+    bool takes_value;        // the flag is followed by a value (for refused flags: so the value is consumed)
+    support how;
+    std::string_view note;   // different: how; refused: why, and what to use instead
+};
+
+inline constexpr gunicorn_row gunicorn_settings[] = {
+    // ---- settings gcorn has, with a difference ----
+    {"worker_class", "-k,--worker-class", true, support::different,
+     "sync, gthread and async; gevent and eventlet name gcorn's own greenlet worker; Python class paths are refused"},
+    {"worker_tmp_dir", "--worker-tmp-dir", true, support::different,
+     "accepted and not needed: heartbeats live in shared memory, not in files"},
+    {"do_handshake_on_connect", "--do-handshake-on-connect", false, support::different,
+     "accepted: the TLS handshake always completes before the first request is read"},
+    {"proxy_protocol", "--proxy-protocol", false, support::different,
+     "a flag: v1 and v2 are both accepted from proxy_allow_ips"},
+    {"default_proc_name", "", false, support::different, "proc_name falls back to the app's name"},
+    {"secure_scheme_headers", "", false, support::different,
+     "a list of HEADER=VALUE strings in TOML; a gunicorn.conf.py dict is converted"},
+
+    // ---- refused: not in gcorn (yet), with what to use instead ----
+    {"reload", "--reload", false, support::refused, "not supported yet; restart workers with HUP"},
+    {"reload_engine", "--reload-engine", true, support::refused, "not supported yet (see reload)"},
+    {"reload_extra_files", "--reload-extra-file", true, support::refused, "not supported yet (see reload)"},
+    {"spew", "--spew", false, support::refused, "not supported yet; run the app under python -m trace"},
+    {"sendfile", "--no-sendfile", false, support::refused,
+     "not supported yet: wsgi.file_wrapper always uses sendfile(2) on plain sockets (TLS copies)"},
+    {"tmp_upload_dir", "", true, support::refused, "gcorn never spools request bodies: wsgi.input reads the socket"},
+    {"disable_redirect_access_to_syslog", "--disable-redirect-access-to-syslog", false, support::refused,
+     "not supported yet (see syslog)"},
+    {"logger_class", "--logger-class", true, support::refused, "gcorn's logging is native; use accesslog/errorlog"},
+    {"logconfig", "--log-config", true, support::refused, "not supported yet; use accesslog, errorlog, loglevel"},
+    {"logconfig_dict", "", true, support::refused, "not supported yet; use accesslog, errorlog, loglevel"},
+    {"logconfig_json", "--log-config-json", true, support::refused,
+     "not supported yet; use accesslog, errorlog, loglevel"},
+    {"syslog_addr", "--log-syslog-to", true, support::refused, "not supported yet; log to a file or stderr"},
+    {"syslog", "--log-syslog", false, support::refused, "not supported yet; log to a file or stderr"},
+    {"syslog_prefix", "--log-syslog-prefix", true, support::refused, "not supported yet (see syslog)"},
+    {"syslog_facility", "--log-syslog-facility", true, support::refused, "not supported yet (see syslog)"},
+    {"enable_stdio_inheritance", "-R,--enable-stdio-inheritance", false, support::refused,
+     "not supported yet; use capture_output"},
+    {"statsd_host", "--statsd-host", true, support::refused, "not supported yet"},
+    {"dogstatsd_tags", "--dogstatsd-tags", true, support::refused, "not supported yet (see statsd_host)"},
+    {"statsd_prefix", "--statsd-prefix", true, support::refused, "not supported yet (see statsd_host)"},
+    {"enable_backlog_metric", "--enable-backlog-metric", false, support::refused,
+     "not supported yet (see statsd_host)"},
+    {"paste", "--paste,--paster", true, support::refused, "not supported yet; point wsgi_app at the app"},
+    {"raw_paste_global_conf", "--paste-global", true, support::refused, "not supported yet (see paste)"},
+    {"ssl_context", "", false, support::refused,
+     "not supported yet; use certfile, keyfile, ca_certs, cert_reqs, ciphers, ssl_version"},
+    {"protocol", "--protocol", true, support::refused, "gcorn speaks HTTP/1.1 only (no uwsgi protocol)"},
+    {"uwsgi_allow_ips", "--uwsgi-allow-from", true, support::refused, "gcorn speaks HTTP/1.1 only (see protocol)"},
+    {"http_protocols", "--http-protocols", true, support::refused, "gcorn speaks HTTP/1.1; put HTTP/2 in front (nginx)"},
+    {"permit_obsolete_folding", "--permit-obsolete-folding", false, support::refused,
+     "not supported yet: obsolete line folding is refused (request smuggling, RFC 9112 §5.2)"},
+    {"strip_header_spaces", "--strip-header-spaces", false, support::refused,
+     "whitespace before a field's colon is refused (RFC 9112 §5.1: a smuggling vector)"},
+    {"permit_unconventional_http_method", "--permit-unconventional-http-method", false, support::refused,
+     "not supported yet: methods are RFC 9110 tokens"},
+    {"permit_unconventional_http_version", "--permit-unconventional-http-version", false, support::refused,
+     "not supported yet: HTTP/1.0 and HTTP/1.1 only"},
+    {"casefold_http_method", "--casefold-http-method", false, support::refused, "not supported yet"},
+    {"forwarder_headers", "--forwarder-headers", true, support::refused,
+     "not supported yet; set SCRIPT_NAME with script_name"},
+    {"tolerate_dangerous_framing", "--tolerate-dangerous-framing", false, support::refused,
+     "both Content-Length and Transfer-Encoding is always a 400 (request smuggling, RFC 9112 §6.3; Gunicorn 22-23)"},
+    {"header_map", "--header-map", true, support::refused,
+     "not supported yet: names with '_' are always dropped (Gunicorn's default, header_map = drop)"},
+    {"asgi_loop", "--asgi-loop", true, support::refused, "gcorn serves WSGI only"},
+    {"asgi_lifespan", "--asgi-lifespan", true, support::refused, "gcorn serves WSGI only"},
+    {"asgi_disconnect_grace_period", "--asgi-disconnect-grace-period", true, support::refused,
+     "gcorn serves WSGI only"},
+    {"http_parser", "--http-parser", true, support::refused, "gcorn has one strict HTTP/1.1 parser"},
+    {"root_path", "--root-path", true, support::refused, "ASGI only; WSGI apps get script_name"},
+    {"dirty_apps", "--dirty-app", true, support::refused, "Gunicorn's dirty arbiters have no gcorn equivalent"},
+    {"dirty_workers", "--dirty-workers", true, support::refused, "see dirty_apps"},
+    {"dirty_timeout", "--dirty-timeout", true, support::refused, "see dirty_apps"},
+    {"dirty_threads", "--dirty-threads", true, support::refused, "see dirty_apps"},
+    {"dirty_graceful_timeout", "--dirty-graceful-timeout", true, support::refused, "see dirty_apps"},
+    {"on_dirty_starting", "", false, support::refused, "see dirty_apps"},
+    {"dirty_post_fork", "", false, support::refused, "see dirty_apps"},
+    {"dirty_worker_init", "", false, support::refused, "see dirty_apps"},
+    {"dirty_worker_exit", "", false, support::refused, "see dirty_apps"},
+    {"control_socket", "--control-socket", true, support::refused, "not supported yet; use the signals"},
+    {"control_socket_mode", "--control-socket-mode", true, support::refused, "see control_socket"},
+    {"control_socket_disable", "--no-control-socket", false, support::refused, "see control_socket"},
+};
+
+// The row for a refused Gunicorn setting, or null.
+const gunicorn_row* refused_gunicorn_setting(std::string_view name);
+
+// The error for using it (`where`: "file:line: ", "--flag: ", ...).
+std::string refusal(const gunicorn_row& row, std::string_view where);
+
+// Markdown: every Gunicorn setting and what gcorn does with it (same, different, refused), from this table, the
+// hook table and the settings table, for README.md.
+std::string gunicorn_settings_markdown();
+
+}  // namespace gcorn::config
