@@ -150,7 +150,7 @@ int serve(config::settings s, const std::vector<std::string>& args) {
     }
     if (s.daemon && sys::systemd::supervised())
         spdlog::info("Not daemonizing: supervised by systemd (NOTIFY_SOCKET is set)");
-    else if (s.daemon && !sys::old_master_pid()) sys::daemonize();
+    else if (s.daemon && !sys::old_master_pid()) sys::daemonize(s.enable_stdio_inheritance);
     log_start(s, listeners);
     int code = 0;
     auto python = hooks::master_python::start(s, &code);

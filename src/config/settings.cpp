@@ -232,8 +232,12 @@ struct command_line {
 
     void apply(settings& s, std::string_view source) const {
         refuse_gunicorn_only(source);
-        for (auto& [r, opt] : options)
-            if (opt->count() > 0) naming(source, r->name, [&] { r->set_strings(s, opt->results()); });
+        for (auto& [r, opt] : options) {
+            if (opt->count() == 0) continue;
+            // A boolean whose flag is --no-NAME (Gunicorn's --no-sendfile) turns the setting off.
+            auto given = r->is_flag && r->cli.starts_with("--no-") ? std::vector<std::string>{"false"} : opt->results();
+            naming(source, r->name, [&] { r->set_strings(s, given); });
+        }
         if (!app_module.empty())
             naming(source, "wsgi_app", [&] { find_row("wsgi_app")->set_strings(s, app_module); });
     }

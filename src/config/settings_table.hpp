@@ -71,6 +71,8 @@
       "Treat a client that closes TCP without a TLS close_notify as a normal end of stream.")               \
     X(preload_app, bool, false, "--preload", "", "server mechanics", any,                                    \
       "Load the application in the master before forking workers.")                                          \
+    X(sendfile, bool, true, "--no-sendfile", "", "server mechanics", any,                             \
+      "Send wsgi.file_wrapper responses with sendfile(2) (--no-sendfile: read and write them instead).")       \
     X(chdir, std::string, "", "--chdir", "PATH", "server mechanics", directory,                              \
       "Change to this directory before loading the application.")                                            \
     X(pythonpath, string_list, (string_list{}), "--pythonpath", "PATHS", "server mechanics", any,                         \
@@ -85,6 +87,8 @@
       "A file to write the master's PID to.")                                                                \
     X(daemon, bool, false, "-D,--daemon", "", "server mechanics", any,                                       \
       "Detach from the terminal and run in the background.")                                                 \
+    X(enable_stdio_inheritance, bool, false, "-R,--enable-stdio-inheritance", "", "server mechanics", any,    \
+      "With daemon: keep stdin, stdout and stderr instead of pointing them at /dev/null.")                   \
     X(user, std::string, "", "-u,--user", "USER", "server mechanics", any,                                   \
       "Switch worker processes to this user (name or uid) after binding.")                                   \
     X(group, std::string, "", "-g,--group", "GROUP", "server mechanics", any,                                \
@@ -108,4 +112,6 @@
     X(loglevel, std::string, "info", "--log-level", "LEVEL", "logging", log_level,                           \
       "The error log level: debug, info, warning, error or critical.")                                       \
     X(capture_output, bool, false, "--capture-output", "", "logging", any,                                   \
-      "Redirect the workers' stdout and stderr to the error log file.")
+      "Redirect the workers' stdout and stderr to the error log file.")                                      \
+    X(spew, bool, false, "--spew", "", "debugging", any,                                                     \
+      "Print every line of Python the workers execute (a trace function; very slow, for debugging).")

@@ -46,6 +46,7 @@ void prepare_python(const config::settings& s) {
     if (!s.errorlog.empty() && s.errorlog != "-")
         fd = ::open(s.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0) py::import("faulthandler").attr("enable")({py::integer(fd)});
+    if (s.spew) py::import("gcorn._spew").attr("install")();
 }
 
 }  // namespace

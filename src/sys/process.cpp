@@ -71,12 +71,13 @@ pidfile::~pidfile() {
     if (in >> pid && pid == ::getpid()) ::unlink(path_.c_str());
 }
 
-void daemonize() {
+void daemonize(bool keep_stdio) {
     if (pid_t p = ::fork(); p < 0) throw_errno("fork");
     else if (p > 0) ::_exit(0);
     ::setsid();
     if (pid_t p = ::fork(); p < 0) throw_errno("fork");
     else if (p > 0) ::_exit(0);
+    if (keep_stdio) return;  // enable_stdio_inheritance
     unique_fd null(::open("/dev/null", O_RDWR));
     for (int fd = 0; fd < 3; ++fd) ::dup2(null.get(), fd);
 }

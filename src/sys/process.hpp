@@ -41,6 +41,6 @@ struct captured {
 captured run_capture(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env);
 
 // Detaches from the terminal (double fork, setsid, stdio to /dev/null) like Gunicorn's --daemon.
-void daemonize();
+void daemonize(bool keep_stdio = false);
 
 }  // namespace gcorn::sys

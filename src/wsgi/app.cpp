@@ -94,8 +94,9 @@ struct request_ctx {
     http::body_source& body;
     py::object start_response_fn, write_fn, reader;
     std::exception_ptr body_error;  // why wsgi.input failed (client gone, malformed chunk): not the app's fault
+    bool sendfile;                  // the sendfile setting
 
-    request_ctx(http::response_writer& w, http::body_source& b) : writer(w), body(b) {}
+    request_ctx(http::response_writer& w, http::body_source& b, bool send_files) : writer(w), body(b), sendfile(send_files) {}
     request_ctx(const request_ctx&) = delete;
     ~request_ctx() { py::detach(start_response_fn), py::detach(write_fn), py::detach(reader); }
 
@@ -201,9 +202,10 @@ bool send_file_wrapper(const py::object& result, http::response_writer& writer) 
 }
 
 // Writes the iterable the app returned; strings are refused as PEP 3333 requires bytes.
-void send_result(const py::object& result, http::response_writer& writer) {
+void send_result(const py::object& result, http::response_writer& writer, bool sendfile) {
     auto& sh = shared();
-    if (py::type_of(result).is(sh.file_wrapper) && writer.started() && send_file_wrapper(result, writer)) return;
+    if (sendfile && py::type_of(result).is(sh.file_wrapper) && writer.started() && send_file_wrapper(result, writer))
+        return;
     if (py::is_list_or_tuple(result)) {
         size_t n = py::size(result);
         uint64_t total = 0;
@@ -322,7 +324,7 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
              const http::request_head& head) {
     try {
         result = app({env, ctx.start_response_fn});
-        send_result(result, ctx.writer);
+        send_result(result, ctx.writer, ctx.sendfile);
         ctx.writer.finish();
         return true;
     } catch (const py::python_error& e) {
@@ -344,7 +346,8 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
 
 }  // namespace
 
-application::application(const config::settings& s) : script_name_(s.script_name), multiprocess_(s.workers > 1) {
+application::application(const config::settings& s)
+    : script_name_(s.script_name), multiprocess_(s.workers > 1), sendfile_(s.sendfile) {
     for (auto& kv : s.secure_scheme_headers) {
         auto eq = kv.find('=');  // validated KEY=VALUE
         secure_scheme_headers_.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
@@ -411,7 +414,7 @@ outcome application::handle(const connection_info& conn, const http::request_hea
         return out;
     }
     auto& sh = shared();
-    request_ctx ctx(writer, body);
+    request_ctx ctx(writer, body, sendfile_);
     if (head.has_body()) {
         ctx.reader = py::native_reader(&request_ctx::read_body, &ctx);
         py::set_item(env, sh.input, sh.make_input({ctx.reader}));

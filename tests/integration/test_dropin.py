@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import APPS, free_port, run_gcorn
+from conftest import APPS, GCORN, free_port, run_gcorn
 from test_arbiter import wait_until
 
 OS_ENVIRON_APP = """
@@ -440,8 +440,8 @@ def test_readme_table_covers_every_gunicorn_setting():
 
 
 @pytest.mark.parametrize("args", [
-    ["--statsd-host", "127.0.0.1:8125"], ["--reload"], ["-R"], ["--paste", "x.ini"], ["--log-syslog"],
-    ["--header-map", "dangerous"], ["--no-sendfile"], ["--dirty-workers", "2"],
+    ["--statsd-host", "127.0.0.1:8125"], ["--reload"], ["--log-config", "x.ini"], ["--paste", "x.ini"],
+    ["--log-syslog"], ["--header-map", "dangerous"], ["--forwarder-headers", "SCRIPT_NAME"], ["--dirty-workers", "2"],
 ])
 def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
     r = run_gcorn(*args, "echo:app")
@@ -458,3 +458,85 @@ def test_a_refused_setting_in_a_file_names_the_file_and_setting(tmp_path, kind):
     r = run_gcorn("-c", str(path), "echo:app")
     assert r.returncode == 2
     assert str(path.name) in r.stderr and "'statsd_host' is a Gunicorn setting" in r.stderr, r.stderr
+
+
+# ---- sendfile, spew, enable_stdio_inheritance ----
+
+FILE_WRAPPER_APP = """
+import os
+
+reads = [0]
+
+class CountingFile:
+    def __init__(self, path):
+        self.f = open(path, "rb")
+    def fileno(self):
+        return self.f.fileno()
+    def tell(self):
+        return self.f.tell()
+    def read(self, n=-1):
+        reads[0] += 1
+        return self.f.read(n)
+    def close(self):
+        self.f.close()
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/reads":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(reads[0]).encode()]
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](CountingFile(os.environ["BIG_FILE"]), 65536)
+"""
+
+
+@pytest.mark.parametrize("args, reads_expected", [([], False), (["--no-sendfile"], True)])
+def test_sendfile_setting(gcorn, tmp_path, args, reads_expected):
+    big = tmp_path / "big.bin"
+    data = os.urandom(300_000)
+    big.write_bytes(data)
+    server = gcorn(None, *args, source=FILE_WRAPPER_APP, env={"BIG_FILE": str(big)})
+    with server.get("/file") as r:
+        assert r.read() == data
+    with server.get("/reads") as r:
+        reads = int(r.read())
+    assert (reads > 0) == reads_expected  # sendfile(2) never calls the file's read()
+
+
+def test_spew_prints_every_line_the_worker_runs(gcorn, tmp_path):
+    log = tmp_path / "error.log"
+    app = "def app(environ, start_response):\n    marker = 'spewed'\n" \
+          "    start_response('200 OK', [])\n    return [marker.encode()]\n"
+    server = gcorn(None, "--spew", "--capture-output", "--error-logfile", str(log), source=app)
+    with server.get("/") as r:
+        assert r.read() == b"spewed"
+    wait_until(lambda: "inline_app.py:2:     marker = 'spewed'" in log.read_text())
+
+
+@pytest.mark.parametrize("inherit", [False, True])
+def test_enable_stdio_inheritance_keeps_a_daemons_stdout(tmp_path, inherit):
+    port, pidfile, out = free_port(), tmp_path / "d.pid", tmp_path / "stdout.txt"
+    (tmp_path / "printer.py").write_text("print('printed at import', flush=True)\n"
+                                         "def app(environ, start_response):\n"
+                                         "    start_response('200 OK', [])\n    return [b'ok']\n")
+    args = ["-D", "-p", str(pidfile), "-b", "127.0.0.1:%d" % port, "--pythonpath", str(tmp_path)]
+    args += ["-R"] if inherit else []
+    with open(out, "wb") as stdout:
+        r = subprocess.run([GCORN, *args, "printer:app"], stdout=stdout,
+                           stderr=subprocess.STDOUT, timeout=20)
+    assert r.returncode == 0
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip())
+    pid = int(pidfile.read_text())
+    try:
+        import socket as sk
+        def served():
+            try:
+                with sk.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    return b"200 OK" in s.recv(100)
+            except OSError:
+                return False
+        wait_until(served)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not pidfile.exists())
+    assert ("printed at import" in out.read_text()) == inherit

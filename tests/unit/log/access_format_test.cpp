@@ -22,11 +22,20 @@ TEST(access_format, gunicorn_atoms) {
     EXPECT_EQ(f.render(e), R"(10.0.0.1 "GET /p?q=1 HTTP/1.1" 200 5 "http://x/" "curl/8" /p q=1 GET HTTP/1.1 1500 1 42 text/plain)");
 }
 
-TEST(access_format, missing_values_are_dashes) {
+TEST(access_format, missing_values_are_dashes_and_an_empty_body_is_zero) {
     access_entry e;
     e.status = "204 No Content";
-    access_format f("%(b)s %(f)s %({x}i)s %(s)s");
-    EXPECT_EQ(f.render(e), "- - - 204");
+    access_format f("%(b)s %(f)s %({x}i)s %(s)s %(u)s");
+    EXPECT_EQ(f.render(e), "0 - - 204 -");  // %(b)s: Gunicorn prints str(resp.sent), 0 for no body
+}
+
+TEST(access_format, quotes_are_escaped_and_the_basic_user_is_named) {
+    header_list headers{{"Authorization", "Basic YWxpY2U6czNjcmV0"}, {"User-Agent", "say \"hi\""}};  // alice:s3cret
+    access_entry e;
+    e.status = "200 OK";
+    e.request_headers = &headers;
+    access_format f(R"(%(u)s "%(a)s")");
+    EXPECT_EQ(f.render(e), R"(alice "say \"hi\"")");
 }
 
 }  // namespace
