@@ -1,5 +1,6 @@
 #include "config/settings.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -72,6 +73,7 @@ bool from_toml(const toml::value& v, bool*) {
     return v.as_boolean();
 }
 std::string from_toml(const toml::value& v, std::string*) {
+    if (v.is_boolean()) return v.as_boolean() ? "true" : "false";  // proxy_protocol = true, from older configs
     if (v.is_integer()) {  // umask = 0o022 reads as an integer
         char buf[16];
         std::snprintf(buf, sizeof buf, "0o%llo", (unsigned long long)v.as_integer());
@@ -200,10 +202,12 @@ struct command_line {
         add_refused_gunicorn_flags();
         for (auto& r : rows()) {
             if (r.cli.empty()) continue;
+            auto meta = r.meta.substr(0, r.meta.find('='));
             auto* opt = r.is_flag ? app.add_flag(std::string(r.cli))
                                   : app.add_option(std::string(r.cli))
-                                        ->type_name(std::string(r.meta))
+                                        ->type_name(std::string(meta))
                                         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+            if (meta.size() < r.meta.size()) opt->expected(0, 1);  // "MODE=auto": the bare flag means auto
             opt->description(std::string(r.help));
             opt->group(std::string(r.section));
             options.emplace_back(&r, opt);
@@ -236,12 +240,44 @@ struct command_line {
             if (opt->count() == 0) continue;
             // A boolean whose flag is --no-NAME (Gunicorn's --no-sendfile) turns the setting off.
             auto given = r->is_flag && r->cli.starts_with("--no-") ? std::vector<std::string>{"false"} : opt->results();
+            if (given.empty() && r->meta.find('=') != std::string_view::npos)
+                given = {std::string(r->meta.substr(r->meta.find('=') + 1))};
             naming(source, r->name, [&] { r->set_strings(s, given); });
         }
         if (!app_module.empty())
             naming(source, "wsgi_app", [&] { find_row("wsgi_app")->set_strings(s, app_module); });
     }
 };
+
+// `value` would be accepted for row `r` (it parses and passes the validator).
+bool accepts(const row& r, const std::string& value) {
+    settings scratch;
+    try {
+        r.set_strings(scratch, {value});
+        return true;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+// A flag whose value is optional ("--proxy-protocol") takes the next argument only if it is a valid value, so
+// `--proxy-protocol app:app` does not swallow the app; otherwise its bare value is put in. CLI11 wants the
+// arguments reversed.
+std::vector<std::string> with_bare_flag_values(int argc, const char* const* argv) {
+    std::vector<std::string> out;
+    for (int i = 1; i < argc; ++i) {
+        out.emplace_back(argv[i]);
+        for (auto& r : rows()) {
+            auto eq = r.meta.find('=');
+            if (eq == std::string_view::npos || !(("," + std::string(r.cli) + ",").find("," + out.back() + ",") != std::string::npos))
+                continue;
+            bool valued = i + 1 < argc && argv[i + 1][0] != '-' && accepts(r, argv[i + 1]);
+            if (!valued) out.emplace_back(r.meta.substr(eq + 1));
+        }
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+}
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -366,7 +402,7 @@ loaded load(int argc, const char* const* argv, const python_reader& python) {
     loaded out;
     command_line cli, env;
     try {
-        cli.app.parse(argc, argv);
+        cli.app.parse(with_bare_flag_values(argc, argv));
     } catch (const CLI::CallForHelp&) {
         out.what = action::help;
         out.help_text = cli.app.help();

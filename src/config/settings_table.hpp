@@ -5,7 +5,8 @@
 // X(name, type, default, cli_flags, metavar, section, check, help)
 //   name     the setting's name and TOML key (Gunicorn's name where one exists)
 //   type     int | double | bool | std::string | string_list
-//   cli      CLI11 flag spec with Gunicorn's flag names ("" = file only)
+//   cli      CLI11 flag spec with Gunicorn's flag names ("" = file only); a bool whose flag is --no-X turns it off
+//   metavar  the value's name in --help; "NAME=VALUE": the flag may stand alone, meaning VALUE (Gunicorn's nargs="?")
 //   check    a validator from validators.hpp, applied to every source alike
 // Adding a setting is adding one row here; nothing else needs to change for it to be
 // parsed, validated, printed and documented.
@@ -46,11 +47,13 @@
       "The maximum size of one request header field in bytes (0 = unlimited).")                              \
     X(forwarded_allow_ips, string_list, (string_list{"127.0.0.1", "::1"}), "--forwarded-allow-ips", "STRING", "security", \
       ip_networks, "Front ends trusted to set X-Forwarded-* headers: addresses or CIDR networks, comma-separated (* for any).") \
+    X(header_map, std::string, "drop", "--header-map", "STRING", "security", header_map,                     \
+      "Field names with '_' (they alias '-' in environ): drop them, refuse the request (400), or dangerous: map them.") \
     X(secure_scheme_headers, string_list,                                                                    \
       (string_list{"X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on"}), "", "HEADER=VALUE", \
       "security", key_value, "Headers (and values) by which a trusted front end says the client used https.") \
-    X(proxy_protocol, bool, false, "--proxy-protocol", "", "security", any,                                  \
-      "Front ends in proxy_allow_ips (and unix-socket peers) send a PROXY v1/v2 header naming the client.") \
+    X(proxy_protocol, std::string, "off", "--proxy-protocol", "MODE=auto", "security", proxy_protocol,       \
+      "off, v1, v2 or auto (the bare flag): front ends in proxy_allow_ips send a PROXY header naming the client.") \
     X(proxy_allow_ips, string_list, (string_list{"127.0.0.1", "::1"}), "--proxy-allow-from", "STRING", "security", \
       ip_networks, "Front ends that send PROXY protocol headers: addresses or CIDR networks, comma-separated (* for any).") \
     X(certfile, std::string, "", "--certfile", "FILE", "ssl", readable_file,                                 \
@@ -113,5 +116,11 @@
       "The error log level: debug, info, warning, error or critical.")                                       \
     X(capture_output, bool, false, "--capture-output", "", "logging", any,                                   \
       "Redirect the workers' stdout and stderr to the error log file.")                                      \
+    X(statsd_host, std::string, "", "--statsd-host", "STATSD_ADDR", "logging", statsd_address,               \
+      "Send Gunicorn's statsd metrics to HOST:PORT (UDP) or unix://PATH (datagrams).")                        \
+    X(statsd_prefix, std::string, "", "--statsd-prefix", "STATSD_PREFIX", "logging", any,                    \
+      "A prefix for the statsd metric names (a trailing '.' is added if missing).")                          \
+    X(dogstatsd_tags, std::string, "", "--dogstatsd-tags", "DOGSTATSD_TAGS", "logging", any,                 \
+      "Datadog tags appended to every statsd metric: 'tag1:value1,tag2:value2'.")                            \
     X(spew, bool, false, "--spew", "", "debugging", any,                                                     \
       "Print every line of Python the workers execute (a trace function; very slow, for debugging).")

@@ -131,6 +131,20 @@ void access_format(const std::string& v) {
     }
 }
 
+void statsd_address(const std::string& v) {
+    if (v.empty() || v.starts_with("unix:")) return;
+    auto colon = v.rfind(':');
+    auto port = colon == std::string::npos ? std::string() : v.substr(colon + 1);
+    if (colon == 0 || port.empty() || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        fail("'" + v + "' is not HOST:PORT or unix://PATH");
+}
+
+void proxy_protocol(const std::string& v) {
+    one_of(v, std::array{"off", "v1", "v2", "auto", "true", "false"});
+}
+
+void header_map(const std::string& v) { one_of(v, std::array{"drop", "refuse", "dangerous"}); }
+
 void log_level(const std::string& v) {  // any case, as Gunicorn (log::setup lower-cases it)
     std::string lower;
     for (char c : v) lower += ascii::lower(c);

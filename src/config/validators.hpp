@@ -25,6 +25,9 @@ void cert_reqs(int v);                                // 0, 1 or 2 (Python's ssl
 void ssl_version(const std::string& v);
 void access_format(const std::string& v);
 void log_level(const std::string& v);
+void statsd_address(const std::string& v);
+void proxy_protocol(const std::string& v);
+void header_map(const std::string& v);                // drop, refuse or dangerous            // off, v1, v2, auto (true/false: auto/off, older configs)            // empty, HOST:PORT, unix://PATH or unix:PATH
 
 // "0o22", "022", "18" -> 18; throws std::invalid_argument.
 int parse_umask(const std::string& v);

@@ -7,11 +7,15 @@
 
 namespace gcorn::http {
 
+// What header_map does with a field name containing '_' (it would alias '-' in environ: HTTP_X_FORWARDED_FOR).
+enum class underscores { drop, refuse, dangerous };
+
 // The settings' values (their defaults live in the settings table only).
 struct limits {
     size_t request_line;  // limit_request_line (0: 8190, as Gunicorn)
     size_t fields;        // limit_request_fields (0: 32768, as Gunicorn)
     size_t field_size;    // limit_request_field_size, CRLF included as Gunicorn counts it (0: unlimited)
+    underscores header_map = underscores::drop;  // header_map (Gunicorn's default is drop too)
 };
 
 // Incremental scan state: resume where the last call stopped instead of rescanning a dripped head.

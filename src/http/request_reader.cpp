@@ -85,8 +85,12 @@ private:
         if (f == bhttp::field::transfer_encoding) apply_transfer_encoding(head, v);
         if (f == bhttp::field::connection) note_connection_options(v);
         if (f == bhttp::field::expect && iequals(v, "100-continue")) head.expect_continue = true;
-        // A '_' would alias '-' in the environ (HTTP_X_FORWARDED_FOR): drop such names (DESIGN §6).
-        if (n.find('_') != std::string_view::npos) return;
+        // A '_' would alias '-' in the environ (HTTP_X_FORWARDED_FOR): dropped, unless header_map says to refuse
+        // the request or (dangerous, as Gunicorn before 22) to map it anyway (DESIGN §6).
+        if (n.find('_') != std::string_view::npos) {
+            if (lim_.header_map == underscores::refuse) throw http_error(400, "header name with '_'");
+            if (lim_.header_map == underscores::drop) return;
+        }
         head.headers.emplace_back(std::string(n), std::string(v));
     }
 

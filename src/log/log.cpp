@@ -1,6 +1,9 @@
 #include "log/log.hpp"
 
 #include "base/ascii.hpp"
+#include "log/statsd.hpp"
+
+#include <spdlog/sinks/base_sink.h>
 
 #include <cstdio>
 #include <ctime>
@@ -35,6 +38,17 @@ public:
         dest.append(n.data(), n.data() + n.size());
     }
     std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<upper_level>(); }
+};
+
+// With statsd: gunicorn.log.{warning,error,critical} counted per error-log line, as Gunicorn's Statsd logger.
+class statsd_counter final : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& m) override {
+        if (m.level == spdlog::level::warn) statsd::increment("gunicorn.log.warning");
+        else if (m.level == spdlog::level::err) statsd::increment("gunicorn.log.error");
+        else if (m.level == spdlog::level::critical) statsd::increment("gunicorn.log.critical");
+    }
+    void flush_() override {}
 };
 
 // Gunicorn's error log time zone is strftime's %z (+0000); spdlog's %z prints +00:00.
@@ -84,6 +98,7 @@ void build() {
     auto f = std::make_unique<spdlog::pattern_formatter>();
     f->add_flag<upper_level>('*').add_flag<utc_offset>('Z').set_pattern("[%Y-%m-%d %H:%M:%S %Z] [%P] [%*] %v");
     error->set_formatter(std::move(f));
+    if (statsd::enabled()) error->sinks().push_back(std::make_shared<statsd_counter>());
     error->set_level(s.level);
     error->flush_on(spdlog::level::trace);
     spdlog::set_default_logger(error);
@@ -119,6 +134,7 @@ std::string_view or_dash(std::string_view v) { return v.empty() ? "-" : v; }
 }  // namespace
 
 void setup(const config::settings& s) {
+    statsd::setup(s);
     auto& ls = st();
     ls.error_path = s.errorlog.empty() ? "-" : s.errorlog;
     ls.access_path = s.accesslog;

@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "log/log.hpp"
+#include "log/statsd.hpp"
 #include "sys/proctitle.hpp"
 #include "sys/scoreboard.hpp"
 #include "sys/systemd.hpp"
@@ -363,6 +364,7 @@ struct arbiter::impl {
             tick.expires_after(fast ? supervise_every_stopping : supervise_every);
             co_await tick.async_wait(net::use_awaitable);
             report_ready();
+            log::statsd::gauge("gunicorn.workers", active());  // as Gunicorn's manage_workers
             reap();
             murder_stale();
             maybe_promote();

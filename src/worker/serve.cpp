@@ -6,6 +6,7 @@
 #include "http/request_reader.hpp"
 #include "http/response_writer.hpp"
 #include "log/log.hpp"
+#include "log/statsd.hpp"
 #include "worker/transport.hpp"
 
 namespace gcorn::worker {
@@ -19,6 +20,7 @@ constexpr double no_timeout_fallback = 30.0;
 
 void log_access(const wsgi::connection_info& conn, const http::request_head& head, const http::response_writer& w,
                 const wsgi::outcome& out, std::chrono::system_clock::time_point start_wall, http::clock::time_point start) {
+    log::statsd::request(http::clock::now() - start, std::atoi(w.status().c_str()));
     if (!log::access_enabled()) return;
     log::access_entry e;
     e.remote_addr = conn.remote_addr;
@@ -52,7 +54,9 @@ void refuse(http::byte_stream& stream, const http::http_error& e, const serve_op
 
 serve_options serve_options::from(const config::settings& s, bool reactor) {
     serve_options o;
-    o.limits = {size_t(s.limit_request_line), size_t(s.limit_request_fields), size_t(s.limit_request_field_size)};
+    auto map = s.header_map == "refuse" ? http::underscores::refuse
+             : s.header_map == "dangerous" ? http::underscores::dangerous : http::underscores::drop;
+    o.limits = {size_t(s.limit_request_line), size_t(s.limit_request_fields), size_t(s.limit_request_field_size), map};
     o.head_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);
     o.keepalive = seconds(s.keepalive);
     o.io_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);

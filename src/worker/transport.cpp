@@ -7,7 +7,9 @@ namespace gcorn::worker {
 
 transport::transport(const config::settings& s)
     : tls_(s.certfile.empty() ? nullptr : std::make_unique<tls_context>(s)),
-      forwarded_from_(s.forwarded_allow_ips), proxy_from_(s.proxy_allow_ips), proxy_protocol_(s.proxy_protocol) {}
+      forwarded_from_(s.forwarded_allow_ips), proxy_from_(s.proxy_allow_ips),
+      accept_v1_(s.proxy_protocol == "v1" || s.proxy_protocol == "auto" || s.proxy_protocol == "true"),
+      accept_v2_(s.proxy_protocol == "v2" || s.proxy_protocol == "auto" || s.proxy_protocol == "true") {}
 
 wsgi::connection_info transport::adopt(int fd, const sys::listener& l, bool keepalive) const {
     if (keepalive && !l.is_unix) {
@@ -42,11 +44,13 @@ bool transport::prepare(connection& c, http::deadline until) const {
 }
 
 bool transport::expects_proxy_header(const wsgi::connection_info& info) const {
-    return proxy_protocol_ && (info.remote_addr.empty() || proxy_from_.contains(info.remote_addr));
+    return (accept_v1_ || accept_v2_) && (info.remote_addr.empty() || proxy_from_.contains(info.remote_addr));
 }
 
 // The original client replaces the proxy as REMOTE_ADDR/REMOTE_PORT; LOCAL (a health check) keeps the socket's.
-void transport::apply(const http::proxy_header& h, wsgi::connection_info& info) {
+void transport::apply(const http::proxy_header& h, wsgi::connection_info& info) const {
+    if ((h.version == 1 && !accept_v1_) || (h.version == 2 && !accept_v2_))
+        throw http::stream_error(http::stream_error::kind::closed, "PROXY protocol version not accepted here");
     if (h.local) return;
     info.remote_addr = h.source_addr;
     info.remote_port = h.source_port;

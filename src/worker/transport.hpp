@@ -43,11 +43,12 @@ private:
     // The PROXY protocol spec forbids guessing: a front end in proxy_allow_ips must send the header, any other
     // peer is a direct client (a PROXY line from it is just a bad request).
     bool expects_proxy_header(const wsgi::connection_info& info) const;
-    static void apply(const http::proxy_header& h, wsgi::connection_info& info);
+    void apply(const http::proxy_header& h, wsgi::connection_info& info) const;
 
     std::unique_ptr<tls_context> tls_;
     config::address_list forwarded_from_, proxy_from_;
-    bool proxy_protocol_;
+    // Which PROXY header versions a trusted front end sends (proxy_protocol): none, v1, v2 or either.
+    bool accept_v1_, accept_v2_;
 };
 
 // Reads exactly the PROXY header, never a byte of what follows it (a TLS handshake or the request): a peek

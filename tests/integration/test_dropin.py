@@ -440,8 +440,8 @@ def test_readme_table_covers_every_gunicorn_setting():
 
 
 @pytest.mark.parametrize("args", [
-    ["--statsd-host", "127.0.0.1:8125"], ["--reload"], ["--log-config", "x.ini"], ["--paste", "x.ini"],
-    ["--log-syslog"], ["--header-map", "dangerous"], ["--forwarder-headers", "SCRIPT_NAME"], ["--dirty-workers", "2"],
+    ["--log-syslog-to", "udp://127.0.0.1:514"], ["--reload"], ["--log-config", "x.ini"], ["--paste", "x.ini"],
+    ["--log-syslog"], ["--casefold-http-method"], ["--forwarder-headers", "SCRIPT_NAME"], ["--dirty-workers", "2"],
 ])
 def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
     r = run_gcorn(*args, "echo:app")
@@ -454,10 +454,10 @@ def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
 @pytest.mark.parametrize("kind", ["toml", "py"])
 def test_a_refused_setting_in_a_file_names_the_file_and_setting(tmp_path, kind):
     path = tmp_path / ("conf." + kind)
-    path.write_text('statsd_host = "127.0.0.1:8125"\n')
+    path.write_text('syslog_addr = "udp://127.0.0.1:514"\n')
     r = run_gcorn("-c", str(path), "echo:app")
     assert r.returncode == 2
-    assert str(path.name) in r.stderr and "'statsd_host' is a Gunicorn setting" in r.stderr, r.stderr
+    assert str(path.name) in r.stderr and "'syslog_addr' is a Gunicorn setting" in r.stderr, r.stderr
 
 
 # ---- sendfile, spew, enable_stdio_inheritance ----
@@ -540,3 +540,68 @@ def test_enable_stdio_inheritance_keeps_a_daemons_stdout(tmp_path, inherit):
         os.kill(pid, signal.SIGTERM)
     wait_until(lambda: not pidfile.exists())
     assert ("printed at import" in out.read_text()) == inherit
+
+
+# ---- statsd, as Gunicorn's instrumentation ----
+
+def statsd_listener(kind, tmp_path):
+    import socket as sk
+    if kind == "udp":
+        sock = sk.socket(sk.AF_INET, sk.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        address = "127.0.0.1:%d" % sock.getsockname()[1]
+    else:
+        path = str(tmp_path / "statsd.sock")
+        sock = sk.socket(sk.AF_UNIX, sk.SOCK_DGRAM)
+        sock.bind(path)
+        address = "unix://" + path
+    sock.settimeout(20)
+    return sock, address
+
+
+@pytest.mark.parametrize("kind", ["udp", "unix"])
+def test_statsd_metrics_with_gunicorns_names(gcorn, tmp_path, kind):
+    sock, address = statsd_listener(kind, tmp_path)
+    server = gcorn("echo:app", "--statsd-host", address, "--statsd-prefix", "myapp", "--dogstatsd-tags", "env:test")
+    for path in ("/a", "/b", "/c"):
+        with server.get(path) as r:
+            r.read()
+    packets = []
+    wanted = ("myapp.gunicorn.requests:", "myapp.gunicorn.request.status.200:", "myapp.gunicorn.request.duration:",
+              "myapp.gunicorn.workers:")
+    while not all(sum(p.startswith(w) for p in packets) >= (1 if w.endswith("workers:") else 3) for w in wanted):
+        packets.append(sock.recv(4096).decode())
+    assert "myapp.gunicorn.requests:1|c|@1.0|#env:test" in packets
+    assert "myapp.gunicorn.request.status.200:1|c|@1.0|#env:test" in packets
+    duration = [p for p in packets if p.startswith("myapp.gunicorn.request.duration:")][0]
+    assert duration.endswith("|ms|#env:test") and float(duration.split(":")[1].split("|")[0]) >= 0
+    workers = [p for p in packets if p.startswith("myapp.gunicorn.workers:")][0]
+    assert workers == "myapp.gunicorn.workers:1|g|#env:test"
+
+
+def test_statsd_counts_error_log_lines(gcorn, tmp_path):
+    sock, address = statsd_listener("udp", tmp_path)
+    app = "def app(environ, start_response):\n    raise RuntimeError('boom')\n"
+    server = gcorn(None, "--statsd-host", address, source=app)
+    with pytest.raises(Exception):
+        server.get("/")
+    packets = []
+    while not {"gunicorn.log.error:1|c|@1.0", "gunicorn.request.status.500:1|c|@1.0"} <= set(packets):
+        packets.append(sock.recv(4096).decode())  # the traceback line is counted, and so is the 500
+
+
+def test_a_bad_statsd_address_is_a_clear_error():
+    r = run_gcorn("--statsd-host", "no-port-here", "echo:app")
+    assert r.returncode == 2 and "statsd_host" in r.stderr
+
+
+@pytest.mark.parametrize("mode", ["drop", "refuse", "dangerous"])
+def test_header_map_as_gunicorns(gcorn, mode):
+    server = gcorn("echo:app", "--header-map", mode)
+    raw = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX_Spoofed_For: 1.2.3.4\r\nConnection: close\r\n\r\n")
+    if mode == "refuse":
+        assert raw.startswith(b"HTTP/1.1 400")
+        return
+    assert raw.startswith(b"HTTP/1.1 200")
+    mapped = b'"X_SPOOFED_FOR": "1.2.3.4"' in raw  # echo lists the HTTP_* keys without their prefix
+    assert mapped == (mode == "dangerous")

@@ -295,3 +295,40 @@ def test_nginx_stream_with_proxy_protocol(proxied, nginx, tmp_path):
     assert (info["REMOTE_ADDR"], info["REMOTE_PORT"]) == ("127.0.0.2", str(conn.sock.getsockname()[1]))
     conn.close()
     assert "[ERROR]" not in plain.log() + server.log()
+
+
+@pytest.mark.parametrize("mode, v1_ok, v2_ok", [("v1", True, False), ("v2", False, True), ("auto", True, True)])
+def test_proxy_protocol_modes_as_gunicorns(gcorn, mode, v1_ok, v2_ok):
+    # proxy_protocol = off | v1 | v2 | auto (a bare --proxy-protocol means auto, before the app as after it).
+    server = gcorn(None, "--proxy-protocol", mode, source=APP, ready=False)
+    probe = b"PROXY UNKNOWN\r\n" if v1_ok else v2_header("127.0.0.1", 1, "127.0.0.1", 2, command=0x20)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+                if exchange(s, probe + GET).startswith(b"HTTP/1.1 200"):
+                    break
+        except OSError:
+            time.sleep(0.05)
+    v1 = b"PROXY TCP4 192.0.2.7 127.0.0.1 4321 8000\r\n"
+    v2 = v2_header("198.51.100.9", 40000, "127.0.0.1", 443)
+    for header, ok, client in ((v1, v1_ok, "192.0.2.7"), (v2, v2_ok, "198.51.100.9")):
+        with server.connect() as s:
+            try:
+                answer = exchange(s, header + GET)
+            except ConnectionResetError:
+                answer = b""
+        if ok:
+            assert body_of(answer)["REMOTE_ADDR"] == client
+        else:
+            assert answer == b""  # a version this mode does not accept: no service
+
+
+def test_proxy_protocol_off_and_the_bare_flag(tmp_path):
+    from conftest import run_gcorn
+    assert 'proxy_protocol = "off"' in run_gcorn("--print-config", "x:app").stdout
+    assert 'proxy_protocol = "auto"' in run_gcorn("--print-config", "--proxy-protocol", "x:app").stdout
+    assert 'proxy_protocol = "auto"' in run_gcorn("--print-config", "x:app", "--proxy-protocol").stdout
+    assert 'proxy_protocol = "v2"' in run_gcorn("--print-config", "--proxy-protocol", "v2", "x:app").stdout
+    bad = run_gcorn("--proxy-protocol=v3", "x:app")
+    assert bad.returncode == 2 and "proxy_protocol" in bad.stderr

@@ -92,7 +92,7 @@ def test_environ_has_every_pep3333_key(gcorn):
     assert env["wsgi.url_scheme"] == "http"
     assert env["wsgi.input_terminated"] is True
     assert env["wsgi.multithread"] is False
-    assert env["wsgi.multiprocess"] is True
+    assert env["wsgi.multiprocess"] is False  # one worker: as Gunicorn, True only with workers > 1
     assert env["wsgi.run_once"] is False
     assert env["SERVER_SOFTWARE"].startswith("gcorn/")
     assert env["body"] == "hello"
