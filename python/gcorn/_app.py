@@ -2,6 +2,7 @@
 # Knows nothing of the server; raises AppImportError with a one-line reason.
 import ast
 import importlib
+import os
 import sys
 import traceback
 
@@ -57,6 +58,18 @@ def load(spec):
     if not callable(app):
         raise AppImportError("Application object must be callable.")
     return app
+
+
+def load_paste(path, global_conf=()):
+    """A PasteDeploy app (Gunicorn's --paste FILE[#name]), with raw_paste_global_conf KEY=VALUE as [DEFAULT]s."""
+    try:
+        from paste.deploy import loadapp
+    except ImportError:
+        raise AppImportError("--paste needs PasteDeploy (Debian: python3-pastedeploy)") from None
+    path, _, name = path.partition("#")
+    path = os.path.abspath(path)
+    defaults = dict(kv.split("=", 1) for kv in global_conf)
+    return loadapp("config:" + path, name=name or None, relative_to=os.path.dirname(path), global_conf=defaults)
 
 
 def _names_module(missing, module):

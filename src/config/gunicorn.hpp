@@ -48,8 +48,6 @@ inline constexpr gunicorn_row gunicorn_settings[] = {
     {"syslog_facility", "--log-syslog-facility", true, support::refused, "not supported yet (see syslog)"},
     {"enable_backlog_metric", "--enable-backlog-metric", false, support::refused,
      "not supported yet (the other statsd metrics are sent)"},
-    {"paste", "--paste,--paster", true, support::refused, "not supported yet; point wsgi_app at the app"},
-    {"raw_paste_global_conf", "--paste-global", true, support::refused, "not supported yet (see paste)"},
     {"ssl_context", "", false, support::refused,
      "not supported yet; use certfile, keyfile, ca_certs, cert_reqs, ciphers, ssl_version"},
     {"protocol", "--protocol", true, support::refused, "gcorn speaks HTTP/1.1 only (no uwsgi protocol)"},

@@ -112,7 +112,9 @@ std::string format(const string_list& v, string_list*) {
 // ---- the generated rows ---------------------------------------------------------------------------------
 
 // Lists given once per flag (-b A -b B); the other lists take comma-separated values, as in Gunicorn.
-bool repeatable(std::string_view name) { return name == "bind" || name == "raw_env" || name == "hooks"; }
+bool repeatable(std::string_view name) {
+    return name == "bind" || name == "raw_env" || name == "hooks" || name == "raw_paste_global_conf";
+}
 
 // TOML tables that stand for KEY=VALUE lists: [hooks] name = "mod:fn" and [env] KEY = "value".
 const char* table_setting(std::string_view key) {
@@ -334,6 +336,11 @@ void read_python_config(settings& s, const python_reader& python) {
 
 int settings::umask_value() const { return check::parse_umask(umask); }
 
+std::string settings::app_name() const {
+    if (!proc_name.empty()) return proc_name;
+    return wsgi_app.empty() ? paste : wsgi_app;  // Gunicorn names a paste deployment after its file
+}
+
 void apply_toml(settings& s, std::string_view text, const std::string& file_name) {
     toml::value doc;
     try {
@@ -437,7 +444,7 @@ loaded load(int argc, const char* const* argv, const python_reader& python) {
 
     if (cli.print || env.print) out.what = action::print_config;
     else if (cli.check || env.check) out.what = action::check_config;
-    if (out.what != action::print_config && s.wsgi_app.empty())
+    if (out.what != action::print_config && s.wsgi_app.empty() && s.paste.empty())
         throw config_error("no application given: pass APP_MODULE (e.g. myproject.wsgi:application) "
                            "or set wsgi_app in the configuration file");
     return out;

@@ -23,6 +23,7 @@ struct settings {
 
     std::string config_file;  // where the TOML came from, for messages and HUP
     int umask_value() const;  // `umask` parsed (validated on load)
+    std::string app_name() const;  // for process titles and logs: proc_name, else the app (or paste file)
 };
 
 // A bad command line, file or value; `what()` names the setting (and file:line).

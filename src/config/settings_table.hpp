@@ -13,6 +13,10 @@
 #define GCORN_SETTINGS(X)                                                                                     \
     X(wsgi_app, std::string, "", "", "APP_MODULE", "server", any,                                            \
       "The WSGI application as MODULE:VARIABLE or MODULE:FACTORY(ARGS); the positional argument sets it.")   \
+    X(paste, std::string, "", "--paste,--paster", "FILE", "server", readable_paste,                           \
+      "Load the app from a PasteDeploy configuration file (FILE or FILE#name) instead of APP_MODULE.")       \
+    X(raw_paste_global_conf, string_list, (string_list{}), "--paste-global", "KEY=VALUE", "server", key_value, \
+      "Global variables for the PasteDeploy file ([DEFAULT] values). Repeat for several.")                   \
     X(bind, string_list, (string_list{"127.0.0.1:8000"}), "-b,--bind", "ADDRESS", "server", bind_addresses,               \
       "Sockets to bind: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N. Repeat for several.")                   \
     X(backlog, int, 2048, "--backlog", "INT", "server", positive,                                            \

@@ -99,6 +99,8 @@ void readable_file(const std::string& v) {
     if (!v.empty() && ::access(v.c_str(), R_OK) != 0) fail("cannot read '" + v + "'");
 }
 
+void readable_paste(const std::string& v) { readable_file(v.substr(0, v.find('#'))); }
+
 void cert_reqs(int v) {
     if (v < 0 || v > 2) fail("must be 0 (none), 1 (optional) or 2 (required)");
 }

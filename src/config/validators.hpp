@@ -21,6 +21,7 @@ void hook_specs(const std::vector<std::string>& v);
 void umask(const std::string& v);
 void ip_networks(const std::vector<std::string>& v);  // "*", addresses and CIDR networks
 void readable_file(const std::string& v);             // empty, or a file that can be opened
+void readable_paste(const std::string& v);            // empty, or FILE[#name] with FILE readable
 void cert_reqs(int v);                                // 0, 1 or 2 (Python's ssl.CERT_*)
 void ssl_version(const std::string& v);
 void access_format(const std::string& v);

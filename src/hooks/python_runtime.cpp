@@ -59,7 +59,7 @@ void apply_raw_env(const config::settings& s) {
 }
 
 int report_load_error(const config::settings& s, const wsgi::load_error& e) {
-    spdlog::error("Failed to load application '{}': {}", s.wsgi_app, e.what());
+    spdlog::error("Failed to load application '{}': {}", s.wsgi_app.empty() ? s.paste : s.wsgi_app, e.what());
     if (!e.traceback.empty()) spdlog::error("{}", e.traceback);
     return e.app_error ? sys::app_load_error : sys::worker_boot_error;
 }

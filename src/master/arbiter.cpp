@@ -64,7 +64,7 @@ const char* signal_name(int sig) {
     }
 }
 
-std::string app_name(const config::settings& s) { return s.proc_name.empty() ? s.wsgi_app : s.proc_name; }
+std::string app_name(const config::settings& s) { return s.app_name(); }
 
 }  // namespace
 

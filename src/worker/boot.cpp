@@ -103,7 +103,7 @@ int worker_main(const sys::worker_args& args, const hooks::master_python* inheri
     auto& s = args.settings;
     ::signal(SIGPIPE, SIG_IGN);  // writes use MSG_NOSIGNAL, but sendfile(2) cannot
     sys::systemd::forget();      // only the master talks to systemd
-    sys::set_proctitle("gcorn: worker [" + (s.proc_name.empty() ? s.wsgi_app : s.proc_name) + "]");
+    sys::set_proctitle("gcorn: worker [" + s.app_name() + "]");
     hooks::apply_raw_env(s);
     try {
         sys::drop_privileges(sys::resolve_identity(s.user, s.group, s.initgroups));

@@ -355,7 +355,14 @@ application::application(const config::settings& s)
     // PEP 3333: SCRIPT_NAME is "" at the root and never ends in '/' (PATH_INFO starts with it).
     while (!script_name_.empty() && script_name_.back() == '/') script_name_.pop_back();
     try {
-        app_ = py::import("gcorn._app").attr("load")({py::str(s.wsgi_app)});
+        auto loader = py::import("gcorn._app");
+        if (s.paste.empty()) {
+            app_ = loader.attr("load")({py::str(s.wsgi_app)});
+        } else {
+            auto globals = py::import("builtins").attr("list")();
+            for (auto& kv : s.raw_paste_global_conf) globals.attr("append")({py::str(kv)});
+            app_ = loader.attr("load_paste")({py::str(s.paste), globals});
+        }
         shared();
     } catch (const py::python_error& e) {
         // The loader's AppImportError is a one-liner; anything else gets its traceback.

@@ -440,7 +440,7 @@ def test_readme_table_covers_every_gunicorn_setting():
 
 
 @pytest.mark.parametrize("args", [
-    ["--log-syslog-to", "udp://127.0.0.1:514"], ["--reload"], ["--log-config", "x.ini"], ["--paste", "x.ini"],
+    ["--log-syslog-to", "udp://127.0.0.1:514"], ["--reload"], ["--log-config", "x.ini"], ["--strip-header-spaces"],
     ["--log-syslog"], ["--casefold-http-method"], ["--forwarder-headers", "SCRIPT_NAME"], ["--dirty-workers", "2"],
 ])
 def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
@@ -605,3 +605,43 @@ def test_header_map_as_gunicorns(gcorn, mode):
     assert raw.startswith(b"HTTP/1.1 200")
     mapped = b'"X_SPOOFED_FOR": "1.2.3.4"' in raw  # echo lists the HTTP_* keys without their prefix
     assert mapped == (mode == "dangerous")
+
+
+# ---- PasteDeploy (--paste), as Gunicorn's ----
+
+PASTE_APP = """
+def factory(global_conf, **local_conf):
+    greeting = local_conf.get("greeting", "?") + " " + global_conf.get("who", "?")
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [greeting.encode()]
+    return app
+"""
+
+PASTE_INI = """
+[DEFAULT]
+who = nobody
+
+[app:main]
+paste.app_factory = pasteapp:factory
+greeting = hello
+
+[app:other]
+paste.app_factory = pasteapp:factory
+greeting = bonjour
+"""
+
+
+@pytest.mark.parametrize("target, args, expected", [
+    ("app.ini", [], b"hello nobody"),
+    ("app.ini#other", ["--paste-global", "who=paste"], b"bonjour paste"),
+])
+def test_paste_deploy_app(gcorn, tmp_path, target, args, expected):
+    (tmp_path / "pasteapp.py").write_text(PASTE_APP)
+    (tmp_path / "app.ini").write_text(PASTE_INI)
+    server = gcorn(None, "--paste", str(tmp_path / target), *args)
+    with server.get("/") as r:
+        assert r.read() == expected
+    assert "gcorn: master [%s]" % (tmp_path / target) in subprocess.run(
+        ["ps", "-o", "args=", "-p", str(server.pid)], capture_output=True, text=True).stdout
