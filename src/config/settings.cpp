@@ -304,6 +304,16 @@ void apply_environment_defaults(settings& s) {
         naming("VIRTUAL_ENV: ", "virtualenv", [&] { find_row("virtualenv")->set_strings(s, {venv}); });
 }
 
+// A TOML document; a syntax error names the file and line (toml11's message does).
+toml::value parse_toml(std::string_view text, const std::string& file_name) {
+    try {
+        std::istringstream in{std::string(text)};
+        return toml::parse(in, file_name);
+    } catch (const std::exception& e) {
+        throw config_error(e.what());
+    }
+}
+
 // Without -c: ./gcorn.toml, else Gunicorn's ./gunicorn.conf.py (as Gunicorn looks for it).
 std::string default_config_file() {
     struct stat st{};
@@ -342,13 +352,7 @@ std::string settings::app_name() const {
 }
 
 void apply_toml(settings& s, std::string_view text, const std::string& file_name) {
-    toml::value doc;
-    try {
-        std::istringstream in{std::string(text)};
-        doc = toml::parse(in, file_name);
-    } catch (const std::exception& e) {
-        throw config_error(e.what());
-    }
+    toml::value doc = parse_toml(text, file_name);
     std::vector<std::pair<std::string, const toml::value*>> tables;
     for (auto& [key, value] : doc.as_table()) {
         auto where = file_name + ":" + std::to_string(value.location().line()) + ": ";
@@ -384,13 +388,7 @@ std::vector<setting_name> setting_names() {
 bool is_python_config(std::string_view source) { return source.ends_with(".py") || source.starts_with("python:"); }
 
 void apply_python_answer(settings& s, std::string_view text, const std::string& file_name) {
-    toml::value doc;
-    try {
-        std::istringstream in{std::string(text)};
-        doc = toml::parse(in, file_name);
-    } catch (const std::exception& e) {
-        throw config_error(file_name + ": " + e.what());
-    }
+    toml::value doc = parse_toml(text, file_name);
     auto where = file_name + ": ";
     for (auto& [key, value] : toml::find(doc, "settings").as_table()) {
         if (auto* g = refused_gunicorn_setting(key)) throw config_error(refusal(*g, where));
