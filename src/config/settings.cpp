@@ -123,6 +123,13 @@ const char* table_setting(std::string_view key) {
     return nullptr;
 }
 
+// A metavar "MODE[=auto]": the flag may stand alone, meaning "auto" (Gunicorn's nargs="?"). Returns the bare
+// flag's value, or "" for an ordinary metavar (KEY=VALUE and NAME=MODULE:FUNCTION are ordinary).
+std::string_view bare_value(std::string_view meta) {
+    auto open = meta.find("[=");
+    return open != std::string_view::npos && meta.ends_with("]") ? meta.substr(open + 2, meta.size() - open - 3) : "";
+}
+
 struct row {
     std::string_view name, cli, meta, section, help;
     bool is_flag;
@@ -204,12 +211,13 @@ struct command_line {
         add_refused_gunicorn_flags();
         for (auto& r : rows()) {
             if (r.cli.empty()) continue;
-            auto meta = r.meta.substr(0, r.meta.find('='));
+            auto bare = bare_value(r.meta);
+            auto meta = bare.empty() ? r.meta : r.meta.substr(0, r.meta.find("[="));
             auto* opt = r.is_flag ? app.add_flag(std::string(r.cli))
                                   : app.add_option(std::string(r.cli))
                                         ->type_name(std::string(meta))
                                         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-            if (meta.size() < r.meta.size()) opt->expected(0, 1);  // "MODE=auto": the bare flag means auto
+            if (!bare.empty()) opt->expected(0, 1);  // "MODE[=auto]": the bare flag means auto
             opt->description(std::string(r.help));
             opt->group(std::string(r.section));
             options.emplace_back(&r, opt);
@@ -242,8 +250,7 @@ struct command_line {
             if (opt->count() == 0) continue;
             // A boolean whose flag is --no-NAME (Gunicorn's --no-sendfile) turns the setting off.
             auto given = r->is_flag && r->cli.starts_with("--no-") ? std::vector<std::string>{"false"} : opt->results();
-            if (given.empty() && r->meta.find('=') != std::string_view::npos)
-                given = {std::string(r->meta.substr(r->meta.find('=') + 1))};
+            if (given.empty() && !bare_value(r->meta).empty()) given = {std::string(bare_value(r->meta))};
             naming(source, r->name, [&] { r->set_strings(s, given); });
         }
         if (!app_module.empty())
@@ -270,11 +277,11 @@ std::vector<std::string> with_bare_flag_values(int argc, const char* const* argv
     for (int i = 1; i < argc; ++i) {
         out.emplace_back(argv[i]);
         for (auto& r : rows()) {
-            auto eq = r.meta.find('=');
-            if (eq == std::string_view::npos || !(("," + std::string(r.cli) + ",").find("," + out.back() + ",") != std::string::npos))
+            auto bare = bare_value(r.meta);
+            if (bare.empty() || ("," + std::string(r.cli) + ",").find("," + out.back() + ",") == std::string::npos)
                 continue;
             bool valued = i + 1 < argc && argv[i + 1][0] != '-' && accepts(r, argv[i + 1]);
-            if (!valued) out.emplace_back(r.meta.substr(eq + 1));
+            if (!valued) out.emplace_back(bare);
         }
     }
     std::reverse(out.begin(), out.end());

@@ -6,7 +6,7 @@
 //   name     the setting's name and TOML key (Gunicorn's name where one exists)
 //   type     int | double | bool | std::string | string_list
 //   cli      CLI11 flag spec with Gunicorn's flag names ("" = file only); a bool whose flag is --no-X turns it off
-//   metavar  the value's name in --help; "NAME=VALUE": the flag may stand alone, meaning VALUE (Gunicorn's nargs="?")
+//   metavar  the value's name in --help; "NAME[=VALUE]": the flag may stand alone, meaning VALUE (Gunicorn's nargs="?")
 //   check    a validator from validators.hpp, applied to every source alike
 // Adding a setting is adding one row here; nothing else needs to change for it to be
 // parsed, validated, printed and documented.
@@ -56,7 +56,7 @@
     X(secure_scheme_headers, string_list,                                                                    \
       (string_list{"X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on"}), "", "HEADER=VALUE", \
       "security", key_value, "Headers (and values) by which a trusted front end says the client used https.") \
-    X(proxy_protocol, std::string, "off", "--proxy-protocol", "MODE=auto", "security", proxy_protocol,       \
+    X(proxy_protocol, std::string, "off", "--proxy-protocol", "MODE[=auto]", "security", proxy_protocol,       \
       "off, v1, v2 or auto (the bare flag): front ends in proxy_allow_ips send a PROXY header naming the client.") \
     X(proxy_allow_ips, string_list, (string_list{"127.0.0.1", "::1"}), "--proxy-allow-from", "STRING", "security", \
       ip_networks, "Front ends that send PROXY protocol headers: addresses or CIDR networks, comma-separated (* for any).") \
