@@ -53,6 +53,18 @@
       ip_networks, "Front ends trusted to set X-Forwarded-* headers: addresses or CIDR networks, comma-separated (* for any).") \
     X(header_map, std::string, "drop", "--header-map", "STRING", "security", header_map,                     \
       "Field names with '_' (they alias '-' in environ): drop them, refuse the request (400), or dangerous: map them.") \
+    X(forwarder_headers, string_list, (string_list{"SCRIPT_NAME", "PATH_INFO"}), "--forwarder-headers", "STRING", \
+      "security", any, "Field names with '_' a trusted front end (forwarded_allow_ips) may set, comma-separated; a SCRIPT_NAME header mounts the app there.") \
+    X(strip_header_spaces, bool, false, "--strip-header-spaces", "", "security", any,                        \
+      "Accept whitespace between a field name and its colon (refused by default: a request smuggling vector).") \
+    X(permit_obsolete_folding, bool, false, "--permit-obsolete-folding", "", "security", any,                \
+      "Accept obsolete line folding (a line starting with whitespace continues the previous field value).")   \
+    X(permit_unconventional_http_method, bool, false, "--permit-unconventional-http-method", "", "security", any, \
+      "Accept any token as method: lower case, or longer than 20 characters.")            \
+    X(permit_unconventional_http_version, bool, false, "--permit-unconventional-http-version", "", "security", any, \
+      "Accept any HTTP/D.D: below 1.0 served as 1.0, 2.0 and above as 1.1 (SERVER_PROTOCOL says what was sent).") \
+    X(casefold_http_method, bool, false, "--casefold-http-method", "", "security", any,                      \
+      "Upper-case the method before the app sees it (with permit_unconventional_http_method).")            \
     X(secure_scheme_headers, string_list,                                                                    \
       (string_list{"X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on"}), "", "HEADER=VALUE", \
       "security", key_value, "Headers (and values) by which a trusted front end says the client used https.") \

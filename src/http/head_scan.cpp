@@ -92,17 +92,19 @@ bool is_host_port(std::string_view v) {
     return is_digits(port);  // RFC 3986 §3.2.3: port = *DIGIT
 }
 
-void check_request_line(std::string_view line) {
+void check_request_line(std::string_view line, const limits& lim) {
     auto sp1 = line.find(' ');
     auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
     if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
         bad("request line is not METHOD SP TARGET SP VERSION");
     auto method = line.substr(0, sp1), target = line.substr(sp1 + 1, sp2 - sp1 - 1), version = line.substr(sp2 + 1);
-    if (method.empty() || method.size() > max_method) bad("bad method");
     // RFC 9110 §9.1: methods are case-sensitive tokens; the registered ones are upper-case, and a lower-case
-    // "get" is refused rather than guessed at (Gunicorn does the same).
+    // "get" is refused rather than guessed at (Gunicorn does the same), as is one over 20 characters, unless
+    // permit_unconventional_http_method (then any token).
+    if (method.empty() || (method.size() > max_method && !lim.permit_unconventional_method)) bad("bad method");
     for (unsigned char c : method)
-        if (!is_tchar(c) || (c >= 'a' && c <= 'z')) bad("method is not an upper-case token");
+        if (!is_tchar(c) || (c >= 'a' && c <= 'z' && !lim.permit_unconventional_method))
+            bad("method is not an upper-case token");
     // RFC 9112 §3.2: a request-target has no whitespace. Bytes 0x80-0xFF are not URI characters either, but
     // curl sends a typed UTF-8 path raw and Gunicorn and nginx serve it: served, with RAW_URI keeping them.
     for (unsigned char c : target)
@@ -113,19 +115,33 @@ void check_request_line(std::string_view line) {
         !is_digit(version[7]))
         bad("bad HTTP version");
     // RFC 9110 §2.5: a higher minor version of a major version we implement is served as the highest we do
-    // (HTTP/1.2 as HTTP/1.1, as Gunicorn and nginx do); any other major version is refused with 505.
-    if (version[5] != '1') throw http_error(505, "HTTP version not supported");
+    // (HTTP/1.2 as HTTP/1.1, as Gunicorn and nginx do); any other major version is refused with 505, unless
+    // permit_unconventional_http_version (HTTP/0.9 is then served as 1.0, HTTP/2.0 as 1.1, SERVER_PROTOCOL saying
+    // what the client sent, as Gunicorn).
+    if (version[5] != '1' && !lim.permit_unconventional_version) throw http_error(505, "HTTP version not supported");
 }
 
 void head_scan::end_line(std::string_view line, const limits& lim) {
     if (!request_line_done) {
-        check_request_line(line);
+        check_request_line(line, lim);
         request_line_done = true;
         return;
     }
     // RFC 9112 §2.2 and §5.2: whitespace at the start of a field line is either obsolete line folding or
     // whitespace between the start-line and the first field; both are refused.
-    if (line.front() == ' ' || line.front() == '\t') bad("obsolete line folding or leading whitespace");
+    // Gunicorn's permit_obsolete_folding lets a continuation through (Beast joins it with one SP, as Gunicorn
+    // does); whitespace before the first field is still refused.
+    if (line.front() == ' ' || line.front() == '\t') {
+        if (!lim.permit_obsolete_folding || fields == 0) bad("obsolete line folding or leading whitespace");
+        return;
+    }
+    // RFC 9112 §5.1: no whitespace between a field name and its colon (a smuggling vector: refused by Beast), unless
+    // strip_header_spaces, when the head is rewritten before Beast reads it.
+    if (auto colon = line.find(':'); colon != std::string_view::npos && colon > 0 &&
+                                     (line[colon - 1] == ' ' || line[colon - 1] == '\t')) {
+        if (!lim.strip_header_spaces) bad("malformed request: whitespace before a field's colon");
+        spaces_before_colon = true;
+    }
     // As Gunicorn: 0 means the maximum, and a larger setting is clamped to it.
     if (++fields > (lim.fields && lim.fields < max_fields ? lim.fields : max_fields))
         throw http_error(431, "too many header fields");

@@ -22,8 +22,14 @@ struct request_head {
     bool keep_alive = true;    // what the client asked for (HTTP/1.0 default close, 1.1 default keep-alive)
     bool expect_continue = false;
     bool must_close = false;   // e.g. a compression coding before chunked: no further request on this connection
+    std::string unconventional_version;  // "HTTP/2.0" as sent, under permit_unconventional_http_version
 
+    // The version this request is served as (the response's status line).
     std::string_view protocol() const { return version == 10 ? "HTTP/1.0" : "HTTP/1.1"; }
+    // The version the client sent (SERVER_PROTOCOL, the access log).
+    std::string_view sent_protocol() const {
+        return unconventional_version.empty() ? protocol() : std::string_view(unconventional_version);
+    }
     bool has_body() const { return chunked || content_length.value_or(0) > 0; }
 };
 

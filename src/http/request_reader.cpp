@@ -48,6 +48,7 @@ public:
     std::span<char> dest;  // where body bytes go during a read
     size_t copied = 0;
     const char* put_end = nullptr;  // end of the bytes given to the current put(): the trailer section's bound
+    const std::vector<std::string>* forwarders = nullptr;  // forwarder_headers, when the peer is trusted
 
     explicit parser(const limits& lim) : lim_(lim) {
         eager(false);
@@ -62,6 +63,8 @@ private:
     void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int version,
                          beast::error_code&) override {
         head.method.assign(method.data(), method.size());
+        if (lim_.casefold_method)  // after head_scan checked it, as Gunicorn's casefold_http_method
+            for (auto& c : head.method) c = ascii::upper(c);
         head.target.assign(target.data(), target.size());
         head.version = version;
     }
@@ -87,11 +90,19 @@ private:
         if (f == bhttp::field::expect && iequals(v, "100-continue")) head.expect_continue = true;
         // A '_' would alias '-' in the environ (HTTP_X_FORWARDED_FOR): dropped, unless header_map says to refuse
         // the request or (dangerous, as Gunicorn before 22) to map it anyway (DESIGN §6).
-        if (n.find('_') != std::string_view::npos) {
+        if (n.find('_') != std::string_view::npos && !forwarded(n)) {
             if (lim_.header_map == underscores::refuse) throw http_error(400, "header name with '_'");
             if (lim_.header_map == underscores::drop) return;
         }
         head.headers.emplace_back(std::string(n), std::string(v));
+    }
+
+    // forwarder_headers: a trusted front end (forwarded_allow_ips) may set these '_' names (SCRIPT_NAME ...).
+    bool forwarded(std::string_view name) const {
+        if (!forwarders) return false;
+        for (auto& f : *forwarders)
+            if (trim(f) == "*" || iequals(trim(f), name)) return true;
+        return false;
     }
 
     // RFC 9110 §8.6: Content-Length = 1*DIGIT; no sign, no list (6.3 allows refusing "5, 5" outright).
@@ -243,6 +254,28 @@ private:
     size_t size_ = 0, cap_ = 0;
 };
 
+// "Name \t: value" lines as "Name: value" (strip_header_spaces); folded lines and values are left alone.
+std::string strip_spaces_before_colons(std::string_view head) {
+    std::string out;
+    out.reserve(head.size());
+    bool first = true;  // the request line
+    for (size_t start = 0; start < head.size(); first = false) {
+        auto end = head.find("\r\n", start);
+        end = end == std::string_view::npos ? head.size() : end + 2;
+        auto line = head.substr(start, end - start);
+        auto colon = line.find(':');
+        if (!first && colon != std::string_view::npos && line.front() != ' ' && line.front() != '\t') {
+            auto name = line.substr(0, colon);
+            while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+            out.append(name).append(line.substr(colon));
+        } else {
+            out.append(line);
+        }
+        start = end;
+    }
+    return out;
+}
+
 struct request_reader::impl {
     byte_stream& stream;
     limits lim;
@@ -252,6 +285,7 @@ struct request_reader::impl {
     std::optional<parser> p;
     std::optional<head_scan> trailer_scan;  // a trailer section Beast is still waiting for
     bool continue_pending = false;
+    bool trusted = false;  // trust_forwarders
 
     impl(byte_stream& s, const limits& l, std::chrono::milliseconds t) : stream(s), lim(l), body_timeout(t) {}
 
@@ -317,6 +351,8 @@ request_reader::~request_reader() = default;
 
 bool request_reader::body_complete() const { return !impl_->p || impl_->p->is_done(); }
 
+void request_reader::trust_forwarders(bool trusted) { impl_->trusted = trusted; }
+
 bool request_reader::has_buffered_bytes() const { return !impl_->pending().empty(); }
 
 void request_reader::release_buffers() {
@@ -341,16 +377,26 @@ std::optional<request_head> request_reader::read_head(deadline idle_until, deadl
     while (scan.scan(m.pending(), m.lim) == head_scan::result::need_more) {
         if (!m.fill(head_until)) throw stream_error(stream_error::kind::closed, "connection closed mid-head");
     }
-    // RFC 9110 §2.5: HTTP/1.x with x > 1 is served as HTTP/1.1 (head_scan let it through); Beast knows only
-    // 1.0 and 1.1, so the minor digit that ends the request line is rewritten before Beast sees it.
-    auto& minor = m.buf[m.pos + scan.request_line_end - 1];
-    if (minor > '1') minor = '1';
     m.pos += scan.skip;
     m.p.emplace(m.lim);
+    m.p->forwarders = m.trusted ? m.lim.forwarder_headers : nullptr;
     m.trailer_scan.reset();
-    auto head_bytes = m.pending().substr(0, scan.head_end - scan.skip);
+    size_t head_size = scan.head_end - scan.skip;
+    // Beast knows HTTP/1.0 and 1.1 only. RFC 9110 §2.5: HTTP/1.x with x > 1 is served as HTTP/1.1 (head_scan let it
+    // through); under permit_unconventional_http_version HTTP/0.x is served as 1.0 and 2.0 and above as 1.1. The
+    // version digits that end the request line are rewritten before Beast sees them.
+    auto version = m.pending().substr(scan.request_line_end - scan.skip - 8, 8);
+    auto* digits = &m.buf[m.pos + scan.request_line_end - scan.skip - 3];  // "D.D"
+    if (digits[0] != '1') m.p->head.unconventional_version = version;
+    if (digits[0] == '0') digits[0] = '1', digits[2] = '0';
+    else if (digits[0] != '1' || digits[2] > '1') digits[0] = '1', digits[2] = '1';
+    auto head_bytes = m.pending().substr(0, head_size);
+    // strip_header_spaces: Beast refuses "Name : value", so it reads a copy with that whitespace removed.
+    std::string stripped;
+    if (scan.spaces_before_colon) head_bytes = stripped = strip_spaces_before_colons(head_bytes);
     size_t used = m.put(head_bytes);
     if (!m.p->is_header_done() || used != head_bytes.size()) throw http_error(400, "malformed request head");
+    used = head_size;
     m.pos += used;
     m.p->eager(true);  // from here on, one put() may run through several chunks
     m.continue_pending = m.p->head.expect_continue && m.p->head.version == 11 && !m.p->is_done();

@@ -32,6 +32,9 @@ public:
     // The current request's body has been read to its end (or it had none).
     bool body_complete() const;
 
+    // The peer is a trusted front end (forwarded_allow_ips): the forwarder_headers it sets reach the app.
+    void trust_forwarders(bool trusted);
+
     // A request is already buffered: the next read_head will not wait on the socket.
     bool has_buffered_bytes() const;
 

@@ -26,7 +26,7 @@ void log_access(const wsgi::connection_info& conn, const http::request_head& hea
     e.remote_addr = conn.remote_addr;
     e.method = head.method;
     e.target = head.target;
-    e.protocol = head.protocol();
+    e.protocol = head.sent_protocol();
     e.status = w.status();
     e.request_headers = &head.headers;
     e.response_headers = &w.headers();
@@ -57,6 +57,13 @@ serve_options serve_options::from(const config::settings& s, bool reactor) {
     auto map = s.header_map == "refuse" ? http::underscores::refuse
              : s.header_map == "dangerous" ? http::underscores::dangerous : http::underscores::drop;
     o.limits = {size_t(s.limit_request_line), size_t(s.limit_request_fields), size_t(s.limit_request_field_size), map};
+    o.limits.strip_header_spaces = s.strip_header_spaces;
+    o.limits.permit_obsolete_folding = s.permit_obsolete_folding;
+    o.limits.permit_unconventional_method = s.permit_unconventional_http_method;
+    o.limits.permit_unconventional_version = s.permit_unconventional_http_version;
+    o.limits.casefold_method = s.casefold_http_method;
+    o.forwarder_headers = std::make_shared<const std::vector<std::string>>(s.forwarder_headers);
+    o.limits.forwarder_headers = o.forwarder_headers.get();
     o.head_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);
     o.keepalive = seconds(s.keepalive);
     o.io_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);

@@ -29,6 +29,8 @@ struct serve_options {
     // How long a lingering close drains what the client still sends before the socket is closed.
     std::chrono::milliseconds linger = std::chrono::seconds(1);
 
+    std::shared_ptr<const std::vector<std::string>> forwarder_headers;  // what limits.forwarder_headers points to
+
     // `reactor`: the driver parks idle keep-alive connections (gthread, async); sync closes every response.
     static serve_options from(const config::settings& s, bool reactor);
 };
@@ -45,7 +47,9 @@ struct serve_state {
 // One accepted connection as serve() sees it, for as long as it lives (the driver owns the socket).
 struct connection {
     connection(int socket_fd, std::unique_ptr<http::byte_stream> s, wsgi::connection_info i, const serve_options& opt)
-        : fd(socket_fd), stream(std::move(s)), reader(*stream, opt.limits, opt.io_timeout), info(std::move(i)) {}
+        : fd(socket_fd), stream(std::move(s)), reader(*stream, opt.limits, opt.io_timeout), info(std::move(i)) {
+        reader.trust_forwarders(info.trusted_proxy);
+    }
     int fd;
     std::unique_ptr<http::byte_stream> stream;  // plain or TLS
     http::request_reader reader;

@@ -348,6 +348,7 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
 
 application::application(const config::settings& s)
     : script_name_(s.script_name), multiprocess_(s.workers > 1), sendfile_(s.sendfile) {
+    for (auto& f : s.forwarder_headers) script_name_from_header_ |= ascii::trim(f) == "*" || ascii::iequals(ascii::trim(f), "SCRIPT_NAME");
     for (auto& kv : s.secure_scheme_headers) {
         auto eq = kv.find('=');  // validated KEY=VALUE
         secure_scheme_headers_.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
@@ -382,16 +383,22 @@ py::object application::make_environ(const connection_info& conn, const http::re
     std::string_view target = path_and_query(head.target);
     auto qmark = target.find('?');
     std::string path = percent_decode(target.substr(0, qmark));
-    if (!strip_script_name(path, script_name_)) return {};
+    // forwarder_headers: a trusted front end mounting the app under a prefix says so with a SCRIPT_NAME header.
+    std::string_view script_name = script_name_;
+    if (script_name_from_header_ && conn.trusted_proxy)
+        for (auto& [name, value] : head.headers)
+            if (ascii::iequals(name, "SCRIPT_NAME")) script_name = value;
+    while (script_name.ends_with('/')) script_name.remove_suffix(1);
+    if (!strip_script_name(path, script_name)) return {};
 
     // The constant entries are copied from a template, the rest set per request.
     auto env = py::copy_dict(sh.base_environ);
     py::set_item(env, sh.REQUEST_METHOD, py::str_latin1(head.method));
-    py::set_item(env, sh.SCRIPT_NAME, py::str_latin1(script_name_));
+    py::set_item(env, sh.SCRIPT_NAME, py::str_latin1(script_name));
     py::set_item(env, sh.PATH_INFO, py::str_latin1(path));
     py::set_item(env, sh.QUERY_STRING, py::str_latin1(qmark == std::string_view::npos ? "" : target.substr(qmark + 1)));
     py::set_item(env, sh.RAW_URI, py::str_latin1(head.target));
-    py::set_item(env, sh.SERVER_PROTOCOL, py::str_latin1(head.protocol()));
+    py::set_item(env, sh.SERVER_PROTOCOL, py::str_latin1(head.sent_protocol()));
     bool https = conn.https || (conn.trusted_proxy && forwarded_https(head.headers, secure_scheme_headers_));
     py::set_item(env, sh.url_scheme, https ? sh.https : sh.http);
     auto [server_name, server_port] = server_address(conn, head, https);

@@ -57,6 +57,7 @@ private:
 
     py::object app_, pre_request_, post_request_;
     std::string script_name_;
+    bool script_name_from_header_ = false;  // forwarder_headers lists SCRIPT_NAME
     bool multiprocess_;  // wsgi.multiprocess: more than one worker, as Gunicorn sets it
     bool sendfile_;      // wsgi.file_wrapper over a regular file goes out with sendfile(2)
     std::vector<std::pair<std::string, std::string>> secure_scheme_headers_;  // (name, value that means https)

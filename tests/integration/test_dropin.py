@@ -440,8 +440,8 @@ def test_readme_table_covers_every_gunicorn_setting():
 
 
 @pytest.mark.parametrize("args", [
-    ["--log-syslog-to", "udp://127.0.0.1:514"], ["--reload"], ["--log-config", "x.ini"], ["--strip-header-spaces"],
-    ["--log-syslog"], ["--casefold-http-method"], ["--forwarder-headers", "SCRIPT_NAME"], ["--dirty-workers", "2"],
+    ["--log-syslog-to", "udp://127.0.0.1:514"], ["--reload"], ["--log-config", "x.ini"],
+    ["--log-syslog"], ["--dirty-workers", "2"],
 ])
 def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
     r = run_gcorn(*args, "echo:app")
@@ -605,6 +605,63 @@ def test_header_map_as_gunicorns(gcorn, mode):
     assert raw.startswith(b"HTTP/1.1 200")
     mapped = b'"X_SPOOFED_FOR": "1.2.3.4"' in raw  # echo lists the HTTP_* keys without their prefix
     assert mapped == (mode == "dangerous")
+
+
+# ---- Gunicorn's opt-in HTTP relaxations: refused by default, accepted with the flag ----
+
+def echo_report(raw):
+    status, _, body = raw.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 200"), raw
+    return json.loads(body)
+
+
+@pytest.mark.parametrize("flag, request_head, check", [
+    ("--strip-header-spaces", b"GET / HTTP/1.1\r\nHost: x\r\nX-Name \t: spaced\r\n",
+     lambda r: r["headers"]["X_NAME"] == "spaced"),
+    ("--permit-obsolete-folding", b"GET / HTTP/1.1\r\nHost: x\r\nX-Folded: one\r\n  two\r\n\ttwo-b\r\n",
+     lambda r: r["headers"]["X_FOLDED"] == "one two two-b"),
+    ("--permit-unconventional-http-method", b"propfind-but-lower-case-and-long / HTTP/1.1\r\nHost: x\r\n",
+     lambda r: r["REQUEST_METHOD"] == "propfind-but-lower-case-and-long"),
+    ("--permit-unconventional-http-version", b"GET / HTTP/2.0\r\nHost: x\r\n",
+     lambda r: r["SERVER_PROTOCOL"] == "HTTP/2.0"),
+])
+def test_http_relaxations_are_opt_in_as_gunicorns(gcorn, flag, request_head, check):
+    raw = request_head + b"Connection: close\r\n\r\n"
+    strict = gcorn("echo:app")
+    refused = strict.raw(raw)
+    assert refused.startswith((b"HTTP/1.1 400", b"HTTP/1.1 505")), refused
+    lenient = gcorn("echo:app", flag)
+    assert check(echo_report(lenient.raw(raw)))
+
+
+def test_casefold_http_method(gcorn):
+    server = gcorn("echo:app", "--permit-unconventional-http-method", "--casefold-http-method")
+    assert echo_report(server.raw(b"get / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))["REQUEST_METHOD"] == "GET"
+
+
+def test_an_unconventional_version_is_served_as_the_nearest_one(gcorn):
+    server = gcorn("echo:app", "--permit-unconventional-http-version")
+    raw = server.raw(b"GET / HTTP/0.9\r\nHost: x\r\n\r\n")  # served as HTTP/1.0: closes after the response
+    assert raw.startswith(b"HTTP/1.0 200") and json.loads(raw.partition(b"\r\n\r\n")[2])["SERVER_PROTOCOL"] == "HTTP/0.9"
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_forwarder_headers_mount_the_app_under_a_trusted_proxys_script_name(gcorn, trusted):
+    args = ["--forwarded-allow-ips", "127.0.0.1" if trusted else "10.9.9.9"]
+    server = gcorn("echo:app", *args)
+    raw = server.raw(b"GET /prefix/page HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: /prefix/\r\n"
+                     b"REMOTE_USER: alice\r\nConnection: close\r\n\r\n")
+    r = echo_report(raw)
+    if trusted:
+        assert (r["SCRIPT_NAME"], r["PATH_INFO"]) == ("/prefix", "/page")
+        assert r["headers"]["SCRIPT_NAME"] == "/prefix/"
+        assert "REMOTE_USER" not in r["headers"]  # not in forwarder_headers: dropped as any '_' name
+    else:
+        assert (r["SCRIPT_NAME"], r["PATH_INFO"]) == ("", "/prefix/page")
+        assert "SCRIPT_NAME" not in r["headers"]
+    listed = gcorn("echo:app", "--forwarder-headers", "SCRIPT_NAME, REMOTE_USER", *args)
+    r = echo_report(listed.raw(b"GET / HTTP/1.1\r\nHost: x\r\nREMOTE_USER: alice\r\nConnection: close\r\n\r\n"))
+    assert r["headers"].get("REMOTE_USER") == ("alice" if trusted else None)
 
 
 # ---- PasteDeploy (--paste), as Gunicorn's ----
