@@ -31,9 +31,6 @@ inline constexpr gunicorn_row gunicorn_settings[] = {
      "a list of HEADER=VALUE strings in TOML; a gunicorn.conf.py dict is converted"},
 
     // ---- refused: not in gcorn (yet), with what to use instead ----
-    {"reload", "--reload", false, support::refused, "not supported yet; restart workers with HUP"},
-    {"reload_engine", "--reload-engine", true, support::refused, "not supported yet (see reload)"},
-    {"reload_extra_files", "--reload-extra-file", true, support::refused, "not supported yet (see reload)"},
     {"tmp_upload_dir", "", true, support::refused, "gcorn never spools request bodies: wsgi.input reads the socket"},
     {"disable_redirect_access_to_syslog", "--disable-redirect-access-to-syslog", false, support::refused,
      "not supported yet (see syslog)"},

@@ -113,7 +113,8 @@ std::string format(const string_list& v, string_list*) {
 
 // Lists given once per flag (-b A -b B); the other lists take comma-separated values, as in Gunicorn.
 bool repeatable(std::string_view name) {
-    return name == "bind" || name == "raw_env" || name == "hooks" || name == "raw_paste_global_conf";
+    return name == "bind" || name == "raw_env" || name == "hooks" || name == "raw_paste_global_conf" ||
+           name == "reload_extra_files";
 }
 
 // TOML tables that stand for KEY=VALUE lists: [hooks] name = "mod:fn" and [env] KEY = "value".

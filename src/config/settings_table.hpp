@@ -138,5 +138,11 @@
       "A prefix for the statsd metric names (a trailing '.' is added if missing).")                          \
     X(dogstatsd_tags, std::string, "", "--dogstatsd-tags", "DOGSTATSD_TAGS", "logging", any,                 \
       "Datadog tags appended to every statsd metric: 'tag1:value1,tag2:value2'.")                            \
+    X(reload, bool, false, "--reload", "", "debugging", any,                                                \
+      "Replace the workers when a file they imported (or reload_extra_files) changes; an edit that breaks the app keeps the old workers serving.") \
+    X(reload_engine, std::string, "auto", "--reload-engine", "STRING", "debugging", reload_engine,           \
+      "How reload notices changes: auto (inotify), inotify, or poll (modification times, every second).")  \
+    X(reload_extra_files, string_list, (string_list{}), "--reload-extra-file", "FILES", "debugging", any,    \
+      "More files (or glob patterns) that trigger reload: templates, configuration. Repeat for several.")    \
     X(spew, bool, false, "--spew", "", "debugging", any,                                                     \
       "Print every line of Python the workers execute (a trace function; very slow, for debugging).")

@@ -145,6 +145,8 @@ void proxy_protocol(const std::string& v) {
     one_of(v, std::array{"off", "v1", "v2", "auto", "true", "false"});
 }
 
+void reload_engine(const std::string& v) { one_of(v, std::array{"auto", "poll", "inotify"}); }
+
 void header_map(const std::string& v) { one_of(v, std::array{"drop", "refuse", "dangerous"}); }
 
 void log_level(const std::string& v) {  // any case, as Gunicorn (log::setup lower-cases it)

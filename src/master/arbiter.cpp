@@ -20,6 +20,7 @@
 
 #include "log/log.hpp"
 #include "log/statsd.hpp"
+#include "master/reloader.hpp"
 #include "sys/proctitle.hpp"
 #include "sys/scoreboard.hpp"
 #include "sys/systemd.hpp"
@@ -38,6 +39,8 @@ struct worker {
     bool retiring = false;      // told to stop (HUP, TTOU, max_requests): no longer counts toward `workers`
     int64_t aborted_at_ns = 0;  // when SIGABRT was sent for a timeout, 0 if not
     bool killed = false;        // we sent SIGKILL (timeout or graceful_timeout), not the OOM killer
+    bool trial = false;         // started by reload: replaces the others once one of its generation has booted
+    bool manifest_read = false; // reload: what it imported is watched
 };
 
 // Workers that die before loading the app this many times in a row stop the master: no fork storm.
@@ -46,6 +49,8 @@ constexpr int max_boot_failures = 5;
 constexpr int64_t abort_grace_ns = 2'000'000'000;
 // A quick stop (QUIT, INT) still lets workers run their worker_int hook and exit for this long before SIGKILL.
 constexpr double quick_stop_grace_s = 1.0;
+// reload: changes closer together than this (an editor's write, rename and chmod) are one reload.
+constexpr std::chrono::milliseconds reload_settle = 200ms;
 // The supervisor's tick: how often timeouts and the old master are checked, faster while stopping.
 constexpr std::chrono::milliseconds supervise_every = 1s, supervise_every_stopping = 100ms;
 
@@ -86,6 +91,9 @@ struct arbiter::impl {
     int64_t stop_deadline_ns = 0;
     int exit_code = 0;
     pid_t reexec_pid = 0;  // the new master started by USR2, while it runs
+    std::unique_ptr<reloader> watcher;  // reload
+    net::steady_timer reload_timer{ioc};
+    std::string reload_cause;           // the file whose change is being settled, "" if none
     std::mt19937 rng{std::random_device{}()};
 
     impl(config::settings settings, std::vector<sys::listener> l, options o)
@@ -174,7 +182,8 @@ struct arbiter::impl {
     // ---- workers ----
 
     int active() const {
-        return int(std::count_if(workers.begin(), workers.end(), [](auto& w) { return !w.second.retiring; }));
+        return int(std::count_if(workers.begin(), workers.end(),
+                                 [](auto& w) { return !w.second.retiring && !w.second.trial; }));
     }
 
     void set_target(int n) {
@@ -185,7 +194,7 @@ struct arbiter::impl {
         if (before != target && opt.hooks.nworkers_changed) opt.hooks.nworkers_changed(target, before);
     }
 
-    void spawn() {
+    void spawn(bool trial = false) {
         sys::worker_slot& slot = board.take_free();
         slot.requests = 0;
         slot.booted = false;
@@ -196,10 +205,11 @@ struct arbiter::impl {
         if (s.max_requests > 0)
             max_requests = s.max_requests + std::uniform_int_distribution<int>(0, s.max_requests_jitter)(rng);
         sys::worker_args args{s, listeners, slot, age, ::getpid(), max_requests};
+        if (watcher) args.reload_manifest_fd = watcher->manifest_fd();
         if (opt.hooks.pre_fork) opt.hooks.pre_fork(0, age);
         pid_t pid = sys::fork_child([&] { return opt.main(args); }, opt.fork_hooks);
         slot.pid = pid;
-        workers.emplace(pid, worker{&slot, age});
+        workers.emplace(pid, worker{&slot, age}).first->second.trial = trial;
         if (opt.hooks.spawned) opt.hooks.spawned(pid, age);
         spdlog::info("Booting worker with pid: {}", pid);
     }
@@ -217,7 +227,7 @@ struct arbiter::impl {
     void retire_all() {
         std::vector<pid_t> old;
         for (auto& [pid, w] : workers)
-            if (!w.retiring) old.push_back(pid), w.retiring = true;
+            if (!w.retiring) old.push_back(pid), w.retiring = true, w.trial = false;
         spawn_missing();
         for (pid_t pid : old) ::kill(pid, SIGTERM);
     }
@@ -246,12 +256,17 @@ struct arbiter::impl {
             }
             auto it = workers.find(pid);
             if (it == workers.end()) continue;
-            bool booted = it->second.slot->booted, killed_by_us = it->second.killed;
+            bool booted = it->second.slot->booted, killed_by_us = it->second.killed, trial = it->second.trial;
             int age = it->second.age;
             it->second.slot->pid = 0;
             workers.erase(it);
             log_exit(pid, status, killed_by_us);
             if (opt.hooks.child_exit) opt.hooks.child_exit(pid, age);
+            if (trial && !booted) {  // the edited app does not load: its error is in the log above
+                spdlog::error("Reload failed: the new worker (pid:{}) did not load the app; the old workers keep serving", pid);
+                abandon_trial();
+                continue;
+            }
             if (WIFEXITED(status) && (WEXITSTATUS(status) == sys::worker_boot_error ||
                                       WEXITSTATUS(status) == sys::app_load_error)) {
                 int code = WEXITSTATUS(status);
@@ -319,6 +334,53 @@ struct arbiter::impl {
         sys::systemd::notify("READY=1\nSTATUS=Serving " + app_name(s) + " with " + std::to_string(active()) + " workers");
     }
 
+    // ---- reload: a changed file replaces the workers once the new code has loaded ----
+
+    void file_changed(const std::string& path) {
+        if (stopping) return;
+        bool settling = !reload_cause.empty();
+        reload_cause = path;
+        if (settling) return;
+        reload_timer.expires_after(reload_settle);
+        reload_timer.async_wait([this](boost::system::error_code ec) {
+            if (ec || stopping) return;
+            spdlog::info("Worker reloading: {} modified", std::exchange(reload_cause, {}));
+            abandon_trial();  // a newer edit supersedes a generation still booting
+            for (int i = 0; i < target; ++i) spawn(true);
+        });
+    }
+
+    void abandon_trial() {
+        for (auto& [pid, w] : workers)
+            if (w.trial) w.trial = false, retire(pid, w);
+    }
+
+    bool trial_pending() const {
+        return std::any_of(workers.begin(), workers.end(), [](auto& w) { return w.second.trial; });
+    }
+
+    // A worker of the new generation loaded the app: it and its siblings replace the old workers (as HUP).
+    void promote_trial() {
+        bool loaded = std::any_of(workers.begin(), workers.end(),
+                                  [](auto& w) { return w.second.trial && w.second.slot->booted.load(); });
+        if (!loaded) return;
+        for (auto& [pid, w] : workers) {
+            if (w.trial) w.trial = false;
+            else if (!w.retiring) retire(pid, w);
+        }
+    }
+
+    // Each booted worker has listed what it imported; watch it (the first of a generation is enough, but the
+    // list may grow with lazy imports, and reading it is cheap).
+    void watch_imports() {
+        for (auto& [pid, w] : workers) {
+            if (w.manifest_read || !w.slot->booted.load()) continue;
+            w.manifest_read = true;
+            watcher->read_manifest();
+        }
+        watcher->poll();
+    }
+
     // ---- USR2: a new master from the (possibly upgraded) binary inherits the listeners ----
 
     void reexec() {
@@ -360,10 +422,12 @@ struct arbiter::impl {
 
     net::awaitable<void> supervise_loop() {
         for (;;) {
-            bool fast = stopping || !ready_sent;  // readiness is reported within a tick of the first boot
+            // Readiness is reported, and a reload's new workers take over, within a short tick of their boot.
+            bool fast = stopping || !ready_sent || trial_pending();
             tick.expires_after(fast ? supervise_every_stopping : supervise_every);
             co_await tick.async_wait(net::use_awaitable);
             report_ready();
+            if (watcher) watch_imports(), promote_trial();
             log::statsd::gauge("gunicorn.workers", active());  // as Gunicorn's manage_workers
             reap();
             murder_stale();
@@ -390,6 +454,15 @@ int arbiter::run() {
     ::signal(SIGPIPE, SIG_IGN);
     sys::set_proctitle("gcorn: master [" + app_name(m.s) + "]");
     if (!m.s.pidfile.empty()) m.pidfile.emplace(m.opt.old_master ? m.s.pidfile + ".2" : m.s.pidfile);
+    if (m.s.reload) {
+        if (m.s.preload_app) spdlog::warn("reload: the app is preloaded in the master (preload_app), so its code is not reloaded");
+        try {
+            m.watcher = std::make_unique<reloader>(m.ioc, m.s, [&m](const std::string& path) { m.file_changed(path); });
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+            return sys::worker_boot_error;
+        }
+    }
     if (m.opt.hooks.nworkers_changed) m.opt.hooks.nworkers_changed(m.target, -1);  // as Gunicorn's set-up
     m.spawn_missing();
     if (m.opt.hooks.when_ready) m.opt.hooks.when_ready();

@@ -22,6 +22,7 @@ struct worker_args {
     int age;                     // 1 for the first worker, +1 for each one spawned after (Gunicorn's worker.age)
     pid_t master_pid;
     unsigned long max_requests;  // max_requests plus this worker's jitter; 0 = unlimited
+    int reload_manifest_fd = -1; // reload: where the worker lists the files it imported (master::reloader)
 };
 
 // Exit codes a worker reports to the master (Gunicorn's values), so the master stops instead of respawning a

@@ -58,6 +58,8 @@ int run_worker_class(const sys::worker_args& shared_args, const wsgi::applicatio
     auto own = own_listeners(shared_args);
     sys::worker_args args{s, own.empty() ? shared_args.listeners : own, shared_args.slot, shared_args.age,
                           shared_args.master_pid, shared_args.max_requests};
+    if (shared_args.reload_manifest_fd >= 0)  // reload: tell the master what to watch
+        py::import("gcorn._reload").attr("write_manifest")({py::integer(shared_args.reload_manifest_fd)});
     if (!s.hooks.empty()) hooks::set_listeners(listener_fds(args.listeners));
     if (hooks::configured(s, hooks::hook::worker_abort)) py::import("gcorn._hooks").attr("install_abort_handler")();
     hooks::worker_call(hooks::hook::post_worker_init);

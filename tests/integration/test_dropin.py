@@ -440,7 +440,7 @@ def test_readme_table_covers_every_gunicorn_setting():
 
 
 @pytest.mark.parametrize("args", [
-    ["--log-syslog-to", "udp://127.0.0.1:514"], ["--reload"], ["--log-config", "x.ini"],
+    ["--log-syslog-to", "udp://127.0.0.1:514"], ["--log-config", "x.ini"],
     ["--log-syslog"], ["--dirty-workers", "2"],
 ])
 def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
@@ -605,6 +605,72 @@ def test_header_map_as_gunicorns(gcorn, mode):
     assert raw.startswith(b"HTTP/1.1 200")
     mapped = b'"X_SPOOFED_FOR": "1.2.3.4"' in raw  # echo lists the HTTP_* keys without their prefix
     assert mapped == (mode == "dangerous")
+
+
+# ---- reload: a changed file replaces the workers; a broken edit keeps the old ones serving ----
+
+RELOAD_APP = """
+import helper
+
+def app(environ, start_response):
+    body = helper.VERSION.encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def body_of(server):
+    with server.get("/") as r:
+        return r.read()
+
+
+def wait_for_body(server, expected, deadline_s=30):
+    # The edit is served once a new worker has loaded it; on a loaded CI core that can take a while, so this
+    # waits for what the server serves rather than timing it (the settle delay itself is 0.2 s).
+    seen = None
+    for _ in range(int(deadline_s / 0.05)):
+        seen = body_of(server)
+        if seen == expected:
+            return
+        time.sleep(0.05)
+    raise AssertionError("still serving %r, not %r" % (seen, expected))
+
+
+@pytest.mark.parametrize("engine", ["auto", "poll"])
+def test_reload_serves_an_edited_module_and_survives_a_broken_edit(gcorn, tmp_path, engine):
+    helper = tmp_path / "helper.py"
+    helper.write_text('VERSION = "one"\n')
+    server = gcorn("inline_app:app", "-w", "2", "--reload", "--reload-engine", engine, source=RELOAD_APP)
+    assert body_of(server) == b"one"
+    server.wait_for_log("reload: watching")  # the master has read what the workers imported
+    first_workers = set(server.worker_pids())
+
+    helper.write_text('VERSION = "two"\n')  # a module the app imported, not the app's own file
+    wait_for_body(server, b"two")
+    server.wait_for_log("Worker reloading: %s modified" % helper)
+    wait_until(lambda: not (set(server.worker_pids()) & first_workers))  # every old worker was replaced
+    assert len(server.worker_pids()) == 2
+
+    second_workers = set(server.worker_pids())
+    helper.write_text('VERSION = "three" +\n')  # a syntax error: the new workers cannot load the app
+    server.wait_for_log("Reload failed")
+    assert "SyntaxError" in server.log()
+    assert set(server.worker_pids()) == second_workers and body_of(server) == b"two"  # the old code still serves
+    assert server.proc.poll() is None
+
+    helper.write_text('VERSION = "four"\n')  # fixed: the next edit loads again
+    wait_for_body(server, b"four")
+
+
+def test_reload_extra_files_trigger_a_reload(gcorn, tmp_path):
+    (tmp_path / "helper.py").write_text('VERSION = "one"\n')
+    template = tmp_path / "page.tmpl"
+    template.write_text("a")
+    server = gcorn("inline_app:app", "--reload", "--reload-extra-file", str(tmp_path / "*.tmpl"), source=RELOAD_APP)
+    before = set(server.worker_pids())
+    template.write_text("b")
+    server.wait_for_log("Worker reloading: %s modified" % template)
+    wait_until(lambda: server.worker_pids() and not (set(server.worker_pids()) & before))
 
 
 # ---- Gunicorn's opt-in HTTP relaxations: refused by default, accepted with the flag ----
