@@ -3,6 +3,7 @@
 # values work), functions named after server hooks become hooks, other names are ignored. Knows nothing of the
 # server; run by gcorn as `python3 -m gcorn._pyconfig SOURCE SETTINGS HOOKS` and answers in TOML on stdout.
 import importlib
+import json
 import importlib.util
 import os
 import sys
@@ -55,6 +56,9 @@ def read(source, settings, hooks):
             continue
         if name in hooks and callable(value):
             hooked[name] = "%s:%s" % (origin, name)
+        elif name == "logconfig_dict" and isinstance(value, dict):
+            if value:  # {} is Gunicorn's default: no dictConfig
+                found[name] = [json.dumps(value)]
         elif name in settings and not hasattr(value, "__spec__"):
             # A callable for a non-hook setting (ssl_context, Gunicorn's dirty-arbiter hooks) is passed on by
             # name, so gcorn can refuse it by name rather than ignore it.

@@ -32,17 +32,7 @@ inline constexpr gunicorn_row gunicorn_settings[] = {
 
     // ---- refused: not in gcorn (yet), with what to use instead ----
     {"tmp_upload_dir", "", true, support::refused, "gcorn never spools request bodies: wsgi.input reads the socket"},
-    {"disable_redirect_access_to_syslog", "--disable-redirect-access-to-syslog", false, support::refused,
-     "not supported yet (see syslog)"},
     {"logger_class", "--logger-class", true, support::refused, "gcorn's logging is native; use accesslog/errorlog"},
-    {"logconfig", "--log-config", true, support::refused, "not supported yet; use accesslog, errorlog, loglevel"},
-    {"logconfig_dict", "", true, support::refused, "not supported yet; use accesslog, errorlog, loglevel"},
-    {"logconfig_json", "--log-config-json", true, support::refused,
-     "not supported yet; use accesslog, errorlog, loglevel"},
-    {"syslog_addr", "--log-syslog-to", true, support::refused, "not supported yet; log to a file or stderr"},
-    {"syslog", "--log-syslog", false, support::refused, "not supported yet; log to a file or stderr"},
-    {"syslog_prefix", "--log-syslog-prefix", true, support::refused, "not supported yet (see syslog)"},
-    {"syslog_facility", "--log-syslog-facility", true, support::refused, "not supported yet (see syslog)"},
     {"enable_backlog_metric", "--enable-backlog-metric", false, support::refused,
      "not supported yet (the other statsd metrics are sent)"},
     {"ssl_context", "", false, support::refused,

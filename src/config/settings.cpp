@@ -109,6 +109,47 @@ std::string format(const string_list& v, string_list*) {
     return out + "]";
 }
 
+// logconfig_dict is a dictConfig: in TOML a table, held as JSON text until Python's logging reads it. Written
+// here because toml11 has no JSON output and the config layer links no JSON library; 30 lines.
+void append_json_string(std::string& out, const std::string& s) {
+    out += '"';
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') out += '\\', out += char(c);
+        else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else out += char(c);
+    }
+    out += '"';
+}
+
+void append_json(std::string& out, const toml::value& v) {
+    if (v.is_table()) {
+        out += '{';
+        bool first = true;
+        for (auto& [k, item] : v.as_table()) {
+            if (!std::exchange(first, false)) out += ", ";
+            append_json_string(out, k);
+            out += ": ";
+            append_json(out, item);
+        }
+        out += '}';
+    } else if (v.is_array()) {
+        out += '[';
+        bool first = true;
+        for (auto& item : v.as_array()) {
+            if (!std::exchange(first, false)) out += ", ";
+            append_json(out, item);
+        }
+        out += ']';
+    } else if (v.is_string()) append_json_string(out, v.as_string().str);
+    else if (v.is_boolean()) out += v.as_boolean() ? "true" : "false";
+    else if (v.is_integer()) out += std::to_string(v.as_integer());
+    else if (v.is_floating()) out += format(v.as_floating(), static_cast<double*>(nullptr));
+    else throw std::invalid_argument("dates have no JSON form");
+}
+
 // ---- the generated rows ---------------------------------------------------------------------------------
 
 // Lists given once per flag (-b A -b B); the other lists take comma-separated values, as in Gunicorn.
@@ -161,7 +202,16 @@ row make_row(std::string_view name, std::string_view cli, std::string_view meta,
             assign(s, parse(given.empty() ? "true" : given.back(), static_cast<T*>(nullptr)));
         }
     };
-    r.set_toml = [=](settings& s, const toml::value& v) { assign(s, from_toml(v, static_cast<T*>(nullptr))); };
+    r.set_toml = [=](settings& s, const toml::value& v) {
+        if constexpr (std::is_same_v<T, std::string>) {
+            if (name == "logconfig_dict" && v.is_table()) {
+                std::string json;
+                append_json(json, v);
+                return assign(s, std::move(json));
+            }
+        }
+        assign(s, from_toml(v, static_cast<T*>(nullptr)));
+    };
     r.format = [=](const settings& s) { return format(s.*member, static_cast<T*>(nullptr)); };
     return r;
 }

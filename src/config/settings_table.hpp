@@ -132,6 +132,22 @@
       "The error log level: debug, info, warning, error or critical.")                                       \
     X(capture_output, bool, false, "--capture-output", "", "logging", any,                                   \
       "Redirect the workers' stdout and stderr to the error log file.")                                      \
+    X(logconfig, std::string, "", "--log-config", "FILE", "logging", readable_file,                          \
+      "A Python logging configuration file (fileConfig); error and access lines then go through Python's logging as gunicorn.error and gunicorn.access.") \
+    X(logconfig_dict, std::string, "", "", "JSON", "logging", any,                                           \
+      "A logging dictConfig (a TOML table, a dict in gunicorn.conf.py), merged over Gunicorn's defaults.")   \
+    X(logconfig_json, std::string, "", "--log-config-json", "FILE", "logging", readable_file,                \
+      "A JSON file holding a logging dictConfig, merged over Gunicorn's defaults.")                          \
+    X(syslog, bool, false, "--log-syslog", "", "logging", any,                                               \
+      "Also send error (and access) lines to syslog at syslog_addr, as Gunicorn's SysLogHandler.")            \
+    X(syslog_addr, std::string, "udp://localhost:514", "--log-syslog-to", "SYSLOG_ADDR", "logging", syslog_address, \
+      "Where syslog is: udp://HOST:PORT, tcp://HOST:PORT or unix://PATH[#dgram|#stream].")                 \
+    X(syslog_prefix, std::string, "", "--log-syslog-prefix", "SYSLOG_PREFIX", "logging", any,                \
+      "The program name in syslog lines (gunicorn.PREFIX.error; default: the process name).")              \
+    X(syslog_facility, std::string, "user", "--log-syslog-facility", "SYSLOG_FACILITY", "logging", syslog_facility, \
+      "The syslog facility: user, daemon, local0 ... local7, ...")                                          \
+    X(disable_redirect_access_to_syslog, bool, false, "--disable-redirect-access-to-syslog", "", "logging", any, \
+      "With syslog: send only error lines there, not access lines.")                                        \
     X(statsd_host, std::string, "", "--statsd-host", "STATSD_ADDR", "logging", statsd_address,               \
       "Send Gunicorn's statsd metrics to HOST:PORT (UDP) or unix://PATH (datagrams).")                        \
     X(statsd_prefix, std::string, "", "--statsd-prefix", "STATSD_PREFIX", "logging", any,                    \

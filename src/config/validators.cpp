@@ -145,6 +145,27 @@ void proxy_protocol(const std::string& v) {
     one_of(v, std::array{"off", "v1", "v2", "auto", "true", "false"});
 }
 
+void syslog_address(const std::string& v) {
+    if (!v.starts_with("udp://") && !v.starts_with("tcp://") && !v.starts_with("unix://"))
+        fail("must be udp://HOST:PORT, tcp://HOST:PORT or unix://PATH, not '" + v + "'");
+    if (v.starts_with("unix://")) return;
+    auto rest = v.substr(6);
+    auto colon = rest.rfind(':');
+    if (colon != std::string::npos && rest.find(']', colon) == std::string::npos) {
+        auto port = rest.substr(colon + 1);
+        if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos)
+            fail("'" + port + "' is not a valid port number");
+    }
+}
+
+void syslog_facility(const std::string& v) {
+    std::string lower;
+    for (char c : v) lower += ascii::lower(c);
+    one_of(lower, std::array{"auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "security",
+                             "syslog", "user", "uucp", "local0", "local1", "local2", "local3", "local4", "local5",
+                             "local6", "local7"});
+}
+
 void reload_engine(const std::string& v) { one_of(v, std::array{"auto", "poll", "inotify"}); }
 
 void header_map(const std::string& v) { one_of(v, std::array{"drop", "refuse", "dangerous"}); }

@@ -28,7 +28,9 @@ void access_format(const std::string& v);
 void log_level(const std::string& v);
 void statsd_address(const std::string& v);
 void proxy_protocol(const std::string& v);
-void reload_engine(const std::string& v);         // auto, poll or inotify
+void reload_engine(const std::string& v);
+void syslog_address(const std::string& v);        // udp://, tcp:// or unix:// as Gunicorn's parse_syslog_address
+void syslog_facility(const std::string& v);       // a name from Gunicorn's SYSLOG_FACILITIES         // auto, poll or inotify
 void header_map(const std::string& v);                // drop, refuse or dangerous            // off, v1, v2, auto (true/false: auto/off, older configs)            // empty, HOST:PORT, unix://PATH or unix:PATH
 
 // "0o22", "022", "18" -> 18; throws std::invalid_argument.

@@ -11,7 +11,9 @@
 #include "config/tables.hpp"
 #include "gcorn_build_config.hpp"
 #include "hooks/hooks.hpp"
+#include "hooks/python_logging.hpp"
 #include "hub/primitives.hpp"
+#include "log/log.hpp"
 #include "py/object.hpp"
 
 namespace gcorn::hooks {
@@ -39,6 +41,7 @@ void add_virtualenv(const config::settings& s) {
 // the async class, and Python tracebacks on fatal signals (SIGABRT from a timeout kill) in the error log.
 void prepare_python(const config::settings& s) {
     add_virtualenv(s);
+    install_python_logging(s);  // first: what follows may log
     hub::install_primitives();
     if (config::worker_kind_of(s) == config::worker_kind::async && s.monkey_patch)
         py::import("gcorn.monkey").attr("patch_all")();
@@ -65,8 +68,12 @@ int report_load_error(const config::settings& s, const wsgi::load_error& e) {
 }
 
 python_runtime::python_runtime(const config::settings& s) : interp_(python_paths(s)) {
-    prepare_python(s);
-    if (!s.hooks.empty()) configure(s);
+    try {
+        prepare_python(s);
+        if (!s.hooks.empty()) configure(s);
+    } catch (const py::python_error& e) {
+        throw startup_error(e.traceback());
+    }
 }
 
 master_python::master_python(const config::settings& s) : runtime_(s), settings_(s) {
@@ -74,7 +81,8 @@ master_python::master_python(const config::settings& s) : runtime_(s), settings_
 }
 
 std::unique_ptr<master_python> master_python::start(const config::settings& s, int* code) {
-    if (!s.preload_app && !needs_master_python(s)) return nullptr;
+    // Python's logging (logconfig, syslog) carries the master's lines too, as in Gunicorn.
+    if (!s.preload_app && !needs_master_python(s) && !log::wants_python_logging(s)) return nullptr;
     apply_raw_env(s);
     std::unique_ptr<master_python> mp;
     try {
@@ -82,8 +90,8 @@ std::unique_ptr<master_python> master_python::start(const config::settings& s, i
     } catch (const wsgi::load_error& e) {
         *code = report_load_error(s, e);
         return nullptr;
-    } catch (const py::python_error& e) {
-        spdlog::error("Cannot start Python in the master:\n{}", e.traceback());
+    } catch (const startup_error& e) {
+        spdlog::error("Cannot start Python in the master:\n{}", e.what());
         *code = sys::worker_boot_error;
         return nullptr;
     }

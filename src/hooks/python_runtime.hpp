@@ -4,6 +4,7 @@
 #pragma once
 #include <memory>
 #include <optional>
+#include <stdexcept>
 
 #include "config/settings.hpp"
 #include "py/interpreter.hpp"
@@ -19,7 +20,13 @@ void apply_raw_env(const config::settings& s);
 // Logs why the app did not load; returns the exit code that says so (sys::app_load_error / worker_boot_error).
 int report_load_error(const config::settings& s, const wsgi::load_error& e);
 
-// An interpreter ready for the app. Throws py::python_error (already a traceback) if the set-up fails.
+// The set-up failed: what() is the Python traceback, formatted while the interpreter still ran (a python_error
+// escaping the constructor would outlive the interpreter it points into).
+struct startup_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// An interpreter ready for the app. Throws startup_error if the set-up fails.
 class python_runtime {
 public:
     explicit python_runtime(const config::settings& s);

@@ -23,6 +23,7 @@ struct state {
     std::shared_ptr<spdlog::logger> access_logger;
     std::unique_ptr<access_format> format;
     int error_fd = 2;
+    external forward;  // forward_to
 };
 state& st() {
     static state s;
@@ -84,6 +85,17 @@ std::string decode_base64(std::string_view in) {
     return out;
 }
 
+// Error-log lines to another logging system (forward_to), unformatted: the other side formats them. No lock of
+// its own: the other side serializes (Python's GIL); a mutex here, taken before the GIL, could deadlock.
+class forward_sink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& m) override {
+        auto& f = st().forward;
+        if (f.error) f.error(m.level, std::string_view(m.payload.data(), m.payload.size()));
+    }
+    void flush_() override {}
+};
+
 spdlog::sink_ptr make_sink(const std::string& path, bool error_log) {
     if (path == "-") {
         if (error_log) return std::make_shared<spdlog::sinks::stderr_sink_mt>();
@@ -94,6 +106,15 @@ spdlog::sink_ptr make_sink(const std::string& path, bool error_log) {
 
 void build() {
     auto& s = st();
+    if (s.forward.error) {
+        auto error = std::make_shared<spdlog::logger>("gcorn", std::make_shared<forward_sink>());
+        if (statsd::enabled()) error->sinks().push_back(std::make_shared<statsd_counter>());
+        error->set_level(s.forward.level);
+        spdlog::set_default_logger(error);
+        s.error_fd = -1;
+        s.access_logger.reset();
+        return;
+    }
     auto error = std::make_shared<spdlog::logger>("gcorn", make_sink(s.error_path, true));
     auto f = std::make_unique<spdlog::pattern_formatter>();
     f->add_flag<upper_level>('*').add_flag<utc_offset>('Z').set_pattern("[%Y-%m-%d %H:%M:%S %Z] [%P] [%*] %v");
@@ -146,6 +167,7 @@ void setup(const config::settings& s) {
 }
 
 void reopen() {
+    if (st().forward.reopen) return st().forward.reopen();
     try {
         build();
     } catch (const std::exception& e) {
@@ -155,11 +177,26 @@ void reopen() {
 
 int error_log_fd() { return st().error_fd; }
 
-bool access_enabled() { return st().access_logger != nullptr; }
+bool access_enabled() { return st().forward.error ? bool(st().forward.access) : st().access_logger != nullptr; }
 
 void access(const access_entry& e) {
     auto& s = st();
-    if (s.access_logger) s.access_logger->info(s.format->render(e));
+    if (s.forward.access) s.forward.access(e);
+    else if (s.access_logger) s.access_logger->info(s.format->render(e));
+}
+
+void forward_to(external e) {
+    st().forward = std::move(e);
+    build();
+}
+
+bool wants_python_logging(const config::settings& s) {
+    return !s.logconfig.empty() || !s.logconfig_dict.empty() || !s.logconfig_json.empty() || s.syslog;
+}
+
+bool wants_access_log(const config::settings& s) {
+    return !s.accesslog.empty() || !s.logconfig.empty() || !s.logconfig_dict.empty() || !s.logconfig_json.empty() ||
+           (s.syslog && !s.disable_redirect_access_to_syslog);
 }
 
 access_format::access_format(std::string_view fmt) {
@@ -249,6 +286,43 @@ std::string access_format::render(const access_entry& e) const {
             case 'e': append_safe(out, e.environ_lookup ? e.environ_lookup(e.environ_ctx, p.text) : "-"); break;
             default: append_atom(out, p.text, e);
         }
+    }
+    return out;
+}
+
+
+std::vector<std::pair<std::string, std::string>> atoms(const access_entry& e, std::string_view format) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const char* a : {"h", "l", "u", "t", "r", "m", "U", "q", "H", "s", "B", "b", "f", "a", "T", "D", "M", "L", "p"}) {
+        std::string value;
+        append_atom(value, a, e);
+        // SafeAtoms escapes '"' in string values; append_atom already did for the quoted ones.
+        out.emplace_back(a, std::move(value));
+    }
+    auto lower = [](std::string_view s) {
+        std::string l;
+        for (char c : s) l += ascii::lower(c);
+        return l;
+    };
+    auto add_headers = [&](const header_list* h, char kind) {
+        if (!h) return;
+        for (auto& [k, v] : *h) {
+            std::string value;
+            append_safe(value, v);
+            out.emplace_back("{" + lower(k) + "}" + kind, std::move(value));
+        }
+    };
+    add_headers(e.request_headers, 'i');
+    add_headers(e.response_headers, 'o');
+    // Only the environ keys the format names: the whole environ is the app's (and may hold any object).
+    for (size_t at = 0; (at = format.find("%({", at)) != std::string_view::npos;) {
+        auto close = format.find("}e)s", at);
+        if (close == std::string_view::npos) break;
+        auto key = format.substr(at + 3, close - at - 3);
+        std::string value;
+        if (e.environ_lookup) append_safe(value, e.environ_lookup(e.environ_ctx, key));
+        out.emplace_back("{" + lower(key) + "}e", value.empty() ? "-" : value);
+        at = close;
     }
     return out;
 }

@@ -2,6 +2,7 @@
 // Knows the settings; knows nothing of HTTP parsing, sockets or Python.
 #pragma once
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,5 +57,27 @@ private:
 // True when an access log is configured (check before building an entry).
 bool access_enabled();
 void access(const access_entry& e);
+
+// Gunicorn's atoms for one request, as its access logger passes them to Python's logging (name -> value):
+// the single letters, plus "{name}i" / "{name}o" for every request / response header (lower-case names) and
+// "{key}e" for each environ key `format` refers to.
+std::vector<std::pair<std::string, std::string>> atoms(const access_entry& e, std::string_view format);
+
+// Lines handed to another logging system instead of spdlog's sinks: Python's logging, when logconfig,
+// logconfig_dict, logconfig_json or syslog is set (installed by hooks/, which owns Python; the log layer
+// knows none). Each callback is called with the line's level (spdlog's) and must not throw.
+struct external {
+    std::function<void(spdlog::level::level_enum, std::string_view message)> error;
+    std::function<void(const access_entry&)> access;  // null: no access log
+    std::function<void()> reopen;                     // USR1
+    spdlog::level::level_enum level;                  // the lowest level the other side wants
+};
+// Installs it (or removes it, with an empty `error`) for this process and its future children.
+void forward_to(external e);
+
+// Gunicorn's rule: error and access lines go through Python's logging when any of these is set.
+bool wants_python_logging(const config::settings& s);
+// ... and access lines are logged at all (accesslog, a logging configuration, or syslog not told otherwise).
+bool wants_access_log(const config::settings& s);
 
 }  // namespace gcorn::log

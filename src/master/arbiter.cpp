@@ -257,6 +257,7 @@ struct arbiter::impl {
             auto it = workers.find(pid);
             if (it == workers.end()) continue;
             bool booted = it->second.slot->booted, killed_by_us = it->second.killed, trial = it->second.trial;
+            bool retiring = it->second.retiring;
             int age = it->second.age;
             it->second.slot->pid = 0;
             workers.erase(it);
@@ -267,6 +268,7 @@ struct arbiter::impl {
                 abandon_trial();
                 continue;
             }
+            if (retiring && !booted) continue;  // told to stop while booting (an abandoned reload): no verdict
             if (WIFEXITED(status) && (WEXITSTATUS(status) == sys::worker_boot_error ||
                                       WEXITSTATUS(status) == sys::app_load_error)) {
                 int code = WEXITSTATUS(status);

@@ -114,7 +114,9 @@ struct reloader::impl {
                 auto dir = dirs.find(e->wd);
                 if (dir == dirs.end() || e->len == 0) continue;
                 auto path = (dir->second == "/" ? "" : dir->second) + "/" + e->name;
-                if (files.count(path)) changed(path);
+                if (!files.count(path)) continue;
+                spdlog::debug("reload: {} changed (inotify mask {:#x})", path, e->mask);
+                changed(path);
             }
         }
     }

@@ -91,8 +91,8 @@ int boot_own_python(const sys::worker_args& args) {
     std::optional<hooks::python_runtime> runtime;
     try {
         runtime.emplace(args.settings);
-    } catch (const py::python_error& e) {
-        spdlog::error("Worker failed to boot:\n{}", e.traceback());
+    } catch (const hooks::startup_error& e) {
+        spdlog::error("Worker failed to boot:\n{}", e.what());
         return sys::worker_boot_error;
     }
     if (!args.settings.hooks.empty()) hooks::become_worker(args.age, args.slot);

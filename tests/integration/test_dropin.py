@@ -440,8 +440,7 @@ def test_readme_table_covers_every_gunicorn_setting():
 
 
 @pytest.mark.parametrize("args", [
-    ["--log-syslog-to", "udp://127.0.0.1:514"], ["--log-config", "x.ini"],
-    ["--log-syslog"], ["--dirty-workers", "2"],
+    ["--dirty-workers", "2"], ["--enable-backlog-metric"], ["--control-socket", "/tmp/x"],
 ])
 def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
     r = run_gcorn(*args, "echo:app")
@@ -454,10 +453,10 @@ def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
 @pytest.mark.parametrize("kind", ["toml", "py"])
 def test_a_refused_setting_in_a_file_names_the_file_and_setting(tmp_path, kind):
     path = tmp_path / ("conf." + kind)
-    path.write_text('syslog_addr = "udp://127.0.0.1:514"\n')
+    path.write_text('dirty_workers = 2\n')
     r = run_gcorn("-c", str(path), "echo:app")
     assert r.returncode == 2
-    assert str(path.name) in r.stderr and "'syslog_addr' is a Gunicorn setting" in r.stderr, r.stderr
+    assert str(path.name) in r.stderr and "'dirty_workers' is a Gunicorn setting" in r.stderr, r.stderr
 
 
 # ---- sendfile, spew, enable_stdio_inheritance ----
@@ -671,6 +670,176 @@ def test_reload_extra_files_trigger_a_reload(gcorn, tmp_path):
     template.write_text("b")
     server.wait_for_log("Worker reloading: %s modified" % template)
     wait_until(lambda: server.worker_pids() and not (set(server.worker_pids()) & before))
+
+
+# ---- logconfig, logconfig_dict, logconfig_json, syslog: through Python's logging, as Gunicorn's ----
+
+# A JSON formatter as users write them: the access record's args are Gunicorn's atoms.
+JSON_FORMATTER = """
+import json, logging
+
+class AccessJson(logging.Formatter):
+    def format(self, record):
+        atoms = record.args
+        return json.dumps({"logger": record.name, "status": atoms["s"], "path": atoms["U"],
+                           "agent": atoms["{user-agent}i"], "missing": atoms["{x-nope}i"], "line": record.getMessage()})
+"""
+
+LOGCONFIG_DICT_CONF = """
+logconfig_dict = {
+    "formatters": {"json": {"()": "jsonfmt.AccessJson"},
+                   "plain": {"format": "ERRORLINE %%(levelname)s %%(name)s %%(message)s"}},
+    "handlers": {"access_file": {"class": "logging.FileHandler", "filename": %(access)r, "formatter": "json"},
+                 "error_file": {"class": "logging.FileHandler", "filename": %(error)r, "formatter": "plain"}},
+    "loggers": {"gunicorn.access": {"handlers": ["access_file"], "level": "INFO", "propagate": False},
+                "gunicorn.error": {"handlers": ["error_file"], "level": "INFO", "propagate": False}},
+}
+"""
+
+
+LOGCONFIG_TOML = """
+[logconfig_dict.formatters.json]
+"()" = "jsonfmt.AccessJson"
+
+[logconfig_dict.formatters.plain]
+format = "ERRORLINE %%(levelname)s %%(name)s %%(message)s"
+
+[logconfig_dict.handlers.access_file]
+class = "logging.FileHandler"
+filename = "%(access)s"
+formatter = "json"
+
+[logconfig_dict.handlers.error_file]
+class = "logging.FileHandler"
+filename = "%(error)s"
+formatter = "plain"
+
+[logconfig_dict.loggers."gunicorn.access"]
+handlers = ["access_file"]
+level = "INFO"
+propagate = false
+
+[logconfig_dict.loggers."gunicorn.error"]
+handlers = ["error_file"]
+level = "INFO"
+propagate = false
+"""
+
+
+def read_lines(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.parametrize("kind", ["py", "toml", "json"])
+def test_logconfig_dict_routes_both_logs_through_python_logging(gcorn, tmp_path, kind):
+    (tmp_path / "jsonfmt.py").write_text(JSON_FORMATTER)
+    access, error = tmp_path / "access.json", tmp_path / "error.txt"
+    conf = LOGCONFIG_DICT_CONF % {"access": str(access), "error": str(error)}
+    namespace = {}
+    exec(conf, namespace)
+    if kind == "py":
+        (tmp_path / "gunicorn.conf.py").write_text(conf)
+        args = ["-c", str(tmp_path / "gunicorn.conf.py")]
+    elif kind == "toml":
+        (tmp_path / "g.toml").write_text(LOGCONFIG_TOML % {"access": str(access), "error": str(error)})
+        args = ["-c", str(tmp_path / "g.toml")]
+    else:
+        (tmp_path / "logging.json").write_text(json.dumps(namespace["logconfig_dict"]))
+        args = ["--log-config-json", str(tmp_path / "logging.json")]
+    server = gcorn("echo:app", *args)
+    import urllib.request
+    request = urllib.request.Request(server.url("/caf%C3%A9?q=1"), headers={"User-Agent": 'say "hi"'})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 200
+    wait_until(lambda: [line for line in read_lines(access) if "caf" in line])
+    record = json.loads([line for line in read_lines(access) if "caf" in line][0])
+    assert record == {"logger": "gunicorn.access", "status": "200", "path": "/caf\u00c3\u00a9",
+                      "agent": 'say \\"hi\\"', "missing": "-", "line": record["line"]}
+    assert '"GET /caf%C3%A9?q=1 HTTP/1.1" 200' in record["line"]
+    # The master's and the workers' error lines went through gunicorn.error's handler, in its format.
+    wait_until(lambda: any("Booting worker with pid" in line for line in read_lines(error)))
+    assert all(line.startswith("ERRORLINE ") for line in read_lines(error) if line and not line[0].isspace())
+    assert any(line.startswith("ERRORLINE INFO gunicorn.error Listening at") or "Booting worker" in line
+               for line in read_lines(error))
+
+
+def test_logconfig_ini_file(gcorn, tmp_path):
+    error = tmp_path / "error.txt"
+    (tmp_path / "logging.ini").write_text("""
+[loggers]
+keys=root, gunicorn.error
+
+[handlers]
+keys=file
+
+[formatters]
+keys=ini
+
+[logger_root]
+level=INFO
+handlers=file
+
+[logger_gunicorn.error]
+level=DEBUG
+handlers=file
+propagate=0
+qualname=gunicorn.error
+
+[handler_file]
+class=FileHandler
+formatter=ini
+args=(%r,)
+
+[formatter_ini]
+format=INI|%%(levelname)s|%%(message)s
+""" % str(error))
+    server = gcorn("echo:app", "--log-config", str(tmp_path / "logging.ini"), "--log-level", "info")
+    with server.get("/") as r:
+        r.read()
+    wait_until(lambda: any(line.startswith("INI|INFO|Booting worker with pid") for line in read_lines(error)))
+    # the file's level (DEBUG) wins over --log-level, as when Gunicorn's fileConfig runs after its own set-up
+    wait_until(lambda: any(line.startswith("INI|DEBUG|") for line in read_lines(error)))
+
+
+def test_a_bad_logconfig_dict_is_a_clear_error(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text('logconfig_dict = {"handlers": {"h": {"class": "no.such.Handler"}}}\n')
+    r = run_gcorn("-c", str(tmp_path / "gunicorn.conf.py"), "echo:app", timeout=30)
+    assert r.returncode != 0 and "logconfig_dict" in r.stderr and "Traceback" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("redirect_access", [True, False])
+def test_syslog_gets_gunicorns_lines(gcorn, tmp_path, redirect_access):
+    import socket as sk
+    sock = sk.socket(sk.AF_INET, sk.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(20)
+    args = ["--log-syslog", "--log-syslog-to", "udp://127.0.0.1:%d" % sock.getsockname()[1],
+            "--log-syslog-prefix", "shop", "--log-syslog-facility", "local3", "--access-logfile", "-"]
+    if not redirect_access:
+        args.append("--disable-redirect-access-to-syslog")
+    server = gcorn("echo:app", *args)
+    with server.get("/syslogged") as r:
+        r.read()
+    lines = []
+    while not any("Booting worker" in line for line in lines):
+        lines.append(sock.recv(65536).decode())
+    # <PRI>: local3 (19) * 8 + info (6) = 158; Gunicorn's program name and format
+    assert any(line.startswith("<158>gunicorn.shop.error: [") and "Booting worker with pid" in line for line in lines)
+    if redirect_access:
+        while not any("/syslogged" in line for line in lines):
+            lines.append(sock.recv(65536).decode())
+        assert any(line.startswith("<158>gunicorn.shop.access: [") and '"GET /syslogged HTTP/1.1" 200' in line
+                   for line in lines)
+    else:
+        server.wait_for_log('"GET /syslogged HTTP/1.1" 200')  # the access log file still has it
+        sock.settimeout(1)
+        try:
+            while True:
+                assert "/syslogged" not in sock.recv(65536).decode()
+        except sk.timeout:
+            pass
+    # the error log stays where it was (stderr, the test's log file) as well
+    server.wait_for_log("Booting worker with pid")
 
 
 # ---- Gunicorn's opt-in HTTP relaxations: refused by default, accepted with the flag ----

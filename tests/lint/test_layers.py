@@ -20,7 +20,7 @@ ALLOWED = {
     "py": set(),
     "wsgi": {"py", "http", "config"},
     "hub": {"py"},
-    "hooks": {"py", "config", "sys", "wsgi", "hub"},
+    "hooks": {"py", "config", "log", "sys", "wsgi", "hub"},
     "worker": {"config", "log", "sys", "http", "py", "wsgi", "hub", "hooks"},
 }
 C_API_CALL = re.compile(r"\b(Py[A-Z][A-Za-z_]*|PyGreenlet_[A-Za-z_]+|_Py[A-Za-z_]+)\s*\(")
