@@ -19,6 +19,7 @@ wsgi::connection_info transport::adopt(int fd, const sys::listener& l, bool keep
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     wsgi::connection_info c;
+    c.socket = wsgi::client_socket(fd);
     auto peer = sys::peer_of(fd);
     c.remote_addr = peer.host;
     c.remote_port = peer.port;

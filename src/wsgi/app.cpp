@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <exception>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <unordered_map>
 #include <utility>
 
@@ -12,6 +15,7 @@
 
 #include "gcorn_build_config.hpp"
 #include "http/byte_stream.hpp"
+#include "py/gil.hpp"
 #include "py/greenlet.hpp"
 #include "py/native.hpp"
 
@@ -33,7 +37,8 @@ struct shared_objects {
                multiprocess = py::interned("wsgi.multiprocess"),
                filelike = py::interned("filelike"), fileno = py::interned("fileno"), tell = py::interned("tell"),
                exc_info = py::interned("exc_info"), peercert = py::interned("gcorn.peercert"),
-               early_hints = py::interned("wsgi.early_hints");
+               early_hints = py::interned("wsgi.early_hints"), gunicorn_socket = py::interned("gunicorn.socket");
+    py::object socket_module = py::import("socket"), socket_class = py::interned("socket");
     py::object http = py::str("http"), https = py::str("https");
     py::object wsgi_module = py::import("gcorn._wsgi");
     py::object make_input = wsgi_module.attr("make_input");
@@ -378,6 +383,34 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
 
 }  // namespace
 
+client_socket::~client_socket() {
+    if (!sock_) return;
+    py::gil_acquire gil;  // the last reference may go on the reactor's thread (gthread), which holds no GIL
+    try {
+        sock_.attr("close")();
+    } catch (const py::python_error& e) {
+        spdlog::debug("Closing gunicorn.socket failed: {}", e.what());
+    }
+    sock_ = {};
+}
+
+const py::object& client_socket::get() {
+    if (sock_ || fd_ < 0) return sock_;
+    int dup = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) throw py::python_error(py::python_error::kind::os_error, "cannot duplicate the client socket");
+    auto& sh = shared();
+    try {
+        // socket.socket as the app sees it (the async class's cooperative one once the stdlib is patched).
+        // family -1: read from the descriptor; SOCK_NONBLOCK: the mode it is in, so Python never blocks on it.
+        auto cls = sh.socket_module.attr(sh.socket_class);
+        sock_ = cls({py::integer(-1), py::integer(SOCK_STREAM | SOCK_NONBLOCK), py::integer(0), py::integer(dup)});
+    } catch (...) {
+        ::close(dup);
+        throw;
+    }
+    return sock_;
+}
+
 application::application(const config::settings& s)
     : script_name_(s.script_name), multiprocess_(s.workers > 1), sendfile_(s.sendfile) {
     for (auto& kv : s.secure_scheme_headers) {
@@ -444,7 +477,7 @@ py::object application::make_environ(const connection_info& conn, const http::re
     return env;
 }
 
-outcome application::handle(const connection_info& conn, const http::request_head& head, http::body_source& body,
+outcome application::handle(connection_info& conn, const http::request_head& head, http::body_source& body,
                             http::response_writer& writer) const {
     outcome out;
     auto env = make_environ(conn, head);
@@ -453,6 +486,7 @@ outcome application::handle(const connection_info& conn, const http::request_hea
         return out;
     }
     auto& sh = shared();
+    if (auto& sock = conn.socket.get()) py::set_item(env, sh.gunicorn_socket, sock);
     request_ctx ctx(writer, body, sendfile_);
     if (head.has_body()) {
         ctx.reader = py::native_reader(&request_ctx::read_body, &ctx);

@@ -1,10 +1,12 @@
-# Gunicorn's own environ entries (26.1): wsgi.early_hints (103 Early Hints, RFC 8297), on every worker class, seen
-# by raw-socket clients.
+# Gunicorn's own environ entries (26.1): wsgi.early_hints (103 Early Hints, RFC 8297) and gunicorn.socket, on every
+# worker class, seen by raw-socket clients.
 import json
+import socket
 
 import pytest
 
 from conftest import split_response
+from test_arbiter import wait_until
 
 CLASSES = ["sync", "gthread", "async"]
 
@@ -84,3 +86,73 @@ def test_an_invalid_early_hint_raises_in_the_app(gcorn, worker_class, path):
     server.wait_for_log("ValueError: invalid early hint")
     # the worker lives on
     assert json.loads(split_response(server.raw(b"GET / HTTP/1.0\r\n\r\n"))[2])["pid"] == pid
+
+
+SOCKET_APP = r'''
+import gc, json, os
+
+KEPT = []
+
+def app(environ, start_response):
+    sock = environ["gunicorn.socket"]
+    if environ["PATH_INFO"] == "/kept":  # a socket kept from an earlier, finished connection
+        body = json.dumps({"fileno": KEPT[0].fileno()}).encode()
+    else:
+        KEPT[:] = [sock]
+        info = {"peer": list(sock.getpeername())[:2], "remote": [environ["REMOTE_ADDR"], int(environ["REMOTE_PORT"])],
+                "local": list(sock.getsockname())[:2], "id": id(sock), "type": int(sock.type),
+                "fileno_ok": sock.fileno() >= 0}
+        sock.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: apps do this
+        del sock
+        gc.collect()  # the socket object's fate is not tied to the app's references
+        body = json.dumps(info).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def read_response(sock):
+    """One Content-Length response off a kept-alive socket: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed: %r" % data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return head, body
+
+
+@pytest.mark.parametrize("worker_class", CLASSES)
+def test_gunicorn_socket_is_the_client_connection(gcorn, worker_class):
+    server = gcorn(None, "-k", worker_class, source=SOCKET_APP)
+    with server.connect() as c:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        head, body = read_response(c)
+        info = json.loads(body)
+        assert info["peer"] == info["remote"] == list(c.getsockname())
+        assert info["local"] == ["127.0.0.1", server.port] and info["type"] == socket.SOCK_STREAM and info["fileno_ok"]
+
+
+@pytest.mark.parametrize("worker_class", ["gthread", "async"])
+def test_gunicorn_socket_over_keepalive_requests(gcorn, worker_class):
+    server = gcorn(None, "-k", worker_class, source=SOCKET_APP)
+    with server.connect() as c:
+        seen = []
+        for _ in range(4):  # the app drops its references and collects garbage every time
+            c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            head, body = read_response(c)
+            assert head.startswith(b"HTTP/1.1 200 OK"), head
+            seen.append(json.loads(body))
+        assert all(s["peer"] == list(c.getsockname()) for s in seen)
+        assert len({s["id"] for s in seen}) == 1  # one socket object per connection, not one per request
+    # Once the connection is over, a socket object the app kept is closed (it never owned gcorn's descriptor).
+    def kept_fileno():
+        with server.connect() as c:
+            c.sendall(b"GET /kept HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            return json.loads(read_response(c)[1])["fileno"]
+    wait_until(lambda: kept_fileno() == -1)
