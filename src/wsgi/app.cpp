@@ -18,6 +18,7 @@
 #include "py/gil.hpp"
 #include "py/greenlet.hpp"
 #include "py/native.hpp"
+#include "py/socket.hpp"
 
 namespace gcorn::wsgi {
 namespace {
@@ -386,12 +387,7 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
 client_socket::~client_socket() {
     if (!sock_) return;
     py::gil_acquire gil;  // the last reference may go on the reactor's thread (gthread), which holds no GIL
-    try {
-        sock_.attr("close")();
-    } catch (const py::python_error& e) {
-        spdlog::debug("Closing gunicorn.socket failed: {}", e.what());
-    }
-    sock_ = {};
+    py::close_socket(sock_);
 }
 
 const py::object& client_socket::get() {
@@ -402,8 +398,7 @@ const py::object& client_socket::get() {
     try {
         // socket.socket as the app sees it (the async class's cooperative one once the stdlib is patched).
         // family -1: read from the descriptor; SOCK_NONBLOCK: the mode it is in, so Python never blocks on it.
-        auto cls = sh.socket_module.attr(sh.socket_class);
-        sock_ = cls({py::integer(-1), py::integer(SOCK_STREAM | SOCK_NONBLOCK), py::integer(0), py::integer(dup)});
+        sock_ = py::make_socket(sh.socket_module.attr(sh.socket_class), dup, SOCK_STREAM | SOCK_NONBLOCK);
     } catch (...) {
         ::close(dup);
         throw;
