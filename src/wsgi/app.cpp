@@ -481,7 +481,11 @@ outcome application::handle(connection_info& conn, const http::request_head& hea
         return out;
     }
     auto& sh = shared();
-    if (auto& sock = conn.socket.get()) py::set_item(env, sh.gunicorn_socket, sock);
+    try {
+        if (auto& sock = conn.socket.get()) py::set_item(env, sh.gunicorn_socket, sock);
+    } catch (const py::python_error& e) {  // out of descriptors: the request is still served, without it
+        spdlog::warn("environ['gunicorn.socket'] could not be made: {}", e.what());
+    }
     request_ctx ctx(writer, body, sendfile_);
     if (head.has_body()) {
         ctx.reader = py::native_reader(&request_ctx::read_body, &ctx);

@@ -21,7 +21,8 @@ struct load_error : std::runtime_error {
 // environ["gunicorn.socket"] (Gunicorn passes its client socket there): a socket.socket for the connection, made at
 // its first request and closed when the connection ends. It is made over a dup() of the connection's descriptor,
 // so nothing the app does with it (close(), a garbage-collected reference kept past the request) can close gcorn's
-// descriptor, which the next accept could reuse for another client. Non-blocking, as gcorn's own socket is.
+// descriptor, which the next accept could reuse for another client; the price is a second descriptor per
+// connection while it lives (main.cpp lifts the open-files limit). Non-blocking, as gcorn's own socket is.
 // On a TLS connection it is the TCP socket under TLS: for getpeername(), fileno(), setsockopt(), not for I/O.
 class client_socket {
 public:
