@@ -257,6 +257,45 @@ def pre_request(environ):
     _call("pre_request", _worker, Request(environ))
 
 
+# ssl_version values that name the oldest version accepted (ssl.TLSVersion members); TLS_SERVER, TLS and SSLv23
+# keep OpenSSL's default.
+_MINIMUM_TLS = ("TLSv1", "TLSv1_1", "TLSv1_2", "TLSv1_3")
+
+
+def _default_ssl_context(cfg):
+    """The ssl.SSLContext gcorn's own TLS settings describe, made as Gunicorn's default_ssl_context_factory makes
+    it (plus ssl_version as the minimum version, as gcorn applies it, and ALPN http/1.1)."""
+    import ssl
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cfg.ca_certs or None)
+    context.load_cert_chain(certfile=cfg.certfile, keyfile=cfg.keyfile or None)
+    context.verify_mode = ssl.VerifyMode(cfg.cert_reqs)
+    if cfg.ciphers:
+        context.set_ciphers(cfg.ciphers)
+    if cfg.ssl_version in _MINIMUM_TLS:
+        context.minimum_version = ssl.TLSVersion[cfg.ssl_version]
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def ssl_context():
+    """Gunicorn's ssl_context(config, default_ssl_context_factory) hook: the ssl.SSLContext gcorn's TLS serves
+    with, in each worker. Raises if the hook fails or returns something gcorn cannot serve with."""
+    import ssl
+    cfg = _server.cfg
+    context = _hooks["ssl_context"](cfg, lambda: _default_ssl_context(cfg))
+    if not isinstance(context, ssl.SSLContext):
+        raise TypeError("the ssl_context hook must return an ssl.SSLContext, not %s" % type(context).__name__)
+    if context.protocol == ssl.PROTOCOL_TLS_CLIENT:
+        raise ValueError("the ssl_context hook returned a client context (PROTOCOL_TLS_CLIENT); use "
+                         "PROTOCOL_TLS_SERVER or default_ssl_context_factory()")
+    # These call back into Python with the ssl.SSLSocket they expect behind each connection; gcorn's connections
+    # have none, so they cannot run.
+    for name in ("sni_callback", "keylog_filename", "_msg_callback"):
+        if getattr(context, name, None) is not None:
+            raise ValueError("gcorn cannot serve with an ssl.SSLContext that sets %s" % name)
+    return context
+
+
 def _positional_arity(fn):
     """How many positional arguments `fn` takes (4 if it takes *args or cannot be inspected)."""
     try:

@@ -60,7 +60,7 @@ def read(source, settings, hooks):
             if value:  # {} is Gunicorn's default: no dictConfig
                 found[name] = [json.dumps(value)]
         elif name in settings and not hasattr(value, "__spec__"):
-            # A callable for a non-hook setting (ssl_context, Gunicorn's dirty-arbiter hooks) is passed on by
+            # A callable for a non-hook setting (Gunicorn's dirty-arbiter hooks) is passed on by
             # name, so gcorn can refuse it by name rather than ignore it.
             found[name] = [getattr(value, "__qualname__", str(value))] if callable(value) else _strings(value)
     # Environment the file set for the server (os.environ[...] = ...) reaches the workers, as in Gunicorn's master.

@@ -35,8 +35,6 @@ inline constexpr gunicorn_row gunicorn_settings[] = {
     {"logger_class", "--logger-class", true, support::refused, "gcorn's logging is native; use accesslog/errorlog"},
     {"enable_backlog_metric", "--enable-backlog-metric", false, support::refused,
      "not supported yet (the other statsd metrics are sent)"},
-    {"ssl_context", "", false, support::refused,
-     "not supported yet; use certfile, keyfile, ca_certs, cert_reqs, ciphers, ssl_version"},
     {"protocol", "--protocol", true, support::refused, "gcorn speaks HTTP/1.1 only (no uwsgi protocol)"},
     {"uwsgi_allow_ips", "--uwsgi-allow-from", true, support::refused, "gcorn speaks HTTP/1.1 only (see protocol)"},
     {"http_protocols", "--http-protocols", true, support::refused, "gcorn speaks HTTP/1.1; put HTTP/2 in front (nginx)"},

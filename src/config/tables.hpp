@@ -31,7 +31,7 @@ std::string_view worker_class_name(const settings& s);
 // ---- server hooks (Gunicorn's names and where they run) ----
 enum class hook {
     on_starting, on_reload, when_ready, pre_fork, post_fork, post_worker_init, worker_int, worker_abort,
-    pre_exec, pre_request, post_request, child_exit, worker_exit, nworkers_changed, on_exit,
+    pre_exec, pre_request, post_request, child_exit, worker_exit, nworkers_changed, on_exit, ssl_context,
 };
 
 struct hook_row {
@@ -48,7 +48,7 @@ inline constexpr hook_row hooks[] = {
     {hook::pre_exec, "pre_exec", true},              {hook::pre_request, "pre_request", false},
     {hook::post_request, "post_request", false},     {hook::child_exit, "child_exit", true},
     {hook::worker_exit, "worker_exit", false},       {hook::nworkers_changed, "nworkers_changed", true},
-    {hook::on_exit, "on_exit", true},
+    {hook::on_exit, "on_exit", true},                {hook::ssl_context, "ssl_context", false},
 };
 
 std::optional<hook> find_hook(std::string_view name);

@@ -111,4 +111,8 @@ py::object post_request(const config::settings& s) {
     return configured(s, hook::post_request) ? module().attr("post_request") : py::object();
 }
 
+py::object ssl_context(const config::settings& s) {
+    return configured(s, hook::ssl_context) ? module().attr("ssl_context")() : py::object();
+}
+
 }  // namespace gcorn::hooks

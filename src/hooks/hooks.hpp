@@ -34,5 +34,10 @@ void worker_call(hook h);
 // pre_request(environ) / post_request(environ, status, headers) callables, or null when not configured.
 py::object pre_request(const config::settings& s);
 py::object post_request(const config::settings& s);
+// ssl_context(config, default_ssl_context_factory): the ssl.SSLContext the hook returns, checked to be one gcorn can
+// serve with; null when no hook is configured. The factory makes the context gcorn's TLS settings describe (certfile,
+// keyfile, ca_certs, cert_reqs, ciphers, ssl_version, ALPN http/1.1). Throws py::python_error: unlike the other hooks,
+// its failure is the worker's (it cannot serve TLS without the context).
+py::object ssl_context(const config::settings& s);
 
 }  // namespace gcorn::hooks

@@ -208,6 +208,16 @@ void response_writer::finish() {
     if (!no_body_ && app_length_ && body_bytes_ < *app_length_) keep_alive_ = false;
 }
 
+bool response_writer::send_early_hints(const header_list& headers) {
+    if (request_.version < 11 || head_sent_) return false;
+    std::string hints = "HTTP/1.1 103 Early Hints\r\n";
+    for (auto& [name, value] : headers) hints.append(name).append(": ").append(value).append("\r\n");
+    hints.append("\r\n");
+    std::string_view piece[] = {hints};
+    send(piece);
+    return true;
+}
+
 std::string canned_response(int status, std::string_view body) {
     std::string r = "HTTP/1.1 ";
     r.append(status_line(status)).append("\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ");

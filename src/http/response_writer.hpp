@@ -32,6 +32,10 @@ public:
     // Sends `count` bytes of a regular file with sendfile(2); false if nothing could be sent that way.
     void write_file(int fd, off_t offset, uint64_t count);
     void finish();
+    // RFC 8297: a 103 (Early Hints) interim response carrying `headers` (checked by the caller), sent at once.
+    // False, sending nothing, to an HTTP/1.0 client (no interim responses, RFC 9110 §15.2) or once the final
+    // head is out (a 1xx after it would be read as the next response).
+    bool send_early_hints(const header_list& headers);
 
     bool started() const { return started_; }
     bool head_sent() const { return head_sent_; }

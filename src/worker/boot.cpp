@@ -49,6 +49,9 @@ int run_worker_class(const sys::worker_args& shared_args, const wsgi::applicatio
     std::optional<transport> t;  // TLS certificates load here, so a HUP's fresh workers load them again
     try {
         t.emplace(s);
+    } catch (const py::python_error& e) {  // the ssl_context hook
+        spdlog::error("Cannot set up TLS: the ssl_context hook failed\n{}", e.traceback());
+        return sys::worker_boot_error;
     } catch (const std::exception& e) {
         spdlog::error("Cannot set up TLS: {}", e.what());
         return sys::worker_boot_error;

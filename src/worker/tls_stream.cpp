@@ -9,6 +9,8 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include "py/ssl_context.hpp"
+
 namespace gcorn::worker {
 namespace {
 
@@ -92,6 +94,19 @@ tls_context::tls_context(const config::settings& s) : ctx_(SSL_CTX_new(TLS_serve
     uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;
     if (s.suppress_ragged_eofs) options |= SSL_OP_IGNORE_UNEXPECTED_EOF;  // EOF without close_notify: a clean end
     SSL_CTX_set_options(ctx_, options);
+    SSL_CTX_set_mode(ctx_, SSL_MODE_RELEASE_BUFFERS);  // an idle keep-alive connection keeps no record buffers
+}
+
+// Python's ssl.SSLContext is a wrapper around an SSL_CTX, and Debian's Python and gcorn load the same libssl3
+// (py::ssl_context_handle checks the version), so the hook's context is served as it is: everything the hook set
+// (versions, ciphers, certificates, verification, ALPN) is in it. gcorn takes its own reference to the SSL_CTX and
+// keeps the Python object alive too, since callbacks it installed (ALPN selection) read the Python object's fields.
+// Callbacks that need a Python ssl.SSLSocket behind the connection (sni_callback, keylog) are refused by
+// gcorn._hooks.ssl_context before this. What Gunicorn applies per connection rather than in the context is added.
+tls_context::tls_context(const config::settings& s, py::object python_context)
+    : ctx_(py::ssl_context_handle(python_context, OpenSSL_version_num())), python_(std::move(python_context)) {
+    SSL_CTX_up_ref(ctx_);
+    if (s.suppress_ragged_eofs) SSL_CTX_set_options(ctx_, SSL_OP_IGNORE_UNEXPECTED_EOF);  // wrap_socket's argument
     SSL_CTX_set_mode(ctx_, SSL_MODE_RELEASE_BUFFERS);  // an idle keep-alive connection keeps no record buffers
 }
 

@@ -15,17 +15,21 @@
 
 #include "config/settings.hpp"
 #include "http/byte_stream.hpp"
+#include "py/object.hpp"
 
 struct ssl_st;
 struct ssl_ctx_st;
 
 namespace gcorn::worker {
 
-// certfile, keyfile, ca_certs, cert_reqs, ciphers, ssl_version and ALPN "http/1.1", loaded once per worker
-// boot: HUP starts fresh workers with re-read settings, which reloads the certificates.
+// certfile, keyfile, ca_certs, cert_reqs, ciphers, ssl_version and ALPN "http/1.1" (or the ssl_context hook's
+// context), loaded once per worker boot: HUP starts fresh workers with re-read settings, which reloads them.
 class tls_context {
 public:
     explicit tls_context(const config::settings& s);  // throws std::runtime_error naming what failed
+    // Gunicorn's ssl_context hook made the context in Python: serve with the ssl.SSLContext's own OpenSSL context.
+    // Throws py::python_error if it is not one gcorn can use. PRECONDITION: GIL held, here and when destroyed.
+    tls_context(const config::settings& s, py::object python_context);
     ~tls_context();
     tls_context(const tls_context&) = delete;
     tls_context& operator=(const tls_context&) = delete;
@@ -33,6 +37,7 @@ public:
 
 private:
     ssl_ctx_st* ctx_;
+    py::object python_;  // the ssl.SSLContext: OpenSSL callbacks it installed (ALPN) read its fields
 };
 
 // One connection's TLS state, never waiting: every call says what it would need to go on.

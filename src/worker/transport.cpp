@@ -3,10 +3,23 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "hooks/hooks.hpp"
+
 namespace gcorn::worker {
 
+namespace {
+
+// TLS when certfile is set (as Gunicorn's is_ssl), from the ssl_context hook's context if there is one.
+std::unique_ptr<tls_context> make_tls(const config::settings& s) {
+    if (s.certfile.empty()) return nullptr;
+    if (auto python_context = hooks::ssl_context(s)) return std::make_unique<tls_context>(s, std::move(python_context));
+    return std::make_unique<tls_context>(s);
+}
+
+}  // namespace
+
 transport::transport(const config::settings& s)
-    : tls_(s.certfile.empty() ? nullptr : std::make_unique<tls_context>(s)),
+    : tls_(make_tls(s)),
       forwarded_from_(s.forwarded_allow_ips), proxy_from_(s.proxy_allow_ips),
       accept_v1_(s.proxy_protocol == "v1" || s.proxy_protocol == "auto" || s.proxy_protocol == "true"),
       accept_v2_(s.proxy_protocol == "v2" || s.proxy_protocol == "auto" || s.proxy_protocol == "true") {}
@@ -19,6 +32,7 @@ wsgi::connection_info transport::adopt(int fd, const sys::listener& l, bool keep
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     wsgi::connection_info c;
+    c.socket = wsgi::client_socket(fd);
     auto peer = sys::peer_of(fd);
     c.remote_addr = peer.host;
     c.remote_port = peer.port;

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <exception>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <unordered_map>
 #include <utility>
 
@@ -12,8 +15,10 @@
 
 #include "gcorn_build_config.hpp"
 #include "http/byte_stream.hpp"
+#include "py/gil.hpp"
 #include "py/greenlet.hpp"
 #include "py/native.hpp"
+#include "py/socket.hpp"
 
 namespace gcorn::wsgi {
 namespace {
@@ -32,7 +37,9 @@ struct shared_objects {
                multithread = py::interned("wsgi.multithread"), close = py::interned("close"),
                multiprocess = py::interned("wsgi.multiprocess"),
                filelike = py::interned("filelike"), fileno = py::interned("fileno"), tell = py::interned("tell"),
-               exc_info = py::interned("exc_info"), peercert = py::interned("gcorn.peercert");
+               exc_info = py::interned("exc_info"), peercert = py::interned("gcorn.peercert"),
+               early_hints = py::interned("wsgi.early_hints"), gunicorn_socket = py::interned("gunicorn.socket");
+    py::object socket_module = py::import("socket"), socket_class = py::interned("socket");
     py::object http = py::str("http"), https = py::str("https");
     py::object wsgi_module = py::import("gcorn._wsgi");
     py::object make_input = wsgi_module.attr("make_input");
@@ -92,16 +99,17 @@ std::string environ_key(std::string_view header) {
 struct request_ctx {
     http::response_writer& writer;
     http::body_source& body;
-    py::object start_response_fn, write_fn, reader;
+    py::object start_response_fn, write_fn, reader, early_hints_fn;
     std::exception_ptr body_error;  // why wsgi.input failed (client gone, malformed chunk): not the app's fault
     bool sendfile;                  // the sendfile setting
 
     request_ctx(http::response_writer& w, http::body_source& b, bool send_files) : writer(w), body(b), sendfile(send_files) {}
     request_ctx(const request_ctx&) = delete;
-    ~request_ctx() { py::detach(start_response_fn), py::detach(write_fn), py::detach(reader); }
+    ~request_ctx() { py::detach(start_response_fn), py::detach(write_fn), py::detach(reader), py::detach(early_hints_fn); }
 
     static py::object start_response(void* self, const py::object& args, const py::object& kwargs);
     static py::object write(void* self, const py::object& args, const py::object& kwargs);
+    static py::object early_hints(void* self, const py::object& args, const py::object& kwargs);
     static size_t read_body(void* self, std::span<char> into);
 };
 
@@ -160,6 +168,36 @@ py::object request_ctx::write(void* self, const py::object& args, const py::obje
     auto data = py::item(args, 0);
     if (!py::is_bytes(data)) fail(py::python_error::kind::type_error, std::string("write() takes bytes, not ") + py::type_name(data));
     c.writer.write(py::bytes_view(data));
+    return py::none();
+}
+
+// A header name or value for wsgi.early_hints: a latin-1 str, or bytes (taken as latin-1), as Gunicorn accepts.
+std::string header_text(const py::object& o, const char* what) {
+    if (py::is_bytes(o)) return std::string(py::bytes_view(o));
+    return checked_latin1(o, what);
+}
+
+// wsgi.early_hints(headers), Gunicorn 25+: a 103 Early Hints response (RFC 8297) with the (name, value) pairs,
+// written at once. The fields are checked as start_response's are (no CR/LF: response splitting) before anything
+// else, so a bad one raises even where nothing would be sent: to an HTTP/1.0 client, or once the final head is
+// out (then the call does nothing, as Gunicorn's).
+py::object request_ctx::early_hints(void* self, const py::object& args, const py::object&) {
+    auto& c = *static_cast<request_ctx*>(self);
+    if (py::size(args) != 1) fail(py::python_error::kind::type_error, "wsgi.early_hints(headers) takes one list");
+    http::header_list headers;
+    auto it = py::iter(py::item(args, 0));
+    while (auto pair = py::next(it)) {
+        if (!py::is_list_or_tuple(pair) || py::size(pair) != 2)
+            fail(py::python_error::kind::type_error, "each early hint must be a (name, value) tuple");
+        auto name = header_text(py::item(pair, 0), "header name");
+        auto value = header_text(py::item(pair, 1), "header value");
+        // The value is not in the message: it may carry data that must not travel further with the exception.
+        if (auto why = http::check_header(name, value); !why.empty())
+            fail(py::python_error::kind::value_error, "invalid early hint " + name + ": " + std::string(why));
+        auto first = value.find_first_not_of(" \t"), last = value.find_last_not_of(" \t");
+        headers.emplace_back(std::move(name), first == std::string::npos ? "" : value.substr(first, last - first + 1));
+    }
+    c.writer.send_early_hints(headers);
     return py::none();
 }
 
@@ -346,6 +384,28 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
 
 }  // namespace
 
+client_socket::~client_socket() {
+    if (!sock_) return;
+    py::gil_acquire gil;  // the last reference may go on the reactor's thread (gthread), which holds no GIL
+    py::close_socket(sock_);
+}
+
+const py::object& client_socket::get() {
+    if (sock_ || fd_ < 0) return sock_;
+    int dup = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) throw py::python_error(py::python_error::kind::os_error, "cannot duplicate the client socket");
+    auto& sh = shared();
+    try {
+        // socket.socket as the app sees it (the async class's cooperative one once the stdlib is patched).
+        // family -1: read from the descriptor; SOCK_NONBLOCK: the mode it is in, so Python never blocks on it.
+        sock_ = py::make_socket(sh.socket_module.attr(sh.socket_class), dup, SOCK_STREAM | SOCK_NONBLOCK);
+    } catch (...) {
+        ::close(dup);
+        throw;
+    }
+    return sock_;
+}
+
 application::application(const config::settings& s)
     : script_name_(s.script_name), multiprocess_(s.workers > 1), sendfile_(s.sendfile) {
     for (auto& f : s.forwarder_headers) script_name_from_header_ |= ascii::trim(f) == "*" || ascii::iequals(ascii::trim(f), "SCRIPT_NAME");
@@ -419,7 +479,7 @@ py::object application::make_environ(const connection_info& conn, const http::re
     return env;
 }
 
-outcome application::handle(const connection_info& conn, const http::request_head& head, http::body_source& body,
+outcome application::handle(connection_info& conn, const http::request_head& head, http::body_source& body,
                             http::response_writer& writer) const {
     outcome out;
     auto env = make_environ(conn, head);
@@ -428,6 +488,11 @@ outcome application::handle(const connection_info& conn, const http::request_hea
         return out;
     }
     auto& sh = shared();
+    try {
+        if (auto& sock = conn.socket.get()) py::set_item(env, sh.gunicorn_socket, sock);
+    } catch (const py::python_error& e) {  // out of descriptors: the request is still served, without it
+        spdlog::warn("environ['gunicorn.socket'] could not be made: {}", e.what());
+    }
     request_ctx ctx(writer, body, sendfile_);
     if (head.has_body()) {
         ctx.reader = py::native_reader(&request_ctx::read_body, &ctx);
@@ -436,6 +501,8 @@ outcome application::handle(const connection_info& conn, const http::request_hea
         py::set_item(env, sh.input, sh.empty_input());
     }
     ctx.start_response_fn = py::native_function(&request_ctx::start_response, &ctx);
+    ctx.early_hints_fn = py::native_function(&request_ctx::early_hints, &ctx);
+    py::set_item(env, sh.early_hints, ctx.early_hints_fn);
 
     // Call the app and send what it returns. Its close() comes after the response is complete (so the
     // client does not wait for it), and also when the client left or the app failed.

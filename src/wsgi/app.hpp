@@ -18,6 +18,32 @@ struct load_error : std::runtime_error {
     bool app_error;  // an AppImportError (exit code 4) rather than an exception while importing (3)
 };
 
+// environ["gunicorn.socket"] (Gunicorn passes its client socket there): a socket.socket for the connection, made at
+// its first request and closed when the connection ends. It is made over a dup() of the connection's descriptor,
+// so nothing the app does with it (close(), a garbage-collected reference kept past the request) can close gcorn's
+// descriptor, which the next accept could reuse for another client; the price is a second descriptor per
+// connection while it lives (main.cpp lifts the open-files limit). Non-blocking, as gcorn's own socket is.
+// On a TLS connection it is the TCP socket under TLS: for getpeername(), fileno(), setsockopt(), not for I/O.
+class client_socket {
+public:
+    explicit client_socket(int fd = -1) noexcept : fd_(fd) {}
+    client_socket(client_socket&& o) noexcept : fd_(o.fd_), sock_(std::move(o.sock_)) {}
+    client_socket& operator=(client_socket&& o) noexcept {  // what this held goes with `o`
+        std::swap(fd_, o.fd_);
+        std::swap(sock_, o.sock_);
+        return *this;
+    }
+    ~client_socket();  // takes the GIL to close the socket object, only if one was made
+
+    // The socket object, made on first use; null without a descriptor (a unit test's memory stream).
+    // PRECONDITION: GIL held. Throws py::python_error.
+    const py::object& get();
+
+private:
+    int fd_;
+    py::object sock_;
+};
+
 // What a worker knows about the connection a request arrived on.
 struct connection_info {
     std::string remote_addr;  // "" for unix sockets
@@ -27,6 +53,7 @@ struct connection_info {
     bool multithread = false;
     bool https = false;          // TLS to us (certfile), or to the proxy per its PROXY v2 header: wsgi.url_scheme
     std::string peer_cert;       // the client's TLS certificate (PEM) if it sent one: environ["gcorn.peercert"]
+    client_socket socket;        // environ["gunicorn.socket"]
 };
 
 // What the worker needs after a request, for the access log and keep-alive.
@@ -42,7 +69,7 @@ public:
 
     // Runs one request. Never throws for app errors (they become a 500, or an aborted response,
     // with a logged traceback); http::stream_error propagates when the client is gone.
-    outcome handle(const connection_info& conn, const http::request_head& head, http::body_source& body,
+    outcome handle(connection_info& conn, const http::request_head& head, http::body_source& body,
                    http::response_writer& writer) const;
 
     // Gunicorn's pre_request(environ) / post_request(environ, status, headers) hooks; null ones are skipped.

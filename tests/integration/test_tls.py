@@ -206,3 +206,78 @@ def test_a_bad_certificate_fails_the_boot(gcorn, ca, tmp_path):
     assert server.proc.wait(30) == 3
     server.expected_exit = 3
     assert "Cannot set up TLS: cannot load keyfile" in server.log()
+
+
+# ---- Gunicorn's ssl_context(config, default_ssl_context_factory) server hook ----
+
+SSL_CONTEXT_CONF = r'''
+import ssl
+
+def ssl_context(conf, default_ssl_context_factory):
+    context = default_ssl_context_factory()  # certfile, keyfile, cert_reqs, ... from gcorn's settings
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    conf_seen = "conf.certfile=%s" % conf.certfile.rsplit("/", 1)[-1]
+    print("ssl_context hook ran: " + conf_seen, flush=True)
+    return context
+'''
+
+
+def conf_server(gcorn, tmp_path, conf, *args, **kw):
+    path = tmp_path / "conf" / "gunicorn.conf.py"  # not in the working directory, where every gcorn would read it
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(conf)
+    return gcorn(None, "-c", str(path), *args, source=APP, **kw)
+
+
+def tls12_only(ca):
+    ctx = client_context(ca)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+@pytest.mark.parametrize("worker_class", CLASSES)
+def test_ssl_context_hook_is_honoured(gcorn, ca, tmp_path, worker_class):
+    server = conf_server(gcorn, tmp_path, SSL_CONTEXT_CONF, "-k", worker_class, *server_args(ca))
+    server.wait_for_log("ssl_context hook ran: conf.certfile=server.pem")
+    status, body = https(server, client_context(ca))  # TLS 1.3, the factory's certificate
+    assert status == 200 and json.loads(body)["scheme"] == "https"
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        https(server, tls12_only(ca))  # refused: the hook raised the minimum to TLS 1.3
+    # ... and the same client is served without the hook (gcorn's own context allows TLS 1.2)
+    plain = gcorn(None, "-k", worker_class, *server_args(ca), source=APP)
+    assert https(plain, tls12_only(ca))[0] == 200
+
+
+def test_ssl_context_hook_may_build_the_context_itself(gcorn, ca, tmp_path):
+    conf = r'''
+import ssl
+
+def ssl_context(conf, default_ssl_context_factory):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(%r, %r)
+    context.load_verify_locations(%r)
+    context.verify_mode = ssl.CERT_REQUIRED  # client certificates, though gcorn's cert_reqs says none
+    return context
+''' % (str(ca / "server.pem"), str(ca / "server.key"), str(ca / "ca.pem"))
+    server = conf_server(gcorn, tmp_path, conf, "-k", "gthread", *server_args(ca))
+    status, body = https(server, client_context(ca, cert=True))
+    assert status == 200 and json.loads(body)["peercert"].startswith("-----BEGIN CERTIFICATE-----")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        https(server, client_context(ca))  # no client certificate: refused, as the hook's context says
+
+
+@pytest.mark.parametrize("returned", ["None", "ssl.create_default_context(ssl.Purpose.SERVER_AUTH)"])
+def test_an_ssl_context_hook_returning_no_server_context_fails_the_boot(gcorn, ca, tmp_path, returned):
+    conf = "import ssl\n\ndef ssl_context(conf, factory):\n    return %s\n" % returned
+    server = conf_server(gcorn, tmp_path, conf, *server_args(ca), ready=False)
+    assert server.proc.wait(30) == 3
+    server.expected_exit = 3
+    assert "Cannot set up TLS: the ssl_context hook failed" in server.log(), server.log()
+
+
+def test_ssl_context_hook_from_toml(gcorn, ca, tmp_path):
+    (tmp_path / "tls_hooks.py").write_text(SSL_CONTEXT_CONF)
+    server = gcorn(None, *server_args(ca), source=APP, config='[hooks]\nssl_context = "tls_hooks:ssl_context"\n')
+    assert https(server, client_context(ca))[0] == 200
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        https(server, tls12_only(ca))

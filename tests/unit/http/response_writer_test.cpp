@@ -146,5 +146,39 @@ TEST(response_writer, hop_by_hop_headers_from_the_app_are_dropped) {
     EXPECT_EQ(s.output.substr(s.output.size() - 6), "\r\n\r\nok");
 }
 
+// RFC 8297: 103 Early Hints go out at once and before the final head (also after start(), which sends nothing).
+TEST(response_writer, early_hints_precede_the_response) {
+    memory_stream s;
+    auto h = head();
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    EXPECT_TRUE(w.send_early_hints({{"Link", "</a.css>; rel=preload"}}));
+    EXPECT_EQ(s.output, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+    w.start("200 OK", {{"Content-Length", "2"}});
+    EXPECT_TRUE(w.send_early_hints({{"Link", "</b.js>"}, {"Link", "</c.js>"}}));
+    w.write("ok");
+    w.finish();
+    EXPECT_NE(s.output.find("\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </b.js>\r\nLink: </c.js>\r\n\r\nHTTP/1.1 200 OK\r\n"),
+              std::string::npos) << s.output;
+    EXPECT_TRUE(w.keep_alive());
+}
+
+// RFC 9110 §15.2: no interim responses to HTTP/1.0; none after the final head (it would read as the next response).
+TEST(response_writer, no_early_hints_to_http_1_0_or_after_the_head) {
+    memory_stream s10;
+    auto h10 = head("GET", 10);
+    response_writer w10(s10, h10, true, std::chrono::seconds(1));
+    EXPECT_FALSE(w10.send_early_hints({{"Link", "</a.css>"}}));
+    EXPECT_TRUE(s10.output.empty());
+
+    memory_stream s;
+    auto h = head();
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    w.start("200 OK", {});
+    w.write("abc");
+    auto sent = s.output.size();
+    EXPECT_FALSE(w.send_early_hints({{"Link", "</a.css>"}}));
+    EXPECT_EQ(s.output.size(), sent);
+}
+
 }  // namespace
 }  // namespace gcorn::http
