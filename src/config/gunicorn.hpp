@@ -26,15 +26,14 @@ inline constexpr gunicorn_row gunicorn_settings[] = {
      "accepted and not needed: heartbeats live in shared memory, not in files"},
     {"do_handshake_on_connect", "--do-handshake-on-connect", false, support::different,
      "accepted: the TLS handshake always completes before the first request is read"},
+    {"tmp_upload_dir", "", true, support::different,
+     "accepted and unused, as in Gunicorn (which never reads it): gcorn never spools request bodies"},
     {"default_proc_name", "", false, support::different, "proc_name falls back to the app's name"},
     {"secure_scheme_headers", "", false, support::different,
      "a list of HEADER=VALUE strings in TOML; a gunicorn.conf.py dict is converted"},
 
     // ---- refused: not in gcorn (yet), with what to use instead ----
-    {"tmp_upload_dir", "", true, support::refused, "gcorn never spools request bodies: wsgi.input reads the socket"},
     {"logger_class", "--logger-class", true, support::refused, "gcorn's logging is native; use accesslog/errorlog"},
-    {"enable_backlog_metric", "--enable-backlog-metric", false, support::refused,
-     "not supported yet (the other statsd metrics are sent)"},
     {"protocol", "--protocol", true, support::refused, "gcorn speaks HTTP/1.1 only (no uwsgi protocol)"},
     {"uwsgi_allow_ips", "--uwsgi-allow-from", true, support::refused, "gcorn speaks HTTP/1.1 only (see protocol)"},
     {"http_protocols", "--http-protocols", true, support::refused, "gcorn speaks HTTP/1.1; put HTTP/2 in front (nginx)"},

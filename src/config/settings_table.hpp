@@ -160,5 +160,9 @@
       "How reload notices changes: auto (inotify), inotify, or poll (modification times, every second).")  \
     X(reload_extra_files, string_list, (string_list{}), "--reload-extra-file", "FILES", "debugging", any,    \
       "More files (or glob patterns) that trigger reload: templates, configuration. Repeat for several.")    \
+    X(enable_backlog_metric, bool, false, "--enable-backlog-metric", "", "logging", any,                     \
+      "Send statsd the connections waiting in the TCP listeners' accept queues (gunicorn.backlog, a histogram).") \
+    X(tmp_upload_dir, std::string, "", "", "DIR", "server mechanics", any,                                   \
+      "Accepted for Gunicorn compatibility and unused: gcorn never spools request bodies (Gunicorn 26.1 never reads it either).") \
     X(spew, bool, false, "--spew", "", "debugging", any,                                                     \
       "Print every line of Python the workers execute (a trace function; very slow, for debugging).")

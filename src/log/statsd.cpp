@@ -86,5 +86,6 @@ void request(std::chrono::steady_clock::duration took, int status) noexcept {
 void increment(std::string_view name) noexcept { send(name, "1|c|@1.0"); }
 
 void gauge(std::string_view name, long long value) noexcept { send(name, std::to_string(value) + "|g"); }
+void histogram(std::string_view name, long long value) noexcept { send(name, std::to_string(value) + "|h"); }
 
 }  // namespace gcorn::log::statsd

@@ -18,5 +18,6 @@ bool enabled() noexcept;
 void request(std::chrono::steady_clock::duration took, int status) noexcept;
 void increment(std::string_view name) noexcept;
 void gauge(std::string_view name, long long value) noexcept;
+void histogram(std::string_view name, long long value) noexcept;
 
 }  // namespace gcorn::log::statsd

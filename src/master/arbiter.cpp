@@ -327,6 +327,13 @@ struct arbiter::impl {
         if (workers.empty()) ioc.stop();
     }
 
+    // enable_backlog_metric: connections waiting to be accepted, summed over the TCP listeners (Gunicorn's).
+    void report_backlog() {
+        long total = 0;
+        for (auto& l : listeners) total += std::max(0L, sys::accept_queue_length(l));
+        log::statsd::histogram("gunicorn.backlog", total);
+    }
+
     // Type=notify: ready once a worker has loaded the app (not merely forked), again after a HUP.
     void report_ready() {
         if (ready_sent || stopping) return;
@@ -431,6 +438,7 @@ struct arbiter::impl {
             report_ready();
             if (watcher) watch_imports(), promote_trial();
             log::statsd::gauge("gunicorn.workers", active());  // as Gunicorn's manage_workers
+            if (s.enable_backlog_metric) report_backlog();
             reap();
             murder_stale();
             maybe_promote();

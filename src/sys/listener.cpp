@@ -152,4 +152,12 @@ endpoint peer_of(int fd) {
     return to_endpoint(ss);
 }
 
+long accept_queue_length(const listener& l) {
+    if (l.is_unix) return -1;
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(l.fd.get(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+    return long(info.tcpi_unacked);
+}
+
 }  // namespace gcorn::sys

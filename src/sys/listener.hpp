@@ -16,6 +16,10 @@ struct listener {
     std::string unix_path;  // removed on shutdown
 };
 
+// Connections waiting in a TCP listener's accept queue (Linux reports it as TCP_INFO's tcpi_unacked on a
+// listening socket); -1 where it cannot be known (unix sockets).
+long accept_queue_length(const listener& l);
+
 struct listen_options {
     int backlog = 2048;
     bool reuse_port = false;

@@ -440,7 +440,7 @@ def test_readme_table_covers_every_gunicorn_setting():
 
 
 @pytest.mark.parametrize("args", [
-    ["--dirty-workers", "2"], ["--enable-backlog-metric"], ["--control-socket", "/tmp/x"],
+    ["--dirty-workers", "2"], ["--control-socket", "/tmp/x"], ["--http-protocols", "h2"],
 ])
 def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
     r = run_gcorn(*args, "echo:app")
@@ -587,6 +587,47 @@ def test_statsd_counts_error_log_lines(gcorn, tmp_path):
     packets = []
     while not {"gunicorn.log.error:1|c|@1.0", "gunicorn.request.status.500:1|c|@1.0"} <= set(packets):
         packets.append(sock.recv(4096).decode())  # the traceback line is counted, and so is the 500
+
+
+BLOCKING_APP = """
+import os, time
+
+def app(environ, start_response):
+    release = os.path.join(os.path.dirname(__file__), "release")
+    for _ in range(600):
+        if environ["PATH_INFO"] != "/block" or os.path.exists(release):
+            break
+        time.sleep(0.05)
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+"""
+
+
+def test_enable_backlog_metric_counts_connections_waiting_to_be_accepted(gcorn, tmp_path):
+    import socket as sk
+    sock, address = statsd_listener("udp", tmp_path)
+    server = gcorn(None, "--statsd-host", address, "--enable-backlog-metric", source=BLOCKING_APP)
+    busy = server.connect()
+    busy.sendall(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")  # the only (sync) worker is now busy
+    waiting = [sk.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+    try:
+        backlog = []
+        while not any(v >= 3 for v in backlog):  # the kernel's accept queue, as the master saw it
+            packet = sock.recv(4096).decode()
+            if packet.startswith("gunicorn.backlog:"):
+                assert packet.endswith("|h"), packet
+                backlog.append(int(packet.split(":")[1].split("|")[0]))
+    finally:
+        (tmp_path / "release").write_text("")
+        for c in waiting + [busy]:
+            c.close()
+
+
+def test_tmp_upload_dir_is_accepted_as_gunicorn_accepts_it(gcorn, tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text('tmp_upload_dir = "/tmp"\n')
+    server = gcorn("echo:app", "-c", str(tmp_path / "gunicorn.conf.py"))
+    with server.get("/") as r:
+        assert r.status == 200
 
 
 def test_a_bad_statsd_address_is_a_clear_error():
