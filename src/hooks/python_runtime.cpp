@@ -12,6 +12,7 @@
 #include "gcorn_build_config.hpp"
 #include "hooks/hooks.hpp"
 #include "hooks/python_logging.hpp"
+#include "hub/loop_functions.hpp"
 #include "hub/primitives.hpp"
 #include "log/log.hpp"
 #include "py/object.hpp"
@@ -43,6 +44,7 @@ void prepare_python(const config::settings& s) {
     add_virtualenv(s);
     install_python_logging(s);  // first: what follows may log
     hub::install_primitives();
+    hub::install_loop_functions();
     if (config::worker_kind_of(s) == config::worker_kind::async && s.monkey_patch)
         py::import("gcorn.monkey").attr("patch_all")();
     int fd = 2;

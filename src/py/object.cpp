@@ -118,6 +118,11 @@ object boolean(bool v) { return object::borrow(v ? Py_True : Py_False); }
 object integer(long long v) { return checked(PyLong_FromLongLong(v)); }
 object str(std::string_view s) { return checked(PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "surrogateescape")); }
 object str_latin1(std::string_view s) { return checked(PyUnicode_DecodeLatin1(s.data(), Py_ssize_t(s.size()), nullptr)); }
+object floating(double v) { return checked(PyFloat_FromDouble(v)); }
+object list() { return checked(PyList_New(0)); }
+void append(const object& list, const object& item) {
+    if (PyList_Append(list.ptr(), item.ptr()) != 0) throw python_error();
+}
 object bytes(std::string_view s) { return checked(PyBytes_FromStringAndSize(s.data(), Py_ssize_t(s.size()))); }
 object dict() { return checked(PyDict_New()); }
 object import(const char* module) { return checked(PyImport_ImportModule(module)); }

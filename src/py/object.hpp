@@ -67,11 +67,14 @@ private:
 object none();
 object boolean(bool v);
 object integer(long long v);
+object floating(double v);
 object str(std::string_view utf8);
 object str_latin1(std::string_view bytes);  // PEP 3333 "native string"
 object bytes(std::string_view data);
 object dict();
 object tuple(std::initializer_list<object> items);
+object list();
+void append(const object& list, const object& item);
 object import(const char* module);
 object interned(const char* s);             // immortal for the process: use for environ keys
 void intern(object& s);                     // replaces a str by its interned copy (cached hash, `is` compare)

@@ -1,0 +1,147 @@
+#include "hub/loop_functions.hpp"
+
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "hub/event_loop.hpp"
+#include "hub/hub.hpp"
+#include "py/gil.hpp"
+#include "py/native.hpp"
+
+namespace gcorn::hub {
+namespace {
+
+using kind = py::python_error::kind;
+
+// Loops by handle. A handle is never reused, so a stale one raises instead of reaching another loop. The mutex
+// covers the table only: a loop is used from one thread at a time, except async_send (thread-safe itself).
+std::mutex loops_mutex;
+std::unordered_map<long long, std::shared_ptr<event_loop>> loops;
+long long next_handle = 0;
+
+std::shared_ptr<event_loop> loop_of(const py::object& args) {
+    if (py::size(args) < 1) throw py::python_error(kind::type_error, "a loop handle is required");
+    auto handle = py::to_integer(py::item(args, 0));
+    std::lock_guard lock(loops_mutex);
+    auto it = loops.find(handle);
+    if (it == loops.end()) throw py::python_error(kind::value_error, "the loop was destroyed");
+    return it->second;
+}
+
+long long int_arg(const py::object& args, size_t i) { return py::to_integer(py::item(args, i)); }
+uint64_t id_arg(const py::object& args) { return uint64_t(int_arg(args, 1)); }
+
+// loop_new(on_hub): on_hub asks for the worker hub's io_context (the hub greenlet runs gevent's hub there).
+py::object loop_new(void*, const py::object& args, const py::object&) {
+    bool on_hub = py::size(args) > 0 && py::truthy(py::item(args, 0));
+    auto* h = hub::current();
+    if (on_hub && (!h || !h->on_hub_thread())) on_hub = false;
+    auto loop = std::make_shared<event_loop>(on_hub ? &h->context() : nullptr);
+    std::lock_guard lock(loops_mutex);
+    loops.emplace(++next_handle, std::move(loop));
+    return py::integer(next_handle);
+}
+
+py::object loop_destroy(void*, const py::object& args, const py::object&) {
+    auto handle = int_arg(args, 0);
+    std::shared_ptr<event_loop> dying;
+    {
+        std::lock_guard lock(loops_mutex);
+        auto it = loops.find(handle);
+        if (it == loops.end()) return py::none();
+        dying = std::move(it->second);
+        loops.erase(it);
+    }
+    return py::none();  // `dying` goes here, with the GIL held: its handlers hold no Python objects
+}
+
+py::object io_start(void*, const py::object& args, const py::object&) {
+    int fd = int(int_arg(args, 1)), events = int(int_arg(args, 2));
+    return py::integer((long long)loop_of(args)->io_start(fd, events));
+}
+py::object io_stop(void*, const py::object& args, const py::object&) {
+    loop_of(args)->io_stop(id_arg(args));
+    return py::none();
+}
+py::object timer_start(void*, const py::object& args, const py::object&) {
+    double seconds = py::to_double(py::item(args, 1));
+    if (!(seconds >= 0)) seconds = 0;
+    return py::integer((long long)loop_of(args)->timer_start(seconds));
+}
+py::object timer_stop(void*, const py::object& args, const py::object&) {
+    loop_of(args)->timer_stop(id_arg(args));
+    return py::none();
+}
+py::object async_new(void*, const py::object& args, const py::object&) {
+    return py::integer((long long)loop_of(args)->async_new());
+}
+py::object async_send(void*, const py::object& args, const py::object&) {
+    loop_of(args)->async_send(id_arg(args));
+    return py::none();
+}
+py::object async_close(void*, const py::object& args, const py::object&) {
+    loop_of(args)->async_close(id_arg(args));
+    return py::none();
+}
+py::object signal_start(void*, const py::object& args, const py::object&) {
+    return py::integer((long long)loop_of(args)->signal_start(int(int_arg(args, 1))));
+}
+py::object signal_stop(void*, const py::object& args, const py::object&) {
+    loop_of(args)->signal_stop(id_arg(args));
+    return py::none();
+}
+
+// loop_poll(handle, block, max_wait) -> [(watcher id, events), ...]; waits without the GIL.
+py::object poll(void*, const py::object& args, const py::object&) {
+    auto loop = loop_of(args);
+    bool block = py::size(args) > 1 && py::truthy(py::item(args, 1));
+    double max_wait = py::size(args) > 2 && !py::is_none(py::item(args, 2)) ? py::to_double(py::item(args, 2)) : -1;
+    event_loop::fired got;
+    {
+        py::gil_release unlocked;
+        got = loop->poll(block, max_wait);
+    }
+    auto out = py::list();
+    for (auto& [id, events] : got) py::append(out, py::tuple({py::integer((long long)id), py::integer(events)}));
+    return out;
+}
+
+py::object now(void*, const py::object&, const py::object&) { return py::floating(event_loop::now()); }
+
+py::object reinit(void*, const py::object& args, const py::object&) {
+    loop_of(args)->reinit();
+    return py::none();
+}
+
+py::object interrupt(void*, const py::object& args, const py::object&) {
+    loop_of(args)->interrupt();
+    return py::none();
+}
+
+}  // namespace
+
+void install_loop_functions() {
+    static int marker;
+    void* ctx = &marker;
+    auto module = py::import("_gcorn");
+    py::set_attr(module, "loop_new", py::native_function(&loop_new, ctx));
+    py::set_attr(module, "loop_destroy", py::native_function(&loop_destroy, ctx));
+    py::set_attr(module, "loop_io_start", py::native_function(&io_start, ctx));
+    py::set_attr(module, "loop_io_stop", py::native_function(&io_stop, ctx));
+    py::set_attr(module, "loop_timer_start", py::native_function(&timer_start, ctx));
+    py::set_attr(module, "loop_timer_stop", py::native_function(&timer_stop, ctx));
+    py::set_attr(module, "loop_async_new", py::native_function(&async_new, ctx));
+    py::set_attr(module, "loop_async_send", py::native_function(&async_send, ctx));
+    py::set_attr(module, "loop_async_close", py::native_function(&async_close, ctx));
+    py::set_attr(module, "loop_signal_start", py::native_function(&signal_start, ctx));
+    py::set_attr(module, "loop_signal_stop", py::native_function(&signal_stop, ctx));
+    py::set_attr(module, "loop_poll", py::native_function(&poll, ctx));
+    py::set_attr(module, "loop_now", py::native_function(&now, ctx));
+    py::set_attr(module, "loop_interrupt", py::native_function(&interrupt, ctx));
+    py::set_attr(module, "loop_reinit", py::native_function(&reinit, ctx));
+}
+
+}  // namespace gcorn::hub
