@@ -395,6 +395,7 @@ class loop:
     starting_timer_may_update_loop_time = False
 
     def __init__(self, flags=None, default=None):
+        _declare_interfaces()
         if default is None:
             default = threading.current_thread() is threading.main_thread()
         self.default = bool(default)
@@ -510,10 +511,13 @@ class loop:
             self.break_()
             return
         handler = self.error_handler
-        if handler is not None:
-            getattr(handler, "handle_error", handler)(context, type, value, tb)
-        else:
+        if handler is None:
             traceback.print_exception(type, value, tb)
+            return
+        try:
+            getattr(handler, "handle_error", handler)(context, type, value, tb)
+        except:  # noqa: E722 - a failing error handler must not take the loop down with it
+            traceback.print_exc()
 
     # -- children (SIGCHLD, on the default loop) --
     def install_sigchld(self):
@@ -555,6 +559,10 @@ class loop:
             block = alive and finished and not (nowait or self._callbacks or self._idles)
             fired = _gcorn.loop_poll(self._h, block, _SIGNAL_CHECK_INTERVAL if self.default else None)
             self.update_now()
+            # What runs in this iteration is decided here, as libev collects its pending watchers after the poll: a
+            # check or idle watcher started by a callback below waits for the next iteration.
+            idles = list(self._idles) if not fired and not self._callbacks else ()
+            checks = list(self._checks)
             if len(fired) > 1:
                 fired.sort(key=lambda f: -self._priority_of(f[0]))
             for wid, events in fired:
@@ -563,11 +571,12 @@ class loop:
                     w._fire(events)
                 if self._break:
                     break
-            if not fired and not self._callbacks:
-                for w in list(self._idles):
+            for w in idles:
+                if w._active:
                     w._fire()
-            for w in list(self._checks):
-                w._fire()
+            for w in checks:
+                if w._active:
+                    w._fire()
             if self._break or once or nowait:
                 break
             if self._refs <= 0 and not self._callbacks:
@@ -631,6 +640,24 @@ class loop:
     def __repr__(self):
         return "<%s.loop at 0x%x %s refs=%s callbacks=%s>" % (__name__, id(self), self._format(), self._refs,
                                                              len(self._callbacks))
+
+
+_declared = []
+
+
+def _declare_interfaces():
+    """The loop and its callbacks implement gevent's ILoop and ICallback (checked with zope.interface). Done at
+    the first loop, not at import: gevent imports this module while it is itself being imported."""
+    if _declared:
+        return
+    _declared.append(True)
+    try:
+        from zope.interface import classImplements
+        from gevent._interfaces import ICallback, ILoop
+    except ImportError:
+        return
+    classImplements(loop, ILoop)
+    classImplements(callback, ICallback)
 
 
 setattr(loop, "async", loop.async_)  # gevent's older name for it (a keyword since Python 3.7)
