@@ -1,9 +1,17 @@
 # Makes blocking standard-library calls cooperative under gcorn's async worker: each patched call parks
 # only its own greenlet on the hub (via _gcorn's primitives) instead of blocking the worker process.
 # Outside a hub greenlet the patched calls block as the originals do. Must not import the app.
+import sys
+
 import _gcorn
 
 _patched = set()
+# The modules gcorn's patches change, and what they held before: {module: {attribute: original}}, and what gcorn
+# put there instead. gevent reads the originals (gevent.monkey.saved, get_original) when it is imported later.
+_WATCHED = ("_thread", "threading", "_threading_local", "time", "socket", "ssl", "select", "selectors", "queue",
+            "subprocess", "os")
+originals = {}
+replacements = {}
 
 
 def _once(name):
@@ -113,6 +121,12 @@ def patch_psycopg2():
 
 def patch_all():
     """Every patch gcorn knows; idempotent. The async worker calls it before importing the app."""
+    with _recording():
+        _patch_all()
+    _guard_gevent_import()
+
+
+def _patch_all():
     patch_thread()  # first: locks that later imports create are then cooperative
     patch_time()
     patch_socket()
@@ -126,6 +140,90 @@ def patch_all():
 
 def is_patched(name):
     return name in _patched
+
+
+class _recording:
+    """Notes which module attributes the patches inside replace (module level only)."""
+
+    def __enter__(self):
+        import importlib
+        self.before = {}
+        for name in _WATCHED:
+            self.before[name] = dict(vars(importlib.import_module(name)))
+
+    def __exit__(self, *exc):
+        for name, before in self.before.items():
+            now = vars(sys.modules[name])
+            for attr, value in now.items():
+                if attr in before and before[attr] is not value:
+                    originals.setdefault(name, {}).setdefault(attr, before[attr])
+                    replacements.setdefault(name, {})[attr] = value
+
+
+class _originals_restored:
+    """Puts the original attributes back for the duration (gcorn's own are restored after)."""
+
+    def __enter__(self):
+        for name, attrs in originals.items():
+            module = sys.modules[name]
+            for attr, value in attrs.items():
+                setattr(module, attr, value)
+
+    def __exit__(self, *exc):
+        for name, attrs in replacements.items():
+            module = sys.modules[name]
+            for attr, value in attrs.items():
+                setattr(module, attr, value)
+
+
+def _guard_gevent_import():
+    """gcorn.monkey and gevent.monkey agree: if the app imports gevent after gcorn has patched the stdlib, gevent
+    is imported with the original stdlib in place, so what it captures at import (its per-thread hub, the real
+    threads of its thread pool) is real, and gevent.monkey.saved holds the originals: gevent.monkey.get_original()
+    returns them and is_module_patched() says which modules gcorn made cooperative. Costs nothing unless gevent is
+    imported: a finder that answers only for "gevent" and removes itself."""
+    if "gevent" in sys.modules or any(isinstance(f, _GeventFirstImport) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _GeventFirstImport())
+
+
+class _GeventFirstImport:
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "gevent":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+        spec = importlib.util.find_spec("gevent")
+        if spec is not None and spec.loader is not None:
+            spec.loader = _LoadWithOriginals(spec.loader)
+        return spec
+
+
+class _LoadWithOriginals:
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        with _originals_restored():
+            self.loader.exec_module(module)
+            import importlib
+            monkey = importlib.import_module("gevent.monkey")
+            for name, attrs in originals.items():
+                for attr, value in attrs.items():
+                    monkey.saved.setdefault(name, {}).setdefault(attr, value)
+            # gevent's modules that capture stdlib functions when imported, imported now while they are the originals
+            for submodule in ("gevent.hub", "gevent._threading", "gevent.thread", "gevent.threadpool", "gevent.os",
+                              "gevent.local", "gevent.socket"):
+                try:
+                    importlib.import_module(submodule)
+                except ImportError:
+                    pass
+
+    def __getattr__(self, name):  # is_package, get_code, get_source... from the real loader
+        return getattr(self.loader, name)
 
 
 __all__ = ["patch_all", "patch_time", "patch_socket", "patch_dns", "patch_ssl", "patch_select", "patch_selectors",

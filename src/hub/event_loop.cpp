@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <atomic>
+#include <csignal>
 #include <sys/epoll.h>
 #include <system_error>
 #include <unistd.h>
@@ -12,6 +14,38 @@
 
 namespace gcorn::hub {
 namespace {
+
+// ---- the process's signal pipe (see event_loop.hpp) ----
+struct signal_pipe {
+    int read = -1, write = -1;
+    pid_t owner = 0;                       // the process that made it: a forked child makes its own
+    std::atomic<uint64_t> pending{0};      // a bit per signal number below 64
+    struct sigaction previous[64]{};       // restored when the last watcher of a signal stops
+    int watchers[64]{};
+};
+signal_pipe& sigpipe() {
+    static signal_pipe p;
+    return p;
+}
+
+void on_signal(int signum) {
+    auto& p = sigpipe();
+    int saved = errno;
+    p.pending.fetch_or(uint64_t(1) << signum);
+    char byte = 0;
+    [[maybe_unused]] auto n = ::write(p.write, &byte, 1);  // a full pipe already means "look"
+    errno = saved;
+}
+
+int signal_pipe_fd() {
+    auto& p = sigpipe();
+    if (p.owner == ::getpid()) return p.read;
+    if (p.read >= 0) ::close(p.read), ::close(p.write);
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
+    p.read = fds[0], p.write = fds[1], p.owner = ::getpid();
+    return p.read;
+}
 
 uint32_t epoll_events(int events) {
     return (events & event_loop::readable ? EPOLLIN : 0u) | (events & event_loop::writable ? EPOLLOUT : 0u);
@@ -35,7 +69,7 @@ event_loop::event_loop(net::io_context* ioc)
 event_loop::~event_loop() {
     work_.reset();
     timers_.clear();
-    signal_sets_.clear();
+    for (auto [id, signum] : signals_) signal_stop_number(signum);
     epoll_watch_.reset();
     ::close(epoll_fd_);
     if (own_) own_->poll();  // run the cancelled handlers while the watchers' memory is still ours
@@ -90,7 +124,7 @@ void event_loop::update_fd(int fd) {
 }
 
 void event_loop::arm_epoll() {
-    if (epoll_armed_ || fds_.empty()) return;
+    if (epoll_armed_ || (fds_.empty() && !watching_signal_pipe_)) return;
     epoll_armed_ = true;
     epoll_watch_->async_wait(net::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
         epoll_armed_ = false;
@@ -102,6 +136,10 @@ void event_loop::collect_io() {
     epoll_event events[256];
     int n = ::epoll_wait(epoll_fd_, events, 256, 0);
     for (int i = 0; i < n; ++i) {
+        if (watching_signal_pipe_ && events[i].data.fd == sigpipe().read) {
+            collect_signals();
+            continue;
+        }
         auto it = fds_.find(events[i].data.fd);
         if (it == fds_.end()) continue;
         int revents = (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR) ? readable : 0) |
@@ -156,41 +194,60 @@ void event_loop::async_close(uint64_t id) {
 }
 
 uint64_t event_loop::signal_start(int signum) {
+    if (signum <= 0 || signum >= 64) throw std::invalid_argument("signal number out of range");
+    int fd = signal_pipe_fd();
+    if (!watching_signal_pipe_) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST)
+            throw std::system_error(errno, std::generic_category(), "epoll_ctl signal pipe");
+        watching_signal_pipe_ = true;
+    }
+    auto& p = sigpipe();
+    if (p.watchers[signum]++ == 0) {
+        struct sigaction sa{};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        ::sigaction(signum, &sa, &p.previous[signum]);
+    }
     uint64_t id = ++next_id_;
     signals_.emplace(id, signum);
-    auto& set = signal_sets_[signum];
-    if (!set) {
-        set = std::make_unique<net::signal_set>(*ioc_, signum);
-        wait_signal(signum);
-    }
     return id;
 }
 
-void event_loop::wait_signal(int signum) {
-    signal_sets_.at(signum)->async_wait([this, signum](boost::system::error_code ec, int) {
-        if (ec) return;
-        for (auto& [id, sig] : signals_)
-            if (sig == signum) fired_.emplace_back(id, 0);
-        wait_signal(signum);
-    });
+void event_loop::signal_stop_number(int signum) {
+    auto& p = sigpipe();
+    if (p.watchers[signum] > 0 && --p.watchers[signum] == 0) ::sigaction(signum, &p.previous[signum], nullptr);
 }
 
 void event_loop::signal_stop(uint64_t id) {
     auto it = signals_.find(id);
     if (it == signals_.end()) return;
-    int signum = it->second;
+    signal_stop_number(it->second);
     signals_.erase(it);
-    for (auto& [other, sig] : signals_)
-        if (sig == signum) return;
-    signal_sets_.erase(signum);  // the last watcher of signum: its default disposition comes back
+}
+
+void event_loop::collect_signals() {
+    auto& p = sigpipe();
+    char drain[256];
+    while (::read(p.read, drain, sizeof drain) > 0) {
+    }
+    uint64_t mask = p.pending.exchange(0);
+    for (auto& [id, signum] : signals_)
+        if (mask & (uint64_t(1) << signum)) fired_.emplace_back(id, 0);
 }
 
 // ---- running ----
 
-event_loop::fired event_loop::poll(bool block, double max_wait) {
+std::optional<event_loop::fired> event_loop::poll(bool block, double max_wait) {
     fired_.clear();
+    if (ioc_->stopped()) {
+        if (!own_) return std::nullopt;
+        ioc_->restart();
+    }
     arm_epoll();
-    if (ioc_->stopped()) ioc_->restart();
     auto until = std::chrono::steady_clock::now() +
                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(max_wait));
     ioc_->poll();
@@ -199,6 +256,7 @@ event_loop::fired event_loop::poll(bool block, double max_wait) {
         if (ran) ioc_->poll();  // and whatever became ready with it
         else if (max_wait >= 0 || ioc_->stopped()) break;  // the bound passed, or interrupt()
     }
+    if (!own_ && ioc_->stopped() && fired_.empty() && !epoll_ready_) return std::nullopt;
     if (epoll_ready_) {
         epoll_ready_ = false;
         collect_io();
@@ -220,6 +278,12 @@ void event_loop::reinit() {
     std::vector<int> fds;
     for (auto& [fd, entry] : fds_) fds.push_back(fd);
     for (int fd : fds) update_fd(fd);
+    if (watching_signal_pipe_) {  // this process's own pipe, in the new set
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = signal_pipe_fd();
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    }
 }
 
 }  // namespace gcorn::hub

@@ -3,6 +3,10 @@
 // collected and handed to Python in batches by poll(), so Python runs the watchers' callbacks outside any Asio
 // handler, in the loop's own greenlet, as gevent expects. Knows nothing of gevent or greenlets.
 //
+// Signals do not use Asio's signal_set: its process-wide state is set up by the first io_context and is not
+// usable in a worker forked from a master that has one. A plain handler marks the signal and writes a byte to a
+// pipe made by this process, whose read end sits in the epoll set like any fd.
+//
 // io watchers are level-triggered, as libev's and libuv's are (a callback runs at every iteration while the fd
 // stays readable), so they live in a private epoll set in level-triggered mode whose own fd the io_context
 // watches; several watchers on one fd (gevent's read and write watchers of a socket) share its registration.
@@ -12,13 +16,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 namespace gcorn::hub {
@@ -48,7 +52,9 @@ public:
 
     // Runs the reactor until something has fired (block) or only what is ready now (!block), and returns what
     // fired. `block` waits at most `max_wait` seconds when given (< 0: no bound). Call without the GIL.
-    fired poll(bool block, double max_wait = -1);
+    // nullopt: the io_context is not ours and its owner stopped it (the worker is stopping).
+    std::optional<fired> poll(bool block, double max_wait = -1);
+    bool owns_context() const { return own_ != nullptr; }
     // Wakes a blocked poll from any thread (nothing fires).
     void interrupt();
     // In a forked child: a private epoll set (the parent's is shared with it) holding the same registrations.
@@ -68,7 +74,7 @@ private:
         uint32_t registered = 0;  // the epoll events currently asked for
     };
     void update_fd(int fd);
-    void wait_signal(int signum);
+    void signal_stop_number(int signum);
     void arm_epoll();
     void collect_io();
 
@@ -81,7 +87,8 @@ private:
     std::unordered_map<int, per_fd> fds_;
     std::unordered_map<uint64_t, std::unique_ptr<net::steady_timer>> timers_;
     std::unordered_map<uint64_t, int> signals_;  // id -> signum
-    std::map<int, std::unique_ptr<net::signal_set>> signal_sets_;
+    bool watching_signal_pipe_ = false;
+    void collect_signals();
     std::mutex async_mutex_;                   // async_send comes from other threads
     std::unordered_map<uint64_t, bool> asyncs_;  // id -> sent since the last batch
     fired fired_;

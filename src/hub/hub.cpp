@@ -34,6 +34,7 @@ struct hub::task : std::enable_shared_from_this<task> {
     parked where = parked::no;
     bool killed = false;
     bool wakeup_pending = false;      // a wakeup arrived while the job was not in wait_wakeup
+    bool foreign = false;             // gevent's greenlet, not one of ours: known only while it waits
 
     // The completion of a wait: records why and switches into the greenlet.
     auto resumer() {
@@ -54,7 +55,7 @@ struct hub::task : std::enable_shared_from_this<task> {
 // touched from that greenlet.
 class hub::wait_scope {
 public:
-    explicit wait_scope(hub& h, task::parked where = task::parked::in_wait) : t_(h.current_) {
+    explicit wait_scope(hub& h, task::parked where = task::parked::in_wait) : t_(h.waiting_task()) {
         if (t_->killed) throw killed();
         t_->where = where;
     }
@@ -62,6 +63,7 @@ public:
         t_->where = task::parked::no;
         t_->wait.settle();
         if (watched_ && t_->why != woke::ready) watched_->cancel();
+        if (t_->foreign) t_->owner.forget_foreign(t_);  // with the GIL, here: handlers may outlive the wait
     }
     wait_scope(const wait_scope&) = delete;
     wait_scope& operator=(const wait_scope&) = delete;
@@ -84,6 +86,7 @@ hub::hub(net::io_context& ioc, size_t threadpool_size)
     : ioc_(ioc), pool_(threadpool_size), thread_(std::this_thread::get_id()) {
     py::greenlet_import();
     hub_greenlet_ = py::greenlet_current();
+    main_greenlet_ = hub_greenlet_;
     the_hub = this;
 }
 
@@ -96,12 +99,75 @@ hub::~hub() {
 
 hub* hub::current() noexcept { return the_hub; }
 
-bool hub::in_child() const noexcept { return current_ != nullptr; }
+bool hub::in_child() const noexcept {
+    if (!gevent_mode_) return current_ != nullptr;
+    return !py::greenlet_current().is(hub_greenlet_);
+}
+
+std::shared_ptr<hub::task> hub::waiting_task() {
+    if (!gevent_mode_) return current_;
+    // Under gevent a greenlet may have been switched into by gevent (a watcher's callback), not by resume().
+    auto g = py::greenlet_current();
+    if (current_ && current_->greenlet.is(g)) return current_;
+    if (auto it = by_greenlet_.find(g.ptr()); it != by_greenlet_.end())
+        if (auto t = it->second.lock()) return current_ = t;
+    // A greenlet gcorn did not start (gevent.spawn): a task for it, owning no job, that resume() can switch into.
+    auto t = std::make_shared<task>(*this);
+    t->greenlet = g;
+    t->foreign = true;
+    by_greenlet_[g.ptr()] = t;
+    foreign_.insert(t);
+    return current_ = t;
+}
 
 void hub::run() {
+    if (py::is_imported("gevent")) {
+        py::object gevent_hub;
+        try {
+            gevent_hub = py::import("gcorn.gevent._worker").attr("adopt")();
+        } catch (const py::python_error& e) {
+            spdlog::error("gevent is imported but its hub cannot run on gcorn's loop; serving without it:\n{}",
+                          e.traceback());
+        }
+        if (gevent_hub) return run_gevent(gevent_hub);
+    }
     unlocked_ = std::make_unique<py::gil_release>();  // epoll waits without the GIL (DESIGN §3 GIL)
     ioc_.run();
     unlocked_.reset();
+    kill_remaining();
+    finish();
+}
+
+void hub::run_gevent(const py::object& gevent_hub) {
+    gevent_mode_ = true;
+    hub_greenlet_ = gevent_hub;
+    // gevent's Hub.run runs the loop until the io_context stops (finish_in_gevent_hub), then throws LoopExit here.
+    py::python_error err;
+    if (!py::greenlet_switch(gevent_hub, &err) &&
+        py::str_of(py::type_of(err.value()).attr("__name__")) != "LoopExit")
+        spdlog::error("gevent's hub failed: {}", err.traceback());
+    hub_greenlet_ = main_greenlet_;
+    finish();
+}
+
+void hub::forget_foreign(const std::shared_ptr<task>& t) {
+    by_greenlet_.erase(t->greenlet.ptr());
+    foreign_.erase(t);
+    if (current_ == t) current_.reset();
+    t->greenlet = py::object();
+}
+
+void hub::poll_without_gil(const std::function<void()>& poll) {
+    unlocked_ = std::make_unique<py::gil_release>();
+    poll();
+    unlocked_.reset();
+}
+
+void hub::finish_in_gevent_hub() {
+    if (!stopping_) kill_remaining();
+}
+
+void hub::kill_remaining() {
     stopping_ = true;
     // Kill what is left from here, so each child unwinds through its RAII (DESIGN §3.1 (14)).
     for (int round = 0; round < 3 && !tasks_.empty(); ++round) {
@@ -120,9 +186,14 @@ void hub::run() {
             }
         }
     }
+}
+
+void hub::finish() {
     idle_.clear();
     jobs_.clear();
     throws_.clear();  // the GIL is held again here
+    foreign_.clear();
+    by_greenlet_.clear();
     py::gil_release unlocked;  // a pool job still running (a DNS lookup) takes the GIL to finish
     pool_.join();
 }
@@ -167,6 +238,7 @@ void hub::resume(const std::shared_ptr<task>& t) {
     if (!t->greenlet) {
         t->run = py::native_function(&hub::task_main, t.get());
         t->greenlet = py::greenlet_new(t->run, hub_greenlet_);
+        if (gevent_mode_) by_greenlet_[t->greenlet.ptr()] = t;
     }
     current_ = t;
     py::python_error err;
@@ -175,6 +247,7 @@ void hub::resume(const std::shared_ptr<task>& t) {
     if (!ok) spdlog::error("greenlet failed: {}", err.traceback());
     current_.reset();
     if (py::greenlet_dead(t->greenlet)) {
+        if (gevent_mode_) by_greenlet_.erase(t->greenlet.ptr());
         t->drop_python();
         tasks_.erase(t);
     }

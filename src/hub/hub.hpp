@@ -44,8 +44,18 @@ public:
     static hub* current() noexcept;
 
     // Runs the io_context with the GIL released until it stops, then kills the remaining greenlets
-    // from here so their C++ destructors run (DESIGN §3.1 (14)).
+    // from here so their C++ destructors run (DESIGN §3.1 (14)). If the app imported gevent, gevent's Hub is the
+    // hub greenlet instead (gcorn.gevent._worker): its loop (gcorn.gevent.loop) runs this io_context through
+    // poll_without_gil, and gcorn's greenlets, gevent's greenlets and gevent's patched stdlib share one reactor.
     void run();
+
+    // ---- gevent's hub on this reactor (gcorn.gevent.loop, through hub/loop_functions) ----
+    // Runs `poll` (which runs this io_context) without the GIL; completion handlers take it back to switch.
+    void poll_without_gil(const std::function<void()>& poll);
+    // The io_context stopped (the worker is stopping): kills gcorn's greenlets from gevent's hub greenlet, their
+    // parent. PRECONDITION: in gevent's hub greenlet, GIL held.
+    void finish_in_gevent_hub();
+    bool runs_gevent() const noexcept { return gevent_mode_; }
 
     // Runs `job` in a (pooled) greenlet. Never switches inline: the first switch is posted into the running
     // io_context (DESIGN §3.1 (1)). `job` must not throw. PRECONDITION: on the hub's thread.
@@ -77,7 +87,8 @@ public:
     uint64_t throw_later(uint64_t token, deadline when, py::object exception);
     void cancel_throw(uint64_t id);  // PRECONDITION: GIL held, on the hub's thread
 
-    // True if the caller is a child greenlet of this hub (so waits may park it).
+    // True if the caller is a child greenlet of this hub (so waits may park it): one of gcorn's, or under gevent
+    // any greenlet but the hub (gevent's own greenlets park in gcorn's waits too).
     bool in_child() const noexcept;
     bool on_hub_thread() const noexcept { return std::this_thread::get_id() == thread_; }
     size_t live_greenlets() const noexcept { return tasks_.size(); }
@@ -92,6 +103,12 @@ private:
         std::unique_ptr<net::steady_timer> timer;
     };
     void resume(const std::shared_ptr<task>& t);
+    std::shared_ptr<task> waiting_task();             // the task of the calling greenlet (made for a foreign one)
+    void kill_remaining();
+    void run_gevent(const py::object& gevent_hub);
+    void finish();
+    void forget_foreign(const std::shared_ptr<task>& t);
+    std::unordered_set<std::shared_ptr<task>> foreign_;  // tasks of gevent's greenlets, while they wait
     void park(task& t);
     std::shared_ptr<task> take_task();               // a pooled greenlet, or a new one
     uint64_t start_job(std::shared_ptr<task> t);     // names the job and posts its first switch
@@ -107,6 +124,9 @@ private:
     std::unordered_set<std::shared_ptr<task>> tasks_;  // the only strong references to live greenlets
     std::vector<std::shared_ptr<task>> idle_;          // parked pooled greenlets ready for a job
     std::shared_ptr<task> current_;
+    bool gevent_mode_ = false;
+    py::object main_greenlet_;
+    std::unordered_map<const void*, std::weak_ptr<task>> by_greenlet_;  // gevent mode: greenlet -> gcorn's task
     std::unordered_map<uint64_t, std::weak_ptr<task>> jobs_;  // token -> the task running that job
     std::unordered_map<uint64_t, pending_throw> throws_;
     uint64_t next_token_ = 0, next_throw_ = 0;

@@ -99,17 +99,34 @@ py::object poll(void*, const py::object& args, const py::object&) {
     auto loop = loop_of(args);
     bool block = py::size(args) > 1 && py::truthy(py::item(args, 1));
     double max_wait = py::size(args) > 2 && !py::is_none(py::item(args, 2)) ? py::to_double(py::item(args, 2)) : -1;
-    event_loop::fired got;
-    {
+    std::optional<event_loop::fired> got;
+    auto* h = hub::current();
+    if (h && !loop->owns_context() && &h->context() == &loop->context()) {
+        // gevent's hub on the worker's reactor: gcorn's completion handlers run in this poll and switch greenlets.
+        h->poll_without_gil([&] { got = loop->poll(block, max_wait); });
+    } else {
         py::gil_release unlocked;
         got = loop->poll(block, max_wait);
     }
+    if (!got) return py::none();  // the worker is stopping
     auto out = py::list();
-    for (auto& [id, events] : got) py::append(out, py::tuple({py::integer((long long)id), py::integer(events)}));
+    for (auto& [id, events] : *got) py::append(out, py::tuple({py::integer((long long)id), py::integer(events)}));
     return out;
 }
 
 py::object now(void*, const py::object&, const py::object&) { return py::floating(event_loop::now()); }
+
+// hub_finish(): the worker's reactor stopped under gevent's hub: gcorn's greenlets are killed from here.
+py::object hub_finish(void*, const py::object&, const py::object&) {
+    if (auto* h = hub::current(); h && h->runs_gevent() && h->on_hub_thread()) h->finish_in_gevent_hub();
+    return py::none();
+}
+
+py::object on_worker(void*, const py::object& args, const py::object&) {
+    auto loop = loop_of(args);
+    auto* h = hub::current();
+    return py::boolean(h && !loop->owns_context() && &h->context() == &loop->context());
+}
 
 py::object reinit(void*, const py::object& args, const py::object&) {
     loop_of(args)->reinit();
@@ -142,6 +159,8 @@ void install_loop_functions() {
     py::set_attr(module, "loop_now", py::native_function(&now, ctx));
     py::set_attr(module, "loop_interrupt", py::native_function(&interrupt, ctx));
     py::set_attr(module, "loop_reinit", py::native_function(&reinit, ctx));
+    py::set_attr(module, "hub_finish", py::native_function(&hub_finish, ctx));
+    py::set_attr(module, "loop_on_worker", py::native_function(&on_worker, ctx));
 }
 
 }  // namespace gcorn::hub

@@ -119,6 +119,10 @@ object integer(long long v) { return checked(PyLong_FromLongLong(v)); }
 object str(std::string_view s) { return checked(PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "surrogateescape")); }
 object str_latin1(std::string_view s) { return checked(PyUnicode_DecodeLatin1(s.data(), Py_ssize_t(s.size()), nullptr)); }
 object floating(double v) { return checked(PyFloat_FromDouble(v)); }
+bool is_imported(const char* module) {
+    PyObject* m = PyDict_GetItemString(PyImport_GetModuleDict(), module);  // borrowed; no error set
+    return m != nullptr && m != Py_None;
+}
 object list() { return checked(PyList_New(0)); }
 void append(const object& list, const object& item) {
     if (PyList_Append(list.ptr(), item.ptr()) != 0) throw python_error();

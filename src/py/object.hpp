@@ -76,6 +76,7 @@ object tuple(std::initializer_list<object> items);
 object list();
 void append(const object& list, const object& item);
 object import(const char* module);
+bool is_imported(const char* module);  // in sys.modules already
 object interned(const char* s);             // immortal for the process: use for environ keys
 void intern(object& s);                     // replaces a str by its interned copy (cached hash, `is` compare)
 

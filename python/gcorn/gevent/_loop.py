@@ -399,7 +399,8 @@ class loop:
         if default is None:
             default = threading.current_thread() is threading.main_thread()
         self.default = bool(default)
-        self._h = _gcorn.loop_new(False)
+        # On the async worker's thread the loop runs on its reactor (gcorn.gevent._worker); elsewhere on its own.
+        self._h = _gcorn.loop_new(True)
         self._by_id = {}
         self._active_watchers = set()  # active watchers stay alive while the reactor knows their id
         self._refs = 0
@@ -558,6 +559,9 @@ class loop:
             alive = self._refs > 0 or bool(self._callbacks)
             block = alive and finished and not (nowait or self._callbacks or self._idles)
             fired = _gcorn.loop_poll(self._h, block, _SIGNAL_CHECK_INTERVAL if self.default else None)
+            if fired is None:  # the worker stopped its reactor: its greenlets end here, then gevent's hub returns
+                _gcorn.hub_finish()
+                return
             self.update_now()
             # What runs in this iteration is decided here, as libev collects its pending watchers after the poll: a
             # check or idle watcher started by a callback below waits for the next iteration.

@@ -1,0 +1,92 @@
+# gevent's hub on gcorn's reactor (issue 15): apps written for Gunicorn's gevent worker, under `-k gevent`. Each
+# test decides by what the server observed (requests in flight at once, greenlets inside a wait at once).
+import json
+
+import pytest
+
+from conftest import concurrent_gets, peak, split_response
+
+pytest.importorskip("gevent")
+
+
+def body_of(raw):
+    status, _, body = split_response(raw)
+    assert status.startswith("HTTP/1.1 200"), raw
+    return json.loads(body)
+
+
+def get_json(server, path):
+    with server.get(path, timeout=60) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture
+def gevent_app(gcorn):
+    return gcorn("gevent_api:app", "-k", "gevent")
+
+
+def test_the_worker_hub_is_geventss_on_gcorns_loop(gevent_app):
+    assert get_json(gevent_app, "/loop") == {"loop": "gcorn.gevent._loop"}
+
+
+def test_spawn_joinall_overlaps_inside_and_across_requests(gevent_app):
+    peak(gevent_app)
+    responses = concurrent_gets(gevent_app.port, "/spawn", 4)
+    assert [body_of(r) for r in responses] == [{"inner_peak": 3}] * 4  # three greenlets waited at once in each
+    assert peak(gevent_app) == 4  # and the four requests ran at once
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/pool", {"inner_peak": 3, "results": list(range(9))}),
+    ("/queue", {"order": [2, 1, 0]}),
+    ("/timeout", {"timed_out": True}),
+    ("/event", {"woken": [0, 1, 2]}),
+    ("/semaphore", {"inner_peak": 2}),
+    ("/local", {"values": [0, 1, 2]}),
+    ("/subprocess", {"output": "from a child"}),
+])
+def test_gevent_api_inside_a_request(gevent_app, path, expected):
+    peak(gevent_app)
+    assert [body_of(r) for r in concurrent_gets(gevent_app.port, path, 3)] == [expected] * 3
+    assert peak(gevent_app) == 3
+
+
+@pytest.fixture
+def patched_app(gcorn):
+    return gcorn("gevent_patched:app", "-k", "gevent")
+
+
+def test_an_app_that_calls_gevent_monkey_patch_all(patched_app):
+    peak(patched_app)
+    assert [body_of(r) for r in concurrent_gets(patched_app.port, "/sleep", 4)] == [{"slept": True}] * 4
+    assert peak(patched_app) == 4
+    assert get_json(patched_app, "/threads") == {"inner_peak": 3}  # threads are greenlets on the hub
+    patched = get_json(patched_app, "/patched")
+    assert all(patched.values()), patched  # gevent.monkey.is_module_patched tells the truth
+
+
+def test_patched_socket_and_urllib_to_a_slow_service(patched_app, upstream):
+    slow = upstream(0.3, b"slow")
+    peak(patched_app)
+    url = slow.url() + "/x"
+    responses = concurrent_gets(patched_app.port, "/urllib?url=" + url, 4)
+    assert [body_of(r) for r in responses] == [{"body": "slow"}] * 4
+    assert peak(patched_app) == 4 and slow.peak == 4
+    responses = concurrent_gets(patched_app.port, "/socket?host=127.0.0.1&port=%d" % slow.port, 4)
+    assert [body_of(r) for r in responses] == [{"reply": "slow"}] * 4
+
+
+def test_patched_ssl_to_an_https_service(patched_app, upstream, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    import ssl
+    ca = trustme.CA()
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+    secure = upstream(0.2, b"secret", tls_context=ctx)
+    peak(patched_app)
+    url = secure.url("localhost", "https") + "/"
+    responses = concurrent_gets(patched_app.port, "/urllib?url=%s&cafile=%s" % (url, cafile), 4)
+    assert [body_of(r) for r in responses] == [{"body": "secret"}] * 4
+    assert peak(patched_app) == 4 and secure.peak == 4
