@@ -161,6 +161,11 @@ void hub::poll_without_gil(const std::function<void()>& poll) {
     unlocked_ = std::make_unique<py::gil_release>();
     poll();
     unlocked_.reset();
+    // What the handlers made ready, in order, now that no Asio frame is live (see resume()).
+    while (!ready_.empty()) {
+        auto batch = std::exchange(ready_, {});
+        for (auto& t : batch) switch_into(t);
+    }
 }
 
 void hub::finish_in_gevent_hub() {
@@ -234,7 +239,15 @@ std::shared_ptr<hub::task> hub::find_job(uint64_t token) const {
 }
 
 void hub::resume(const std::shared_ptr<task>& t) {
+    // Under gevent, greenlets gevent started (from its loop, outside any Asio handler) have stacks that would
+    // overwrite the Asio frame a handler runs in, and Asio keeps a pointer to that frame for the thread: so no
+    // switch happens inside a handler. The task is switched into once the poll has returned (poll_without_gil).
+    if (gevent_mode_) return ready_.push_back(t);
     py::gil_release::hold gil(*unlocked_);
+    switch_into(t);
+}
+
+void hub::switch_into(const std::shared_ptr<task>& t) {
     if (!t->greenlet) {
         t->run = py::native_function(&hub::task_main, t.get());
         t->greenlet = py::greenlet_new(t->run, hub_greenlet_);
@@ -243,11 +256,14 @@ void hub::resume(const std::shared_ptr<task>& t) {
     current_ = t;
     py::python_error err;
     py::object thrown = std::move(t->throw_in);  // dropped below, still under the GIL
-    bool ok = thrown ? bool(py::greenlet_throw(t->greenlet, thrown, &err)) : bool(py::greenlet_switch(t->greenlet, &err));
+    // Our own reference: a foreign (gevent) task lets go of its greenlet when its wait ends, inside this switch.
+    py::object g = t->greenlet;
+    bool ok = thrown ? bool(py::greenlet_throw(g, thrown, &err)) : bool(py::greenlet_switch(g, &err));
     if (!ok) spdlog::error("greenlet failed: {}", err.traceback());
     current_.reset();
-    if (py::greenlet_dead(t->greenlet)) {
-        if (gevent_mode_) by_greenlet_.erase(t->greenlet.ptr());
+    if (t->foreign) return;
+    if (py::greenlet_dead(g)) {
+        if (gevent_mode_) by_greenlet_.erase(g.ptr());
         t->drop_python();
         tasks_.erase(t);
     }
@@ -399,6 +415,7 @@ void hub::deliver_throw(uint64_t id) {
         resume(t);         // the wait unwinds (wait_scope) with the exception
         return;
     }
+    if (!unlocked_) return void(throws_.erase(it));  // gevent mode, GIL held
     py::gil_release::hold gil(*unlocked_);  // not waiting (or finished): drop the exception
     throws_.erase(it);
 }

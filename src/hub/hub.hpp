@@ -103,6 +103,8 @@ private:
         std::unique_ptr<net::steady_timer> timer;
     };
     void resume(const std::shared_ptr<task>& t);
+    void switch_into(const std::shared_ptr<task>& t);  // GIL held
+    std::vector<std::shared_ptr<task>> ready_;         // gevent mode: resumed after the poll, not in a handler
     std::shared_ptr<task> waiting_task();             // the task of the calling greenlet (made for a foreign one)
     void kill_remaining();
     void run_gevent(const py::object& gevent_hub);

@@ -51,6 +51,12 @@ def test_gevent_api_inside_a_request(gevent_app, path, expected):
     assert peak(gevent_app) == 3
 
 
+def test_gevent_greenlets_park_in_gcorns_patched_sockets(gevent_app, upstream):
+    slow = upstream(0.3, b"slow")
+    assert get_json(gevent_app, "/fetch?" + slow.url() + "/x") == {"bodies": ["slow"] * 3}
+    assert slow.peak == 3  # the three greenlets' calls were in the service at once
+
+
 @pytest.fixture
 def patched_app(gcorn):
     return gcorn("gevent_patched:app", "-k", "gevent")

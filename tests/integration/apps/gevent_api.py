@@ -90,6 +90,13 @@ def subprocess():
     return {"output": gevent.subprocess.check_output(["echo", "from a child"]).decode().strip()}
 
 
+def fetch_in_greenlets(url):
+    # No gevent.monkey here: urllib's sockets are gcorn.monkey's, and gevent's greenlets park in them on the hub.
+    import urllib.request
+    jobs = [gevent.spawn(lambda: urllib.request.urlopen(url, timeout=30).read().decode()) for _ in range(3)]
+    return {"bodies": [g.get() for g in jobs]}
+
+
 def which_loop():
     return {"loop": type(gevent.get_hub().loop).__module__}
 
@@ -99,7 +106,14 @@ ROUTES = {"/spawn": spawn_joinall, "/pool": pool, "/queue": queue, "/timeout": t
 
 
 def _app(environ, start_response):
-    body = json.dumps(ROUTES[environ["PATH_INFO"]]()).encode()
+    if environ["PATH_INFO"] == "/fetch":
+        result = fetch_in_greenlets(environ["QUERY_STRING"])
+    elif environ["PATH_INFO"] not in ROUTES:
+        start_response("404 Not Found", [("Content-Length", "0")])
+        return [b""]
+    else:
+        result = ROUTES[environ["PATH_INFO"]]()
+    body = json.dumps(result).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
