@@ -512,13 +512,16 @@ class loop:
             self.break_()
             return
         handler = self.error_handler
-        if handler is None:
-            traceback.print_exception(type, value, tb)
-            return
         try:
-            getattr(handler, "handle_error", handler)(context, type, value, tb)
-        except:  # noqa: E722 - a failing error handler must not take the loop down with it
-            traceback.print_exc()
+            if handler is None:
+                traceback.print_exception(type, value, tb)
+            else:
+                getattr(handler, "handle_error", handler)(context, type, value, tb)
+        except:  # noqa: E722 - a failing error handler must not take the loop down (libev's prints and goes on)
+            try:
+                traceback.print_exc()
+            except Exception:  # stderr itself is broken: nothing left to tell
+                pass
 
     # -- children (SIGCHLD, on the default loop) --
     def install_sigchld(self):
