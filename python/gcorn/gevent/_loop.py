@@ -479,12 +479,14 @@ class loop:
 
     def _run_callbacks(self):
         """FIFO, including callbacks queued meanwhile; yields to the poll after a switch interval (test__sleep0)."""
-        budget = sys.getswitchinterval()
-        started = time.monotonic()
-        count = 0
-        while self._callbacks:
-            cb = self._callbacks.popleft()
-            func, args = cb.callback, cb.args
+        callbacks = self._callbacks
+        popleft = callbacks.popleft
+        deadline = None
+        count = 50
+        while callbacks:
+            cb = popleft()
+            func = cb.callback
+            args = cb.args
             if func is None or args is None:
                 continue
             cb.callback = None
@@ -492,12 +494,15 @@ class loop:
                 func(*args)
             except:  # noqa: E722
                 self.handle_error(cb, *sys.exc_info())
-            finally:
-                cb.args = None
-            count += 1
-            if count % 50 == 0:
+            cb.args = None
+            count -= 1
+            if not count:
+                count = 50
                 self.update_now()
-                if time.monotonic() - started > budget:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + sys.getswitchinterval()
+                elif now > deadline:
                     return False
         return True
 
