@@ -63,6 +63,10 @@ def read(source, settings, hooks):
             # A callable for a non-hook setting (Gunicorn's dirty-arbiter hooks) is passed on by
             # name, so gcorn can refuse it by name rather than ignore it.
             found[name] = [getattr(value, "__qualname__", str(value))] if callable(value) else _strings(value)
+    # `from gevent import monkey; monkey.patch_all()` in the file, Gunicorn's gevent idiom: the workers do it too.
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and getattr(gevent_monkey, "saved", None) and "gevent_monkey_patch" in settings:
+        found.setdefault("gevent_monkey_patch", ["true"])
     # Environment the file set for the server (os.environ[...] = ...) reaches the workers, as in Gunicorn's master.
     changed = {k: v for k, v in os.environ.items() if before.get(k) != v}
     lines = ["[settings]"]

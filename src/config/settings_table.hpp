@@ -33,6 +33,8 @@
       "The maximum number of simultaneous connections per async or gthread worker.")                         \
     X(monkey_patch, bool, true, "", "", "worker processes", any,                                            \
       "Make the standard library cooperative (gcorn.monkey.patch_all) before the async worker imports the app.") \
+    X(gevent_monkey_patch, bool, false, "", "", "worker processes", any,                                     \
+      "Also gevent.monkey.patch_all() in each async worker before the app is imported (set by a gunicorn.conf.py that patches with gevent).") \
     X(max_requests, int, 0, "--max-requests", "INT", "worker processes", non_negative,                       \
       "Restart a worker after it has served this many requests (0 disables).")                               \
     X(max_requests_jitter, int, 0, "--max-requests-jitter", "INT", "worker processes", non_negative,         \

@@ -47,6 +47,9 @@ void prepare_python(const config::settings& s) {
     hub::install_loop_functions();
     if (config::worker_kind_of(s) == config::worker_kind::async && s.monkey_patch)
         py::import("gcorn.monkey").attr("patch_all")();
+    // After gcorn's patches, so gevent is imported with the originals in place (gcorn.monkey's import guard).
+    if (config::worker_kind_of(s) == config::worker_kind::async && s.gevent_monkey_patch)
+        py::import("gevent.monkey").attr("patch_all")();
     int fd = 2;
     if (!s.errorlog.empty() && s.errorlog != "-")
         fd = ::open(s.errorlog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

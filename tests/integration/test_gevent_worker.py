@@ -96,3 +96,24 @@ def test_patched_ssl_to_an_https_service(patched_app, upstream, tmp_path):
     responses = concurrent_gets(patched_app.port, "/urllib?url=%s&cafile=%s" % (url, cafile), 4)
     assert [body_of(r) for r in responses] == [{"body": "secret"}] * 4
     assert peak(patched_app) == 4 and secure.peak == 4
+
+
+REPORTS_PATCHING = """
+import json, sys, time
+
+def app(environ, start_response):
+    monkey = sys.modules.get("gevent.monkey")
+    body = json.dumps({
+        "socket_patched": bool(monkey and monkey.is_module_patched("socket")),
+        "sleep": time.sleep.__module__,
+        "loop": type(sys.modules["gevent"].get_hub().loop).__module__ if "gevent" in sys.modules else None,
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def test_monkey_patch_all_in_a_gunicorn_conf_py_reaches_the_workers(gcorn, tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text("from gevent import monkey\nmonkey.patch_all()\nworker_class = 'gevent'\n")
+    server = gcorn(None, "-c", str(tmp_path / "gunicorn.conf.py"), source=REPORTS_PATCHING)
+    assert get_json(server, "/") == {"socket_patched": True, "sleep": "gevent.hub", "loop": "gcorn.gevent._loop"}
