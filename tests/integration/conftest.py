@@ -270,3 +270,21 @@ def upstream():
     yield start
     for u in started:
         u.shutdown()
+
+
+@pytest.fixture
+def https_upstream(upstream, tmp_path):
+    """Factory: https_upstream(delay, body) -> (Upstream over TLS with a certificate for localhost/127.0.0.1 from a
+    fresh CA, the CA's PEM file for clients)."""
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    def start(delay, body):
+        ca = trustme.CA()
+        cafile = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(cafile))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+        return upstream(delay, body, tls_context=ctx), cafile
+    return start
+

@@ -82,15 +82,8 @@ def test_patched_socket_and_urllib_to_a_slow_service(patched_app, upstream):
     assert [body_of(r) for r in responses] == [{"reply": "slow"}] * 4
 
 
-def test_patched_ssl_to_an_https_service(patched_app, upstream, tmp_path):
-    trustme = pytest.importorskip("trustme")
-    import ssl
-    ca = trustme.CA()
-    cafile = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(cafile))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
-    secure = upstream(0.2, b"secret", tls_context=ctx)
+def test_patched_ssl_to_an_https_service(patched_app, https_upstream):
+    secure, cafile = https_upstream(0.2, b"secret")
     peak(patched_app)
     url = secure.url("localhost", "https") + "/"
     responses = concurrent_gets(patched_app.port, "/urllib?url=%s&cafile=%s" % (url, cafile), 4)

@@ -93,16 +93,9 @@ def test_200_requests_contend_on_a_locked_pool_of_5(green_server, upstream, kind
         assert pooled.peak <= 5  # ...and the pool really bounded the upstream calls
 
 
-def test_requests_to_https_upstream_with_own_ca(green_server, upstream, tmp_path):
-    trustme = pytest.importorskip("trustme")
+def test_requests_to_https_upstream_with_own_ca(green_server, https_upstream):
     pytest.importorskip("requests")
-    ca = trustme.CA()
-    cafile = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(cafile))
-    import ssl
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
-    secret = upstream(0.02, b"secret", tls_context=ctx)
+    secret, cafile = https_upstream(0.02, b"secret")
     server = green_server()
     url = secret.url("localhost", "https") + "/"
     assert call(server, "https", url=url, cafile=cafile) == {"body": "secret"}
