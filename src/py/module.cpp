@@ -32,6 +32,12 @@ PyModuleDef module = {PyModuleDef_HEAD_INIT, "_gcorn", "gcorn's native primitive
 
 }  // namespace
 
-PyObject* init_gcorn_module() { return PyModule_Create(&module); }
+int add_callback_types(PyObject* module);  // callback_queue.cpp
+
+PyObject* init_gcorn_module() {
+    PyObject* m = PyModule_Create(&module);
+    if (m && add_callback_types(m) < 0) Py_CLEAR(m);
+    return m;
+}
 
 }  // namespace gcorn::py

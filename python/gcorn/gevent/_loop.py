@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import traceback
-from collections import deque
 
 import _gcorn
 
@@ -31,26 +30,7 @@ def supported_backends():
     return ["default"]
 
 
-class callback:
-    """What run_callback returns: truthy while queued and while it runs (gevent relies on both)."""
-    __slots__ = ("callback", "args")
-
-    def __init__(self, func, args):
-        self.callback = func
-        self.args = args
-
-    def stop(self):
-        self.callback = None
-        self.args = None
-
-    close = stop
-
-    @property
-    def pending(self):
-        return self.callback is not None
-
-    def __bool__(self):
-        return self.args is not None
+callback = _gcorn.callback  # what run_callback returns (src/py/callback_queue.cpp)
 
 
 class watcher:
@@ -404,7 +384,7 @@ class loop:
         self._by_id = {}
         self._active_watchers = set()  # active watchers stay alive while the reactor knows their id
         self._refs = 0
-        self._callbacks = deque()
+        self._callbacks = _gcorn.CallbackQueue(self.handle_error, self.update_now)
         self._prepares, self._checks, self._idles, self._forks = [], [], [], []
         self._children = set()
         self._sigchld = None
@@ -468,9 +448,7 @@ class loop:
 
     # -- callbacks --
     def run_callback(self, func, *args):
-        cb = callback(func, args)
-        self._callbacks.append(cb)
-        return cb
+        return self._callbacks.append(func, *args)
 
     def run_callback_threadsafe(self, func, *args):
         cb = self.run_callback(func, *args)
@@ -478,33 +456,8 @@ class loop:
         return cb
 
     def _run_callbacks(self):
-        """FIFO, including callbacks queued meanwhile; yields to the poll after a switch interval (test__sleep0)."""
-        callbacks = self._callbacks
-        popleft = callbacks.popleft
-        deadline = None
-        count = 50
-        while callbacks:
-            cb = popleft()
-            func = cb.callback
-            args = cb.args
-            if func is None or args is None:
-                continue
-            cb.callback = None
-            try:
-                func(*args)
-            except:  # noqa: E722
-                self.handle_error(cb, *sys.exc_info())
-            cb.args = None
-            count -= 1
-            if not count:
-                count = 50
-                self.update_now()
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + sys.getswitchinterval()
-                elif now > deadline:
-                    return False
-        return True
+        """FIFO, including callbacks queued meanwhile (in C++); False if it stopped after a switch interval."""
+        return self._callbacks.run(sys.getswitchinterval())
 
     # -- errors --
     def handle_error(self, context, type, value, tb):
