@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import concurrent_gets, peak, split_response
+from test_services import postgres_port  # noqa: F401 (the fixture)
 
 pytest.importorskip("gevent")
 
@@ -110,3 +111,12 @@ def test_monkey_patch_all_in_a_gunicorn_conf_py_reaches_the_workers(gcorn, tmp_p
     (tmp_path / "gunicorn.conf.py").write_text("from gevent import monkey\nmonkey.patch_all()\nworker_class = 'gevent'\n")
     server = gcorn(None, "-c", str(tmp_path / "gunicorn.conf.py"), source=REPORTS_PATCHING)
     assert get_json(server, "/") == {"socket_patched": True, "sleep": "gevent.hub", "loop": "gcorn.gevent._loop"}
+
+
+def test_psycogreen_gevent_queries_overlap(patched_app, postgres_port):
+    pytest.importorskip("psycogreen")
+    peak(patched_app)
+    responses = concurrent_gets(patched_app.port, "/pg_sleep?port=%d" % postgres_port, 4)
+    backends = {body_of(r)["backend"] for r in responses}
+    assert len(backends) == 4 and peak(patched_app) == 4  # four pg_sleeps on four connections, at once
+

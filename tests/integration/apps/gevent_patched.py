@@ -45,6 +45,19 @@ def _app(environ, start_response):
         for t in threads:
             t.join()
         out = {"inner_peak": inside["peak"]}
+    elif path == "/pg_sleep":
+        # psycogreen, as gevent apps set it up: psycopg2 waits with gevent's wait_read/wait_write on the hub.
+        import psycopg2
+        from psycogreen.gevent import patch_psycopg
+        patch_psycopg()
+        conn = psycopg2.connect(host="127.0.0.1", port=int(query["port"][0]), user="postgres", dbname="postgres",
+                                connect_timeout=30)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_sleep(0.3), pg_backend_pid()")
+                out = {"backend": cur.fetchone()[1]}
+        finally:
+            conn.close()
     elif path == "/patched":
         out = {name: monkey.is_module_patched(name) for name in ("socket", "time", "threading", "ssl", "select")}
     body = json.dumps(out).encode()
