@@ -385,6 +385,7 @@ class loop:
         self._active_watchers = set()  # active watchers stay alive while the reactor knows their id
         self._refs = 0
         self._callbacks = _gcorn.CallbackQueue(self.handle_error, self.update_now)
+        self.run_callback = self._callbacks.append  # the hot path: straight into C++, no Python frame
         self._prepares, self._checks, self._idles, self._forks = [], [], [], []
         self._children = set()
         self._sigchld = None
