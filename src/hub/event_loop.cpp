@@ -254,7 +254,7 @@ std::optional<event_loop::fired> event_loop::poll(bool block, double max_wait) {
     while (block && fired_.empty() && !epoll_ready_) {
         size_t ran = max_wait < 0 ? ioc_->run_one() : ioc_->run_one_until(until);
         if (ran) ioc_->poll();  // and whatever became ready with it
-        else if (max_wait >= 0 || ioc_->stopped()) break;  // the bound passed, or interrupt()
+        else if (max_wait >= 0 || ioc_->stopped()) break;  // the bound passed, or the owner stopped it
     }
     if (!own_ && ioc_->stopped() && fired_.empty() && !epoll_ready_) return std::nullopt;
     if (epoll_ready_) {
@@ -263,8 +263,6 @@ std::optional<event_loop::fired> event_loop::poll(bool block, double max_wait) {
     }
     return std::move(fired_);
 }
-
-void event_loop::interrupt() { ioc_->stop(); }
 
 void event_loop::reinit() {
     if (own_) own_->notify_fork(net::execution_context::fork_child);

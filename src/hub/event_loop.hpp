@@ -13,7 +13,6 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -55,8 +54,6 @@ public:
     // nullopt: the io_context is not ours and its owner stopped it (the worker is stopping).
     std::optional<fired> poll(bool block, double max_wait = -1);
     bool owns_context() const { return own_ != nullptr; }
-    // Wakes a blocked poll from any thread (nothing fires).
-    void interrupt();
     // In a forked child: a private epoll set (the parent's is shared with it) holding the same registrations.
     void reinit();
 

@@ -133,11 +133,6 @@ py::object reinit(void*, const py::object& args, const py::object&) {
     return py::none();
 }
 
-py::object interrupt(void*, const py::object& args, const py::object&) {
-    loop_of(args)->interrupt();
-    return py::none();
-}
-
 }  // namespace
 
 void install_loop_functions() {
@@ -157,7 +152,6 @@ void install_loop_functions() {
     py::set_attr(module, "loop_signal_stop", py::native_function(&signal_stop, ctx));
     py::set_attr(module, "loop_poll", py::native_function(&poll, ctx));
     py::set_attr(module, "loop_now", py::native_function(&now, ctx));
-    py::set_attr(module, "loop_interrupt", py::native_function(&interrupt, ctx));
     py::set_attr(module, "loop_reinit", py::native_function(&reinit, ctx));
     py::set_attr(module, "hub_finish", py::native_function(&hub_finish, ctx));
     py::set_attr(module, "loop_on_worker", py::native_function(&on_worker, ctx));

@@ -12,7 +12,6 @@ import os
 import signal as _signal
 import sys
 import threading
-import time
 import traceback
 
 import _gcorn
