@@ -34,6 +34,8 @@ struct access_entry {
     unsigned long long response_length = 0;
     std::chrono::system_clock::time_point start;
     std::chrono::steady_clock::duration duration{};
+    // Queue time: from accept (or a trusted proxy's X-Request-Start) to the app being called; negative if unknown.
+    std::chrono::nanoseconds queue{-1};
     std::string_view remote_user;
     // %({var}e)s: looks a variable up in the request's environ.
     std::string (*environ_lookup)(const void* ctx, std::string_view key) = nullptr;
