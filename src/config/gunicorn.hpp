@@ -54,9 +54,8 @@ inline constexpr gunicorn_row gunicorn_settings[] = {
     {"dirty_post_fork", "", false, support::refused, "see dirty_apps"},
     {"dirty_worker_init", "", false, support::refused, "see dirty_apps"},
     {"dirty_worker_exit", "", false, support::refused, "see dirty_apps"},
-    {"control_socket", "--control-socket", true, support::refused, "not supported yet; use the signals"},
-    {"control_socket_mode", "--control-socket-mode", true, support::refused, "see control_socket"},
-    {"control_socket_disable", "--no-control-socket", false, support::refused, "see control_socket"},
+    {"control_socket", "--control-socket", true, support::different,
+     "off unless set (Gunicorn creates $XDG_RUNTIME_DIR/gunicorn.ctl); speaks `gcorn ctl`'s line protocol, not gunicornc's"},
 };
 
 // The row for a refused Gunicorn setting, or null.

@@ -299,8 +299,10 @@ struct command_line {
         refuse_gunicorn_only(source);
         for (auto& [r, opt] : options) {
             if (opt->count() == 0) continue;
-            // A boolean whose flag is --no-NAME (Gunicorn's --no-sendfile) turns the setting off.
-            auto given = r->is_flag && r->cli.starts_with("--no-") ? std::vector<std::string>{"false"} : opt->results();
+            // A boolean whose flag is --no-NAME (Gunicorn's --no-sendfile) turns the setting off, unless the setting
+            // is itself a NAME_disable (Gunicorn's --no-control-socket).
+            bool turns_off = r->is_flag && r->cli.starts_with("--no-") && !std::string_view(r->name).ends_with("_disable");
+            auto given = turns_off ? std::vector<std::string>{"false"} : opt->results();
             if (given.empty() && !bare_value(r->meta).empty()) given = {std::string(bare_value(r->meta))};
             naming(source, r->name, [&] { r->set_strings(s, given); });
         }

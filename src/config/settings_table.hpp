@@ -164,6 +164,14 @@
       "More files (or glob patterns) that trigger reload: templates, configuration. Repeat for several.")    \
     X(enable_backlog_metric, bool, false, "--enable-backlog-metric", "", "logging", any,                     \
       "Send statsd the connections waiting in the TCP listeners' accept queues (gunicorn.backlog, a histogram).") \
+    X(metrics_bind, std::string, "", "--metrics-bind", "ADDRESS", "metrics", any,                            \
+      "Serve Prometheus metrics (/metrics) and a health check (/healthz) from the master at HOST:PORT or unix:PATH; never the app's port. Off when empty.") \
+    X(control_socket, std::string, "", "--control-socket", "PATH", "control", any,                           \
+      "A unix socket where `gcorn ctl` manages the running server (status, stats, workers, reload, stack). Off when empty.") \
+    X(control_socket_mode, std::string, "0600", "--control-socket-mode", "INT", "control", umask,             \
+      "Permissions of the control socket (octal); peers must also run as root or as the master's user.")   \
+    X(control_socket_disable, bool, false, "--no-control-socket", "", "control", any,                        \
+      "No control socket, even when control_socket is set.")                                                 \
     X(tmp_upload_dir, std::string, "", "", "DIR", "server mechanics", any,                                   \
       "Accepted for Gunicorn compatibility and unused: gcorn never spools request bodies (Gunicorn 26.1 never reads it either).") \
     X(spew, bool, false, "--spew", "", "debugging", any,                                                     \

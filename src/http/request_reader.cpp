@@ -286,6 +286,7 @@ struct request_reader::impl {
     std::optional<head_scan> trailer_scan;  // a trailer section Beast is still waiting for
     bool continue_pending = false;
     bool trusted = false;  // trust_forwarders
+    uint64_t bytes_read = 0;
 
     impl(byte_stream& s, const limits& l, std::chrono::milliseconds t) : stream(s), lim(l), body_timeout(t) {}
 
@@ -298,6 +299,7 @@ struct request_reader::impl {
         char* tail = buf.reserve_tail(read_size);
         size_t n = stream.read_some(std::span(tail, read_size), until);
         buf.commit(n);
+        bytes_read += n;
         return n > 0;
     }
 
@@ -354,6 +356,8 @@ bool request_reader::body_complete() const { return !impl_->p || impl_->p->is_do
 void request_reader::trust_forwarders(bool trusted) { impl_->trusted = trusted; }
 
 bool request_reader::has_buffered_bytes() const { return !impl_->pending().empty(); }
+
+uint64_t request_reader::bytes_read() const { return impl_->bytes_read; }
 
 void request_reader::release_buffers() {
     if (has_buffered_bytes()) return;

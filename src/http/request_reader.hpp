@@ -37,6 +37,8 @@ public:
 
     // A request is already buffered: the next read_head will not wait on the socket.
     bool has_buffered_bytes() const;
+    // Every byte received on this connection so far (heads and bodies), for the metrics.
+    uint64_t bytes_read() const;
 
     // Between requests with nothing buffered: frees the read buffer and parser, so an idle keep-alive
     // connection costs a few hundred bytes (DESIGN §3.1 (15)). The next read_head allocates again.

@@ -1,25 +1,38 @@
 #include "master/arbiter.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <random>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/version.hpp>
 #include <spdlog/spdlog.h>
 
+#include "config/validators.hpp"
 #include "log/log.hpp"
 #include "log/statsd.hpp"
+#include "master/endpoints.hpp"
+#include "master/metrics.hpp"
 #include "master/reloader.hpp"
 #include "sys/proctitle.hpp"
 #include "sys/scoreboard.hpp"
@@ -41,6 +54,10 @@ struct worker {
     bool killed = false;        // we sent SIGKILL (timeout or graceful_timeout), not the OOM killer
     bool trial = false;         // started by reload: replaces the others once one of its generation has booted
     bool manifest_read = false; // reload: what it imported is watched
+    const char* stop_cause = nullptr;  // why we told it to stop (a label of master::exit_causes)
+    int64_t started_ns = 0;
+    std::shared_ptr<sys::unique_fd> inspect{};  // our end of the line to its inspector (`gcorn ctl stack`)
+    bool inspecting = false;
 };
 
 // Workers that die before loading the app this many times in a row stop the master: no fork storm.
@@ -51,6 +68,9 @@ constexpr int64_t abort_grace_ns = 2'000'000'000;
 constexpr double quick_stop_grace_s = 1.0;
 // reload: changes closer together than this (an editor's write, rename and chmod) are one reload.
 constexpr std::chrono::milliseconds reload_settle = 200ms;
+// `gcorn ctl stack`: how long a worker has to answer, and the most it may say.
+constexpr auto stack_timeout = 3s;
+constexpr uint32_t max_stack_text = 16 << 20;
 // The supervisor's tick: how often timeouts and the old master are checked, faster while stopping.
 constexpr std::chrono::milliseconds supervise_every = 1s, supervise_every_stopping = 100ms;
 
@@ -95,6 +115,12 @@ struct arbiter::impl {
     net::steady_timer reload_timer{ioc};
     std::string reload_cause;           // the file whose change is being settled, "" if none
     std::mt19937 rng{std::random_device{}()};
+    // Metrics: what dead workers counted, and why workers exited.
+    sys::metrics::totals dead{};
+    std::map<std::string, uint64_t> exits;
+    double start_time_s = double(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch()).count()) / 1e3;
+    std::optional<control_socket> control;
 
     impl(config::settings settings, std::vector<sys::listener> l, options o)
         : s(std::move(settings)), listeners(std::move(l)), opt(std::move(o)), board(scoreboard_slots(s)),
@@ -120,7 +146,7 @@ struct arbiter::impl {
         if (opt.hooks.on_reload) opt.hooks.on_reload();
         int before = std::exchange(target, s.workers);
         if (before != target && opt.hooks.nworkers_changed) opt.hooks.nworkers_changed(target, before);
-        retire_all();
+        retire_all("reload");
     }
 
     void handle_ttin() { set_target(target + 1); }
@@ -137,7 +163,7 @@ struct arbiter::impl {
     void handle_winch() {
         if (!s.daemon) return spdlog::info("SIGWINCH ignored. Not daemonized");
         target = 0;
-        retire_all();
+        retire_all("scale_down");
     }
 
     // As Gunicorn: TERM is graceful, QUIT and INT are quick (in-flight requests are cut).
@@ -198,6 +224,8 @@ struct arbiter::impl {
         sys::worker_slot& slot = board.take_free();
         slot.requests = 0;
         slot.booted = false;
+        slot.exit_reason = sys::worker_slot::none;
+        slot.counters.reset();
         slot.clear_request();
         slot.beat();  // the new worker has `timeout` seconds to boot
         int age = ++last_age;
@@ -206,10 +234,20 @@ struct arbiter::impl {
             max_requests = s.max_requests + std::uniform_int_distribution<int>(0, s.max_requests_jitter)(rng);
         sys::worker_args args{s, listeners, slot, age, ::getpid(), max_requests};
         if (watcher) args.reload_manifest_fd = watcher->manifest_fd();
+        int pair[2] = {-1, -1};
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) args.inspect_fd = pair[1];
         if (opt.hooks.pre_fork) opt.hooks.pre_fork(0, age);
-        pid_t pid = sys::fork_child([&] { return opt.main(args); }, opt.fork_hooks);
+        pid_t pid = sys::fork_child([&] {
+            for (auto& [other, w] : workers) w.inspect.reset();  // the other workers' lines are the master's
+            if (pair[0] >= 0) ::close(pair[0]);
+            return opt.main(args);
+        }, opt.fork_hooks);
+        if (pair[1] >= 0) ::close(pair[1]);
         slot.pid = pid;
-        workers.emplace(pid, worker{&slot, age}).first->second.trial = trial;
+        auto& w = workers.emplace(pid, worker{.slot = &slot, .age = age}).first->second;
+        w.trial = trial;
+        w.started_ns = sys::monotonic_ns();
+        if (pair[0] >= 0) w.inspect = std::make_shared<sys::unique_fd>(pair[0]);
         if (opt.hooks.spawned) opt.hooks.spawned(pid, age);
         spdlog::info("Booting worker with pid: {}", pid);
     }
@@ -218,16 +256,17 @@ struct arbiter::impl {
         while (!stopping && active() < target) spawn();
     }
 
-    void retire(pid_t pid, worker& w) {
+    void retire(pid_t pid, worker& w, const char* cause) {
         w.retiring = true;
+        if (!w.stop_cause) w.stop_cause = cause;
         ::kill(pid, SIGTERM);  // graceful: in-flight requests finish
     }
 
     // New workers first, then the old ones stop: the listeners always have someone accepting.
-    void retire_all() {
+    void retire_all(const char* cause) {
         std::vector<pid_t> old;
         for (auto& [pid, w] : workers)
-            if (!w.retiring) old.push_back(pid), w.retiring = true, w.trial = false;
+            if (!w.retiring) old.push_back(pid), w.retiring = true, w.trial = false, w.stop_cause = cause;
         spawn_missing();
         for (pid_t pid : old) ::kill(pid, SIGTERM);
     }
@@ -237,7 +276,7 @@ struct arbiter::impl {
             auto oldest = workers.end();
             for (auto it = workers.begin(); it != workers.end(); ++it)
                 if (!it->second.retiring && (oldest == workers.end() || it->second.age < oldest->second.age)) oldest = it;
-            retire(oldest->first, oldest->second);
+            retire(oldest->first, oldest->second, "scale_down");
         }
     }
 
@@ -259,6 +298,7 @@ struct arbiter::impl {
             bool booted = it->second.slot->booted, killed_by_us = it->second.killed, trial = it->second.trial;
             bool retiring = it->second.retiring;
             int age = it->second.age;
+            count_exit(it->second, status);
             it->second.slot->pid = 0;
             workers.erase(it);
             log_exit(pid, status, killed_by_us);
@@ -285,6 +325,30 @@ struct arbiter::impl {
         }
         spawn_missing();
         if (stopping && workers.empty()) ioc.stop();
+    }
+
+    // A dead worker's counters join the master's, so nothing it counted is lost; a request it was serving
+    // never got its response.
+    void count_exit(const worker& w, int status) {
+        auto& c = w.slot->counters;
+        c.fold_into(dead);
+        dead[sys::metrics::at::dropped] += c.in_flight.load();
+        c.reset();
+        ++exits[exit_cause(w, status)];
+    }
+
+    static std::string exit_cause(const worker& w, int status) {
+        if (w.aborted_at_ns) return "timeout";
+        if (WIFSIGNALED(status) && !w.killed) return "crash";
+        if (w.stop_cause) return w.stop_cause;
+        switch (w.slot->exit_reason.load()) {
+            case sys::worker_slot::max_requests: return "max_requests";
+            case sys::worker_slot::memory: return "memory";
+            case sys::worker_slot::parent_changed: return "parent_changed";
+            default: break;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0) return "error";
+        return "exit";
     }
 
     void log_exit(pid_t pid, int status, bool killed_by_us) {
@@ -323,15 +387,80 @@ struct arbiter::impl {
             sys::systemd::notify(graceful ? "STOPPING=1\nSTATUS=Stopping gracefully" : "STOPPING=1\nSTATUS=Stopping");
             stop_deadline_ns = sys::monotonic_ns() + int64_t((graceful ? s.graceful_timeout : quick_stop_grace_s) * 1e9);
         }
+        for (auto& [pid, w] : workers)
+            if (!w.stop_cause) w.stop_cause = graceful ? "graceful_stop" : "quick_stop";
         signal_workers(graceful ? SIGTERM : SIGQUIT);  // as Gunicorn's arbiter
         if (workers.empty()) ioc.stop();
     }
 
     // enable_backlog_metric: connections waiting to be accepted, summed over the TCP listeners (Gunicorn's).
-    void report_backlog() {
-        long total = 0;
-        for (auto& l : listeners) total += std::max(0L, sys::accept_queue_length(l));
-        log::statsd::histogram("gunicorn.backlog", total);
+    void report_backlog() { log::statsd::histogram("gunicorn.backlog", std::max(0L, backlog())); }
+
+    // Connections in the TCP listeners' accept queues, -1 if no listener reports one.
+    long backlog() const {
+        long total = -1;
+        for (auto& l : listeners)
+            if (long n = sys::accept_queue_length(l); n >= 0) total = std::max(0L, total) + n;
+        return total;
+    }
+
+    // ---- observability (issue 12): the fleet as the metrics, status and stats show it ----
+
+    static int64_t rss_bytes(pid_t pid) {
+        std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
+        long pages_total = 0, pages_resident = -1;
+        if (!(statm >> pages_total >> pages_resident)) return -1;
+        return int64_t(pages_resident) * ::sysconf(_SC_PAGESIZE);
+    }
+
+    fleet snapshot(bool rows) const {
+        fleet f;
+        f.totals = dead;
+        for (auto cause : exit_causes) f.exits[cause] = 0;
+        for (auto& [cause, n] : exits) f.exits[cause] = n;
+        f.target = target;
+        f.start_time_s = start_time_s;
+        f.backlog = backlog();
+        auto now = sys::monotonic_ns();
+        for (auto& [pid, w] : workers) {
+            auto& c = w.slot->counters;
+            c.fold_into(f.totals);
+            f.connections_open += c.connections_open.load();
+            f.connections_idle += c.connections_idle.load();
+            f.in_flight += c.in_flight.load();
+            f.greenlets += c.greenlets.load();
+            ++f.workers;
+            bool booted = w.slot->booted.load();
+            f.booted += booted;
+            if (!rows) continue;
+            worker_row r;
+            r.pid = pid;
+            r.age = w.age;
+            r.uptime_s = double(now - w.started_ns) / 1e9;
+            r.requests = w.slot->requests.load();
+            r.in_flight = c.in_flight.load();
+            r.connections = c.connections_open.load();
+            r.request = w.slot->request_text();
+            if (!r.request.empty()) r.request_age_s = double(now - w.slot->request_start_ns.load()) / 1e9;
+            r.rss_bytes = rss_bytes(pid);
+            r.state = w.aborted_at_ns ? "timed out" : !booted ? "booting" : w.retiring ? "retiring"
+                      : w.trial ? "trial" : r.in_flight ? "busy" : "idle";
+            f.rows.push_back(std::move(r));
+        }
+        return f;
+    }
+
+    http_reply route(std::string_view path) const {
+        if (path == "/metrics")
+            return {200, "text/plain; version=0.0.4; charset=utf-8", prometheus_text(snapshot(false))};
+        if (path == "/healthz") {
+            if (stopping) return {503, "text/plain; charset=utf-8", "stopping\n"};
+            bool booted = std::any_of(workers.begin(), workers.end(),
+                                      [](auto& w) { return w.second.slot->booted.load(); });
+            if (!booted) return {503, "text/plain; charset=utf-8", "no worker has booted\n"};
+            return {200, "text/plain; charset=utf-8", "ok\n"};
+        }
+        return {404, "text/plain; charset=utf-8", "not found: /metrics and /healthz are served here\n"};
     }
 
     // Type=notify: ready once a worker has loaded the app (not merely forked), again after a HUP.
@@ -361,7 +490,7 @@ struct arbiter::impl {
 
     void abandon_trial() {
         for (auto& [pid, w] : workers)
-            if (w.trial) w.trial = false, retire(pid, w);
+            if (w.trial) w.trial = false, retire(pid, w, "reload");
     }
 
     bool trial_pending() const {
@@ -375,7 +504,7 @@ struct arbiter::impl {
         if (!loaded) return;
         for (auto& [pid, w] : workers) {
             if (w.trial) w.trial = false;
-            else if (!w.retiring) retire(pid, w);
+            else if (!w.retiring) retire(pid, w, "reload");
         }
     }
 
@@ -388,6 +517,90 @@ struct arbiter::impl {
             watcher->read_manifest();
         }
         watcher->poll();
+    }
+
+    // ---- the control socket: `gcorn ctl` (one line in, one reply out) ----
+
+    static constexpr const char* ctl_usage =
+        "commands: status | stats [--json] | workers add N | workers remove N | reload | reopen-logs | stack PID | "
+        "stop [--graceful]";
+
+    net::awaitable<std::string> command(std::string line) {
+        std::istringstream in(line);
+        std::vector<std::string> words;
+        for (std::string w; in >> w;) words.push_back(w);
+        auto error = [](std::string what) { return "error: " + what + "\n"; };
+        if (words.empty()) co_return error(std::string("empty command; ") + ctl_usage);
+        auto& verb = words[0];
+        auto n_args = words.size() - 1;
+        if (verb == "status" && n_args == 0) co_return status_table(snapshot(true));
+        if (verb == "stats" && n_args == 0) co_return stats_text(snapshot(true));
+        if (verb == "stats" && n_args == 1 && words[1] == "--json") co_return stats_json(snapshot(true));
+        if (verb == "workers" && n_args == 2 && (words[1] == "add" || words[1] == "remove")) {
+            int n = 0;
+            auto [end, ec] = std::from_chars(words[2].data(), words[2].data() + words[2].size(), n);
+            if (ec != std::errc{} || end != words[2].data() + words[2].size() || n < 1 || n > 1000)
+                co_return error("workers " + words[1] + ": N must be a whole number from 1 to 1000");
+            if (stopping) co_return error("the server is stopping");
+            int before = target;
+            spdlog::info("Control socket: workers {} {}", words[1], n);
+            set_target(words[1] == "add" ? target + n : std::max(1, target - n));
+            co_return "ok: " + std::to_string(target) + " workers (was " + std::to_string(before) + ")\n";
+        }
+        if (verb == "reload" && n_args == 0) {
+            spdlog::info("Control socket: reload");
+            net::post(ioc, [this] { handle_hup(); });
+            co_return "ok: reloading\n";
+        }
+        if (verb == "reopen-logs" && n_args == 0) {
+            handle_usr1();
+            co_return "ok: log files reopened\n";
+        }
+        if (verb == "stop" && (n_args == 0 || (n_args == 1 && words[1] == "--graceful"))) {
+            bool graceful = n_args == 1;
+            spdlog::info("Control socket: stop{}", graceful ? " --graceful" : "");
+            net::post(ioc, [this, graceful] { stop(graceful); });
+            co_return graceful ? "ok: stopping gracefully\n" : "ok: stopping\n";
+        }
+        if (verb == "stack" && n_args == 1) co_return co_await stack(words[1]);
+        co_return error("unknown command '" + line.substr(0, 100) + "'; " + ctl_usage);
+    }
+
+    net::awaitable<std::string> stack(const std::string& which) {
+        pid_t pid = 0;
+        auto parsed = std::from_chars(which.data(), which.data() + which.size(), pid);
+        bool whole = parsed.ec == std::errc{} && parsed.ptr == which.data() + which.size();
+        auto it = whole ? workers.find(pid) : workers.end();
+        if (it == workers.end()) co_return "error: " + which + " is not the pid of one of this master's workers\n";
+        auto& w = it->second;
+        if (!w.inspect) co_return "error: worker " + which + " has no inspector (it did not answer before)\n";
+        if (w.inspecting) co_return "error: a stack dump of worker " + which + " is already in progress\n";
+        w.inspecting = true;
+        auto line = w.inspect;  // kept open while we wait, even if the worker is reaped meanwhile
+        auto stream = std::make_shared<net::posix::stream_descriptor>(ioc, ::dup(line->get()));
+        net::steady_timer timer(ioc);
+        timer.expires_after(stack_timeout);
+        timer.async_wait([weak = std::weak_ptr(stream)](boost::system::error_code ec) {
+            if (auto s = weak.lock(); s && !ec) s->close(ec);
+        });
+        boost::system::error_code ec;
+        char ask = 's';
+        uint32_t size = 0;
+        std::string text;
+        co_await net::async_write(*stream, net::buffer(&ask, 1), net::redirect_error(net::use_awaitable, ec));
+        if (!ec) co_await net::async_read(*stream, net::buffer(&size, sizeof size), net::redirect_error(net::use_awaitable, ec));
+        if (!ec && (size = ntohl(size)) > max_stack_text) ec = net::error::message_size;
+        if (!ec) {
+            text.resize(size);
+            co_await net::async_read(*stream, net::buffer(text), net::redirect_error(net::use_awaitable, ec));
+        }
+        if (auto again = workers.find(pid); again != workers.end()) {
+            again->second.inspecting = false;
+            if (ec) again->second.inspect.reset();  // a late answer would be taken for the next one's
+        }
+        if (ec) co_return "error: worker " + which + " did not answer (" + ec.message() + ")\n";
+        if (!text.ends_with('\n')) text += '\n';
+        co_return text;
     }
 
     // ---- USR2: a new master from the (possibly upgraded) binary inherits the listeners ----
@@ -474,6 +687,21 @@ int arbiter::run() {
         }
     }
     if (m.opt.hooks.nworkers_changed) m.opt.hooks.nworkers_changed(m.target, -1);  // as Gunicorn's set-up
+    try {
+        if (!m.s.metrics_bind.empty()) {
+            auto l = sys::open_listeners({m.s.metrics_bind}, {64, false, m.s.umask_value()});
+            spdlog::info("Metrics at: {}/metrics", l.at(0).name);
+            serve_metrics(m.ioc, std::move(l.at(0)), [&m](std::string_view path) { return m.route(path); });
+        }
+        if (!m.s.control_socket.empty() && !m.s.control_socket_disable) {
+            m.control.emplace(m.ioc, m.s.control_socket, config::check::parse_umask(m.s.control_socket_mode),
+                              [&m](std::string line) { return m.command(std::move(line)); });
+            spdlog::info("Control socket at: {}", m.s.control_socket);
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return sys::worker_boot_error;
+    }
     m.spawn_missing();
     if (m.opt.hooks.when_ready) m.opt.hooks.when_ready();
     net::co_spawn(m.ioc, m.signal_loop(), net::detached);

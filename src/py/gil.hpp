@@ -31,6 +31,9 @@ private:
     _ts* state_;
 };
 
+// True if the calling thread holds the GIL.
+bool gil_held() noexcept;
+
 // Holds the GIL from any thread (a thread-pool job calling Python). Precondition: interpreter running.
 class gil_acquire {
 public:

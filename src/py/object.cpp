@@ -221,6 +221,8 @@ bool truthy(const object& o) {
     return r == 1;
 }
 
+bool gil_held() noexcept { return PyGILState_Check() != 0; }
+
 gil_release::gil_release() noexcept : state_(PyEval_SaveThread()) {}
 gil_release::~gil_release() { PyEval_RestoreThread(state_); }
 gil_release::hold::hold(gil_release& outer) noexcept : outer_(outer) { PyEval_RestoreThread(outer_.state_); }

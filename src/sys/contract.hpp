@@ -23,6 +23,7 @@ struct worker_args {
     pid_t master_pid;
     unsigned long max_requests;  // max_requests plus this worker's jitter; 0 = unlimited
     int reload_manifest_fd = -1; // reload: where the worker lists the files it imported (master::reloader)
+    int inspect_fd = -1;         // the worker's end of the master's line to its inspector (`gcorn ctl stack`)
 };
 
 // Exit codes a worker reports to the master (Gunicorn's values), so the master stops instead of respawning a

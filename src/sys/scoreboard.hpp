@@ -11,6 +11,8 @@
 #include <sys/types.h>
 #include <vector>
 
+#include "sys/metrics.hpp"
+
 namespace gcorn::sys {
 
 int64_t monotonic_ns();
@@ -19,21 +21,35 @@ struct alignas(64) worker_slot {
     std::atomic<pid_t> pid{0};
     std::atomic<int64_t> heartbeat_ns{0};   // monotonic_ns() of the last sign of life
     std::atomic<uint64_t> requests{0};
-    std::atomic<uint32_t> connections{0};
     std::atomic<uint32_t> generation{0};
     std::atomic<bool> booted{false};        // the app loaded: a death after this is not a boot failure
+    std::atomic<uint8_t> exit_reason{0};    // why the worker is leaving on its own (below), 0 if it is not
     std::atomic<uint32_t> request_len{0};
-    char request[200]{};                    // the request being served ("GET /path"), for WORKER TIMEOUT logs
+    std::atomic<uint64_t> request_seq{0};   // which request `request` describes
+    std::atomic<int64_t> request_start_ns{0};
+    char request[200]{};                    // the request being served ("GET /path"), for WORKER TIMEOUT and status
+    metrics::counters counters;
+
+    // What a worker sets before leaving on its own, so the master counts the exit by cause.
+    enum reason : uint8_t { none = 0, max_requests = 1, memory = 2, parent_changed = 3 };
 
     void beat() noexcept { heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed); }
-    // Best effort: the master may read a torn value, which only garbles one log line.
-    void set_request(std::string_view method, std::string_view target) noexcept {
+    // The latest request started (gthread and async run several: the latest is shown). Best effort: the master
+    // may read a torn value, which only garbles one line. Returns a ticket for clear_request.
+    uint64_t set_request(std::string_view method, std::string_view target, int64_t start_ns) noexcept {
+        uint64_t seq = request_seq.fetch_add(1, std::memory_order_relaxed) + 1;
         size_t n = std::min(method.size(), sizeof request - 1);
         std::memcpy(request, method.data(), n);
         if (n < sizeof request - 1) request[n++] = ' ';
         size_t t = std::min(target.size(), sizeof request - n);
         std::memcpy(request + n, target.data(), t);
+        request_start_ns.store(start_ns, std::memory_order_relaxed);
         request_len.store(uint32_t(n + t), std::memory_order_release);
+        return seq;
+    }
+    // Clears it unless a later request has replaced it.
+    void clear_request(uint64_t seq) noexcept {
+        if (request_seq.load(std::memory_order_relaxed) == seq) request_len.store(0, std::memory_order_release);
     }
     void clear_request() noexcept { request_len.store(0, std::memory_order_release); }
     std::string request_text() const {

@@ -44,6 +44,7 @@ void worker_base::notify() {
     args_.slot.beat();
     if (::getppid() != args_.master_pid && !stopping()) {
         spdlog::info("Parent changed, shutting down: {}", ::getpid());
+        args_.slot.exit_reason = sys::worker_slot::parent_changed;
         begin_stop(false);
     }
 }
@@ -63,7 +64,10 @@ void worker_base::handle_term() { begin_stop(true); }
 void worker_base::handle_usr1() { log::reopen(); }
 
 void worker_base::check_exhausted() {
-    if (state_.exhausted() && !stopping()) begin_stop(true);
+    if (state_.exhausted() && !stopping()) {
+        args_.slot.exit_reason = sys::worker_slot::max_requests;
+        begin_stop(true);
+    }
 }
 
 void worker_base::begin_stop(bool graceful) {

@@ -15,6 +15,7 @@
 #include "sys/proctitle.hpp"
 #include "sys/systemd.hpp"
 #include "worker/drivers.hpp"
+#include "worker/inspector.hpp"
 #include "worker/transport.hpp"
 
 namespace gcorn::worker {
@@ -66,6 +67,7 @@ int run_worker_class(const sys::worker_args& shared_args, const wsgi::applicatio
     if (!s.hooks.empty()) hooks::set_listeners(listener_fds(args.listeners));
     if (hooks::configured(s, hooks::hook::worker_abort)) py::import("gcorn._hooks").attr("install_abort_handler")();
     hooks::worker_call(hooks::hook::post_worker_init);
+    inspector stack_dumps(shared_args.inspect_fd, shared_args.slot);
     int rc = run_driver(args, app, *t);
     hooks::worker_call(hooks::hook::worker_exit);
     return rc;

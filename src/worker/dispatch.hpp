@@ -66,6 +66,7 @@ public:
     // Runs the reactor with the GIL released (the pool threads take it in turn). After a stop, `busy_cut()`
     // ends requests stuck on their client and returns how long the others may take to finish.
     void run(const std::function<std::chrono::milliseconds()>& busy_cut);
+    size_t greenlets() const { return 0; }
 
 private:
     net::io_context& ioc_;
@@ -90,6 +91,7 @@ public:
         hub_.spawn([serve_it = std::move(serve_it), done = std::move(done)]() mutable { done(serve_it()); });
     }
     void run(const std::function<std::chrono::milliseconds()>&) { hub_.run(); }
+    size_t greenlets() const { return hub_.live_greenlets(); }
 
 private:
     // Park this greenlet until the hub sees the socket ready. A kill (worker stopping) ends the connection: the

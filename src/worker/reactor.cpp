@@ -81,10 +81,13 @@ private:
 
     void start(int fd, const sys::listener& l) {
         ++open_;
+        metrics().connections_open.store(uint32_t(open_), std::memory_order_relaxed);
+        metrics().add(sys::metrics::at::connections);
         auto info = t_.adopt(fd, l, opt_.keepalive_allowed);
         info.multithread = Dispatch::multithread;
         auto s = std::make_shared<session>(ioc_, fd, dispatch_, t_, std::move(info), opt_);
         s->self = sessions_.insert(sessions_.end(), s);
+        s->conn.ready_at = clock::now();  // queue time starts at accept
         wait_for_request(s, clock::now() + opt_.head_timeout);
     }
 
@@ -92,8 +95,15 @@ private:
     // Once bytes arrive it is dispatched, even when stopping: a request that reached us is answered (with
     // Connection: close). Idle past its deadline (keepalive, or the head timeout for a new one), it is closed.
     void wait_for_request(const std::shared_ptr<session>& s, clock::time_point until) {
+        bool keepalive = s->conn.served_any;
+        if (keepalive) ++idle_, metrics().connections_idle.store(uint32_t(idle_), std::memory_order_relaxed);
         s->idle.start([&socket = s->socket](auto handler) { socket.async_wait(wait_type::wait_read, std::move(handler)); },
-                      until, [this, s](hub::woke why) {
+                      until, [this, s, keepalive](hub::woke why) {
+                          if (keepalive) {
+                              --idle_;
+                              metrics().connections_idle.store(uint32_t(idle_), std::memory_order_relaxed);
+                              s->conn.ready_at = clock::now();  // the next request arrived: its queue time starts
+                          }
                           if (why != hub::woke::ready) return close(s);
                           dispatch_.dispatch([this, s] { return serve(s->conn, app_, t_, opt_, state_); },
                                              [this, s](served r) { finished(s, r); });
@@ -110,6 +120,7 @@ private:
         s->socket.cancel();  // an idle wait's other half lets go of the session; its destructor closes the fd
         sessions_.erase(s->self);
         --open_;
+        metrics().connections_open.store(uint32_t(open_), std::memory_order_relaxed);
         capacity_.cancel();
         check_exhausted();
         if (stopping() && open_ == 0) ioc_.stop();
@@ -134,7 +145,10 @@ private:
     std::chrono::milliseconds cut_busy() {
         if (open_ == 0) return 10s;  // every dispatch has completed: the threads are only finishing up
         for (auto& s : sessions_)
-            if (!s->idle.active()) ::shutdown(s->socket.native_handle(), SHUT_RDWR);
+            if (!s->idle.active()) {
+                ::shutdown(s->socket.native_handle(), SHUT_RDWR);
+                metrics().add(sys::metrics::at::dropped);  // its request gets no response
+            }
         return cut_grace;
     }
 
@@ -149,24 +163,34 @@ private:
 
     // The reactor beats only when it gets control back: a greenlet that never yields (async) or a stuck reactor
     // stops the beat and the master kills the worker after `timeout`; a slow request in a pool thread does not.
+    // Each tick also samples the gauges, and a tick that fires late means the loop was blocked that long (a
+    // greenlet that did not yield, or the reactor starved of the GIL): counted for the metrics.
     net::awaitable<void> heartbeat_loop() {
         net::steady_timer t(ioc_);
         for (boost::system::error_code ec;;) {
             notify();
+            metrics().greenlets.store(uint32_t(dispatch_.greenlets()), std::memory_order_relaxed);
             if (stop_overdue()) {
                 ioc_.stop();  // graceful_timeout passed: in-flight requests are cut off
                 co_return;
             }
             t.expires_after(heartbeat_interval());
             co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
+            auto late = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t.expiry()).count();
+            if (late > sys::metrics::blocked_threshold_ns) {
+                metrics().add(sys::metrics::at::blocked_ns, uint64_t(late));
+                metrics().add(sys::metrics::at::blocked_episodes);
+            }
         }
     }
 
     size_t cap() const { return size_t(s_.worker_connections); }
+    sys::metrics::counters& metrics() { return args_.slot.counters; }
 
     net::io_context ioc_{1};  // run by this thread only; pool threads post to it
     Dispatch dispatch_;
     size_t open_ = 0;
+    size_t idle_ = 0;  // keep-alive connections waiting for their next request
     std::list<std::shared_ptr<session>> sessions_;
     net::steady_timer capacity_{ioc_};
 };

@@ -1,6 +1,12 @@
 #include "worker/serve.hpp"
 
+#include <algorithm>
+#include <charconv>
+#include <optional>
+
 #include <spdlog/spdlog.h>
+
+#include "base/ascii.hpp"
 
 #include "http/errors.hpp"
 #include "http/request_reader.hpp"
@@ -19,8 +25,9 @@ ms seconds(double s) { return ms(static_cast<long long>(s * 1000)); }
 constexpr double no_timeout_fallback = 30.0;
 
 void log_access(const wsgi::connection_info& conn, const http::request_head& head, const http::response_writer& w,
-                const wsgi::outcome& out, std::chrono::system_clock::time_point start_wall, http::clock::time_point start) {
-    log::statsd::request(http::clock::now() - start, std::atoi(w.status().c_str()));
+                const wsgi::outcome& out, std::chrono::system_clock::time_point start_wall, http::clock::time_point start,
+                std::chrono::nanoseconds queue, int status) {
+    log::statsd::request(http::clock::now() - start, status);
     if (!log::access_enabled()) return;
     log::access_entry e;
     e.remote_addr = conn.remote_addr;
@@ -33,6 +40,7 @@ void log_access(const wsgi::connection_info& conn, const http::request_head& hea
     e.response_length = w.body_bytes();
     e.start = start_wall;
     e.duration = http::clock::now() - start;
+    e.queue = queue;
     e.environ_lookup = &wsgi::environ_lookup;
     e.environ_ctx = &out.environ;
     log::access(e);
@@ -49,6 +57,43 @@ void refuse(http::byte_stream& stream, const http::http_error& e, const serve_op
     } catch (const http::stream_error&) {
     }
 }
+
+// A trusted proxy's `X-Request-Start` (nginx: `t=${msec}`, seconds with a fraction; Heroku and others: integer
+// milliseconds or microseconds, with or without `t=`): when the request reached the front end, or nullopt.
+std::optional<std::chrono::system_clock::time_point> request_start(const http::request_head& head) {
+    for (auto& [name, value] : head.headers) {
+        if (!ascii::iequals(name, "X-Request-Start")) continue;
+        std::string_view v = value;
+        if (v.starts_with("t=")) v.remove_prefix(2);
+        double x = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+        if (ec != std::errc{} || end == v.data() || x <= 0) return std::nullopt;
+        // Integer digits tell the unit: about 10 for seconds, 13 for milliseconds, 16 for microseconds now.
+        size_t digits = size_t(std::find(v.data(), end, '.') - v.data());
+        double seconds = digits >= 18 ? x / 1e9 : digits >= 15 ? x / 1e6 : digits >= 12 ? x / 1e3 : x;
+        return std::chrono::system_clock::time_point(
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(seconds)));
+    }
+    return std::nullopt;
+}
+
+// A request's share of the worker's gauges, released however the request ends.
+struct in_flight {
+    sys::worker_slot* slot;
+    uint64_t ticket = 0;
+    in_flight(sys::worker_slot* s, const http::request_head& head, int64_t start_ns) : slot(s) {
+        if (!slot) return;
+        slot->counters.in_flight.fetch_add(1, std::memory_order_relaxed);
+        ticket = slot->set_request(head.method, head.target, start_ns);
+    }
+    ~in_flight() {
+        if (!slot) return;
+        slot->clear_request(ticket);
+        slot->counters.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    }
+    in_flight(const in_flight&) = delete;
+    in_flight& operator=(const in_flight&) = delete;
+};
 
 }  // namespace
 
@@ -83,18 +128,36 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
     auto now = http::clock::now();
     auto head = c.reader.read_head(now + (c.served_any ? opt.keepalive : opt.head_timeout), now + opt.head_timeout);
     if (!head) return next::close;
-    c.served_any = true;
-    if (state.slot) state.slot->set_request(head->method, head->target);
+    bool reused = std::exchange(c.served_any, true);
     auto start_wall = std::chrono::system_clock::now();
     auto start = http::clock::now();
+    auto arrived = c.ready_at == http::clock::time_point{} ? start : c.ready_at;
+    std::chrono::nanoseconds queue = start - arrived;
+    if (c.info.trusted_proxy)
+        if (auto front = request_start(*head)) queue = std::max(std::chrono::nanoseconds(0), start_wall - *front);
+    in_flight busy(state.slot, *head, sys::monotonic_ns());
 
     // 2. Call the app; it writes the response through `writer`.
     http::response_writer writer(stream, *head, opt.keepalive_allowed && !state.stopping, opt.io_timeout);
     writer.close_when(&state.stopping);
     auto out = app.handle(c.info, *head, c.reader, writer);
+    auto end = http::clock::now();
     ++state.requests;
-    if (state.slot) state.slot->clear_request(), state.slot->requests.store(state.requests, std::memory_order_relaxed);
-    log_access(c.info, *head, writer, out, start_wall, start);
+    int status = std::atoi(writer.status().c_str());
+    if (auto* slot = state.slot) {
+        slot->requests.store(state.requests, std::memory_order_relaxed);
+        auto& m = slot->counters;
+        m.request(head->method, status);
+        m.observe(sys::metrics::histogram::request, (end - arrived).count());
+        m.observe(sys::metrics::histogram::app, (end - start).count());
+        m.observe(sys::metrics::histogram::queue, queue.count());
+        uint64_t read = c.reader.bytes_read();
+        m.add(sys::metrics::at::bytes_in, read - std::exchange(c.bytes_counted, read));
+        m.add(sys::metrics::at::bytes_out, writer.body_bytes());
+        if (reused) m.add(sys::metrics::at::keepalive_reused);
+    }
+    log_access(c.info, *head, writer, out, start_wall, start, queue, status);
+    c.ready_at = http::clock::now();  // a pipelined request waits from here
 
     // 3. Keep-alive only if the response was complete and the unread body can be skipped.
     bool reusable = !out.aborted && writer.keep_alive() && !state.stopping && !state.exhausted();

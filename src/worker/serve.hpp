@@ -56,6 +56,8 @@ struct connection {
     wsgi::connection_info info;
     bool prepared = false;                      // its PROXY header and TLS handshake are behind it
     bool served_any = false;                    // a request was read: the next head waits `keepalive`, not the head timeout
+    http::clock::time_point ready_at{};         // accepted, or readable after an idle wait: where queue time starts
+    uint64_t bytes_counted = 0;                 // reader.bytes_read() already in the metrics
 };
 
 // What serve() did with the connection.

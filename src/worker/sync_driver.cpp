@@ -44,7 +44,12 @@ private:
         for (int fd; !stopping() && (fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
             sys::unique_fd owner(fd);
             connection c(fd, t_.open(fd, poll_waiter{&args_.slot, heartbeat_interval()}), t_.adopt(fd, l, false), opt_);
+            c.ready_at = std::chrono::steady_clock::now();
+            auto& m = args_.slot.counters;
+            m.add(sys::metrics::at::connections);
+            m.connections_open.store(1, std::memory_order_relaxed);
             serve(c, app_, t_, opt_, state_);
+            m.connections_open.store(0, std::memory_order_relaxed);
             args_.slot.beat();  // (the parent check waits for the next poll: a syscall per request saved)
             take_signals();
             check_exhausted();
