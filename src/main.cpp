@@ -16,6 +16,7 @@
 #include "hooks/python_runtime.hpp"
 #include "log/log.hpp"
 #include "master/arbiter.hpp"
+#include "master/ctl_client.hpp"
 #include "py/interpreter.hpp"
 #include "sys/contract.hpp"
 #include "sys/listener.hpp"
@@ -172,7 +173,41 @@ int serve(config::settings s, const std::vector<std::string>& args) {
 
 }  // namespace
 
+constexpr const char* ctl_usage =
+    "usage: gcorn ctl [-s SOCKET | -c CONFIG] COMMAND\n"
+    "  -s, --socket PATH   the master's control socket (default: $GCORN_CONTROL_SOCKET)\n"
+    "  -c, --config FILE   read control_socket from this configuration file\n"
+    "commands: status | stats [--json] | workers add N | workers remove N | reload | reopen-logs | stack PID |\n"
+    "          stop [--graceful]\n";
+
+// `gcorn ctl ...`: talk to a running master's control socket.
+int ctl(int argc, char** argv) {
+    std::string socket_path, config_file;
+    std::vector<std::string> words;
+    for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        if ((a == "-s" || a == "--socket" || a == "-c" || a == "--config") && i + 1 < argc && words.empty())
+            (a == "-s" || a == "--socket" ? socket_path : config_file) = argv[++i];
+        else if (a == "-h" || a == "--help") return std::fputs(ctl_usage, stdout), 0;
+        else words.push_back(a);
+    }
+    if (socket_path.empty() && !config_file.empty()) {
+        std::string flag = "-c";
+        std::vector<char*> cargv{argv[0], flag.data(), config_file.data()};
+        try {
+            socket_path = config::load(int(cargv.size()), cargv.data(), read_python_config).values.control_socket;
+        } catch (const config::config_error& e) {
+            return fail(e.what(), usage_error);
+        }
+        if (socket_path.empty()) return fail(config_file + " sets no control_socket", usage_error);
+    }
+    if (const char* env = std::getenv("GCORN_CONTROL_SOCKET"); socket_path.empty() && env) socket_path = env;
+    if (socket_path.empty() || words.empty()) return std::fputs(ctl_usage, stderr), usage_error;
+    return master::ctl_main(socket_path, words);
+}
+
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string_view(argv[1]) == "ctl") return ctl(argc, argv);
     raise_open_files_limit();
     std::vector<std::string> args(argv, argv + argc);  // before the process title overwrites argv
     config::loaded cfg;
