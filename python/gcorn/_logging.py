@@ -160,8 +160,10 @@ def error(level, message):
     error_log.log(level, message)
 
 
-def access(atoms):
-    access_log.info(_access_format, SafeAtoms(atoms))
+def access(atoms, line=None):
+    """One access record: Gunicorn's format applied to the atoms, or (access_log_json) the JSON line gcorn
+    rendered; the atoms are the record's args either way. '%' is doubled so that logging prints the line as is."""
+    access_log.info(_access_format if line is None else line.replace("%", "%%"), SafeAtoms(atoms))
 
 
 def reopen():

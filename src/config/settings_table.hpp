@@ -126,8 +126,10 @@
       "Server hooks, as Gunicorn's (post_fork, pre_request, ...); in TOML a [hooks] table. Repeat for several.") \
     X(accesslog, std::string, "", "--access-logfile", "FILE", "logging", any,                                \
       "The access log file ('-' for stdout; empty disables).")                                               \
-    X(access_log_format, std::string, default_access_log_format, "--access-logformat", "STRING", "logging",  \
-      access_format, "The access log format, in Gunicorn's %(atom)s syntax.")                                \
+    X(access_log_format, std::string, default_access_log_format, "--access-logformat,--access-log-format", "STRING", \
+      "logging", access_format, "The access log format, in Gunicorn's %(atom)s syntax; 'json' is access_log_json.") \
+    X(access_log_json, bool, false, "--access-log-json", "", "logging", any,                                 \
+      "Write the access log as one JSON object per request (fields in README.md); access_log_format is then ignored.") \
     X(errorlog, std::string, "-", "--error-logfile,--log-file", "FILE", "logging", any,                      \
       "The error log file ('-' for stderr).")                                                                \
     X(loglevel, std::string, "info", "--log-level", "LEVEL", "logging", log_level,                           \

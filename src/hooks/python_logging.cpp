@@ -56,14 +56,17 @@ void install_python_logging(const config::settings& s) {
         }
     };
     if (log::wants_access_log(s)) {
-        e.access = [format = s.access_log_format](const log::access_entry& entry) {
+        e.access = [format = s.access_log_format, json = log::access_format::of(s)](const log::access_entry& entry) {
             auto atoms = log::atoms(entry, format);
+            // JSON: the record's message is the JSON line; its args are still the atoms, for formatters reading them.
+            auto line = json.json() ? json.render(entry) : std::string();
             py::gil_acquire gil;
             try {
                 auto dict = py::dict();
                 // UTF-8 (what the plain access log writes too); environ values come UTF-8-encoded from environ_lookup.
                 for (auto& [k, v] : atoms) py::set_item(dict, py::str(k), py::str(v));
-                fns->access({dict});
+                if (json.json()) fns->access({dict, py::str(line)});
+                else fns->access({dict});
             } catch (const py::python_error& err) {
                 report(err);
             }

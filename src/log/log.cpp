@@ -1,6 +1,7 @@
 #include "log/log.hpp"
 
 #include "base/ascii.hpp"
+#include "log/detail.hpp"
 #include "log/statsd.hpp"
 
 #include <spdlog/sinks/base_sink.h>
@@ -144,15 +145,33 @@ void append_request_time(std::string& out, std::chrono::system_clock::time_point
 }
 
 std::string_view header(const header_list* h, std::string_view name) {
-    if (h)
-        for (auto& [k, v] : *h)
-            if (ascii::iequals(k, name)) return v;
-    return {};
+    auto* v = detail::find_header(h, name);
+    return v ? std::string_view(*v) : std::string_view();
 }
 
 std::string_view or_dash(std::string_view v) { return v.empty() ? "-" : v; }
 
 }  // namespace
+
+namespace detail {
+
+const std::string* find_header(const header_list* h, std::string_view name) {
+    if (h)
+        for (auto& [k, v] : *h)
+            if (ascii::iequals(k, name)) return &v;
+    return nullptr;
+}
+
+std::string basic_user(const header_list* headers) {
+    auto auth = header(headers, "authorization");
+    if (auth.size() < 6 || !ascii::iequals(auth.substr(0, 5), "basic")) return {};
+    auto space = auth.find(' ');
+    if (space == std::string_view::npos) return {};
+    auto credentials = decode_base64(ascii::trim(auth.substr(space + 1)));
+    return credentials.substr(0, credentials.find(':'));
+}
+
+}  // namespace detail
 
 void setup(const config::settings& s) {
     statsd::setup(s);
@@ -162,7 +181,7 @@ void setup(const config::settings& s) {
     std::string level;
     for (char c : s.loglevel) level += ascii::lower(c);  // Gunicorn accepts any case
     ls.level = spdlog::level::from_str(level == "warning" ? "warn" : level);
-    ls.format = std::make_unique<access_format>(s.access_log_format);
+    ls.format = std::make_unique<access_format>(access_format::of(s));
     build();
 }
 
@@ -200,6 +219,10 @@ bool wants_access_log(const config::settings& s) {
 }
 
 access_format::access_format(std::string_view fmt) {
+    if (fmt == "json") {
+        json_ = true;
+        return;
+    }
     std::string literal;
     for (size_t i = 0; i < fmt.size();) {
         auto close = fmt.find(")s", i);
@@ -220,6 +243,10 @@ access_format::access_format(std::string_view fmt) {
     if (!literal.empty()) parts_.push_back({std::move(literal), 0});
 }
 
+access_format access_format::of(const config::settings& s) {
+    return access_format(s.access_log_json ? "json" : s.access_log_format);
+}
+
 namespace {
 
 // Gunicorn's SafeAtoms: a '"' in a value is escaped, so a quoted field cannot be closed early by a client.
@@ -228,16 +255,6 @@ void append_safe(std::string& out, std::string_view v) {
         if (c == '"') out += '\\';
         out += c;
     }
-}
-
-// The user of Basic credentials, as Gunicorn's %(u)s (its _get_user); "" when there are none.
-std::string basic_user(const header_list* headers) {
-    auto auth = header(headers, "authorization");
-    if (auth.size() < 6 || !ascii::iequals(auth.substr(0, 5), "basic")) return {};
-    auto space = auth.find(' ');
-    if (space == std::string_view::npos) return {};
-    auto credentials = decode_base64(ascii::trim(auth.substr(space + 1)));
-    return credentials.substr(0, credentials.find(':'));
 }
 
 std::string environ_or(const access_entry& e, std::string_view key, std::string_view fallback) {
@@ -252,7 +269,7 @@ void append_atom(std::string& out, const std::string& a, const access_entry& e) 
     auto query = qpos == std::string_view::npos ? std::string_view{} : e.target.substr(qpos + 1);
     if (a == "h") append_safe(out, e.remote_addr);
     else if (a == "l") out += "-";
-    else if (a == "u") append_safe(out, or_dash(e.remote_user.empty() ? basic_user(e.request_headers) : e.remote_user));
+    else if (a == "u") append_safe(out, or_dash(e.remote_user.empty() ? detail::basic_user(e.request_headers) : e.remote_user));
     else if (a == "t") append_request_time(out, e.start);
     else if (a == "r") append_safe(out, std::string(e.method) + ' ' + std::string(e.target) + ' ' + std::string(e.protocol));
     else if (a == "m") append_safe(out, e.method);
@@ -277,6 +294,7 @@ void append_atom(std::string& out, const std::string& a, const access_entry& e) 
 }  // namespace
 
 std::string access_format::render(const access_entry& e) const {
+    if (json_) return render_json(e);
     std::string out;
     for (auto& p : parts_) {
         switch (p.kind) {

@@ -42,10 +42,14 @@ struct access_entry {
     const void* environ_ctx = nullptr;
 };
 
-// A compiled --access-logformat.
+// A compiled --access-logformat: Gunicorn's %(atom)s text, or the format "json": one JSON object per request
+// (the fields are listed in README.md, "Logging").
 class access_format {
 public:
     explicit access_format(std::string_view fmt);
+    // access_log_format, or JSON when access_log_json is set (a custom format is then ignored).
+    static access_format of(const config::settings& s);
+    bool json() const noexcept { return json_; }
     std::string render(const access_entry& e) const;
 
 private:
@@ -54,7 +58,11 @@ private:
         char kind;         // 0 literal, 'a' atom, 'i' request header, 'o' response header, 'e' environ
     };
     std::vector<part> parts_;
+    bool json_ = false;
 };
+
+// One request as a JSON object on one line (no newline), valid JSON whatever bytes the client sent.
+std::string render_json(const access_entry& e);
 
 // True when an access log is configured (check before building an entry).
 bool access_enabled();

@@ -1,6 +1,7 @@
 #include "wsgi/app.hpp"
 
 #include "base/ascii.hpp"
+#include "base/uri.hpp"
 
 #include <algorithm>
 #include <exception>
@@ -62,28 +63,6 @@ struct shared_objects {
 shared_objects& shared() {
     static shared_objects* s = new shared_objects;  // never destroyed: it holds Python references
     return *s;
-}
-
-// PEP 3333: PATH_INFO is the URL-decoded path, as bytes decoded latin-1.
-std::string percent_decode(std::string_view in) {
-    std::string out;
-    out.reserve(in.size());
-    auto hexval = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    for (size_t i = 0; i < in.size(); ++i) {
-        int hi, lo;
-        if (in[i] == '%' && i + 2 < in.size() && (hi = hexval(in[i + 1])) >= 0 && (lo = hexval(in[i + 2])) >= 0) {
-            out += char(hi * 16 + lo);
-            i += 2;
-        } else {
-            out += in[i];
-        }
-    }
-    return out;
 }
 
 std::string environ_key(std::string_view header) {
@@ -334,18 +313,6 @@ std::pair<std::string_view, std::string_view> server_address(const connection_in
     return {conn.server_name, conn.server_port};
 }
 
-// The path and query of the request target (RFC 9112 §3.2): origin form as is, absolute form from its path.
-// Asterisk form (OPTIONS *) and authority form (CONNECT host:port) have no path: PATH_INFO is empty, as
-// PEP 3333 allows, and RAW_URI still shows the target.
-std::string_view path_and_query(std::string_view target) {
-    if (target.starts_with('/')) return target;
-    if (auto scheme = target.find("://"); scheme != std::string_view::npos) {
-        auto path_at = target.find('/', scheme + 3);
-        return path_at == std::string_view::npos ? "/" : target.substr(path_at);
-    }
-    return {};
-}
-
 // Strips the SCRIPT_NAME prefix from a decoded path, at a segment boundary; false if the path is not under
 // it (then SCRIPT_NAME + PATH_INFO could not rebuild the URL, PEP 3333 "URL Reconstruction"). A request with
 // no path (OPTIONS *) is about the whole server, so it reaches the app whatever SCRIPT_NAME is.
@@ -440,9 +407,10 @@ application::application(const config::settings& s)
 // The CGI part of environ (PEP 3333 "environ Variables"); null if the path is not under SCRIPT_NAME.
 py::object application::make_environ(const connection_info& conn, const http::request_head& head) const {
     auto& sh = shared();
-    std::string_view target = path_and_query(head.target);
+    std::string_view target = uri::path_and_query(head.target);
     auto qmark = target.find('?');
-    std::string path = percent_decode(target.substr(0, qmark));
+    // PEP 3333: PATH_INFO is the URL-decoded path, as bytes decoded latin-1.
+    std::string path = uri::percent_decode(target.substr(0, qmark));
     // forwarder_headers: a trusted front end mounting the app under a prefix says so with a SCRIPT_NAME header.
     std::string_view script_name = script_name_;
     if (script_name_from_header_ && conn.trusted_proxy)
