@@ -192,8 +192,8 @@ int ctl(int argc, char** argv) {
         else words.push_back(a);
     }
     if (socket_path.empty() && !config_file.empty()) {
-        std::string flag = "-c";
-        std::vector<char*> cargv{argv[0], flag.data(), config_file.data()};
+        std::string flag = "-c", app = "ctl:unused";  // the file is read for control_socket; no app is needed
+        std::vector<char*> cargv{argv[0], flag.data(), config_file.data(), app.data()};
         try {
             socket_path = config::load(int(cargv.size()), cargv.data(), read_python_config).values.control_socket;
         } catch (const config::config_error& e) {

@@ -121,6 +121,7 @@ struct arbiter::impl {
     double start_time_s = double(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::system_clock::now().time_since_epoch()).count()) / 1e3;
     std::optional<control_socket> control;
+    std::vector<int> master_only_fds;  // the metrics and control listeners: never inherited by a worker
 
     impl(config::settings settings, std::vector<sys::listener> l, options o)
         : s(std::move(settings)), listeners(std::move(l)), opt(std::move(o)), board(scoreboard_slots(s)),
@@ -239,6 +240,7 @@ struct arbiter::impl {
         if (opt.hooks.pre_fork) opt.hooks.pre_fork(0, age);
         pid_t pid = sys::fork_child([&] {
             for (auto& [other, w] : workers) w.inspect.reset();  // the other workers' lines are the master's
+            for (int fd : master_only_fds) ::close(fd);
             if (pair[0] >= 0) ::close(pair[0]);
             return opt.main(args);
         }, opt.fork_hooks);
@@ -689,13 +691,20 @@ int arbiter::run() {
     if (m.opt.hooks.nworkers_changed) m.opt.hooks.nworkers_changed(m.target, -1);  // as Gunicorn's set-up
     try {
         if (!m.s.metrics_bind.empty()) {
-            auto l = sys::open_listeners({m.s.metrics_bind}, {64, false, m.s.umask_value()});
+            std::vector<sys::listener> l;
+            try {
+                l = sys::open_listeners({m.s.metrics_bind}, {64, false, m.s.umask_value()});
+            } catch (const std::exception& e) {
+                throw std::runtime_error(std::string("metrics_bind: ") + e.what());
+            }
             spdlog::info("Metrics at: {}/metrics", l.at(0).name);
-            serve_metrics(m.ioc, std::move(l.at(0)), [&m](std::string_view path) { return m.route(path); });
+            m.master_only_fds.push_back(
+                serve_metrics(m.ioc, std::move(l.at(0)), [&m](std::string_view path) { return m.route(path); }));
         }
         if (!m.s.control_socket.empty() && !m.s.control_socket_disable) {
             m.control.emplace(m.ioc, m.s.control_socket, config::check::parse_umask(m.s.control_socket_mode),
                               [&m](std::string line) { return m.command(std::move(line)); });
+            m.master_only_fds.push_back(m.control->fd());
             spdlog::info("Control socket at: {}", m.s.control_socket);
         }
     } catch (const std::exception& e) {

@@ -60,14 +60,23 @@ net::awaitable<void> accept_loop(int fd, Client client) {
     listener.release();
 }
 
+// After the reply: FIN now (a worker forked meanwhile may hold a copy of the socket, which would keep the client
+// waiting for the end), then read what the client still sends until it closes, so closing sends no reset that
+// could destroy the reply in flight. The client's deadline bounds it.
+net::awaitable<void> finish(stream& s) {
+    ::shutdown(s.native_handle(), SHUT_WR);
+    char scratch[4096];
+    boost::system::error_code ec;
+    while (!ec) co_await s.async_read_some(net::buffer(scratch), net::redirect_error(net::use_awaitable, ec));
+}
+
 net::awaitable<void> http_client(std::shared_ptr<stream> s, const std::function<http_reply(std::string_view)>& route) {
     deadline d(s);
     boost::beast::flat_buffer buffer;
     http::request_parser<http::empty_body> parser;
     parser.header_limit(max_request_head);
-    parser.body_limit(0);
     boost::system::error_code ec;
-    co_await http::async_read(*s, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+    co_await http::async_read_header(*s, buffer, parser, net::redirect_error(net::use_awaitable, ec));
     if (ec) co_return;  // garbage, too big or too slow: nothing worth answering
     auto& req = parser.get();
     http_reply r{405, "text/plain; charset=utf-8", "GET or HEAD only\n"};
@@ -83,6 +92,7 @@ net::awaitable<void> http_client(std::shared_ptr<stream> s, const std::function<
     res.prepare_payload();
     if (req.method() == http::verb::head) res.body().clear();  // Content-Length stays the GET's
     co_await http::async_write(*s, res, net::redirect_error(net::use_awaitable, ec));
+    co_await finish(*s);
 }
 
 bool peer_allowed(int fd) {
@@ -107,16 +117,18 @@ net::awaitable<void> control_client(std::shared_ptr<stream> s, const control_soc
         else reply = co_await handle(line.substr(0, line.find('\n')));
     }
     co_await net::async_write(*s, net::buffer(reply), net::redirect_error(net::use_awaitable, ec));
+    co_await finish(*s);
 }
 
 }  // namespace
 
-void serve_metrics(net::io_context& ioc, sys::listener l, std::function<http_reply(std::string_view)> route) {
+int serve_metrics(net::io_context& ioc, sys::listener l, std::function<http_reply(std::string_view)> route) {
     int fd = l.fd.release();  // the master keeps it open until it exits
     net::co_spawn(ioc, accept_loop(fd, [route = std::move(route)](std::shared_ptr<stream> s) {
                       return http_client(std::move(s), route);
                   }),
                   net::detached);
+    return fd;
 }
 
 control_socket::control_socket(net::io_context& ioc, const std::string& path, int mode, handler handle)
@@ -142,6 +154,7 @@ control_socket::control_socket(net::io_context& ioc, const std::string& path, in
         throw std::system_error(rc != 0 ? err : errno, std::generic_category(), "control_socket: cannot listen at " + path);
     }
     ::chmod(path.c_str(), mode);
+    fd_ = fd;
     net::co_spawn(ioc, accept_loop(fd, [handle = std::move(handle)](std::shared_ptr<stream> s) {
                       return control_client(std::move(s), handle);
                   }),

@@ -20,8 +20,9 @@ struct http_reply {
     std::string body;
 };
 
-// Serves GET/HEAD `path` -> reply on `l` until the io_context stops.
-void serve_metrics(boost::asio::io_context& ioc, sys::listener l, std::function<http_reply(std::string_view path)> route);
+// Serves GET/HEAD `path` -> reply on `l` until the io_context stops; returns the listening fd (the master's
+// only: workers close it).
+int serve_metrics(boost::asio::io_context& ioc, sys::listener l, std::function<http_reply(std::string_view path)> route);
 
 // A unix socket at `path` (created with `mode`, a stale one replaced) that admits peers running as root or as
 // this process's user; each sends one command line and gets `handle(line)`'s reply. Removes the file when destroyed.
@@ -30,11 +31,13 @@ public:
     using handler = std::function<boost::asio::awaitable<std::string>(std::string line)>;
     control_socket(boost::asio::io_context& ioc, const std::string& path, int mode, handler handle);  // throws
     ~control_socket();
+    int fd() const { return fd_; }  // the master's only: workers close it
     control_socket(const control_socket&) = delete;
     control_socket& operator=(const control_socket&) = delete;
 
 private:
     std::string path_;
+    int fd_ = -1;
 };
 
 }  // namespace gcorn::master

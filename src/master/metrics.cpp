@@ -35,6 +35,13 @@ uint64_t requests_by_status(const fleet& f, size_t status) {
     return n;
 }
 
+// A bucket bound as Prometheus' own clients print it: "0.5", "1.0", "10.0".
+std::string bound(double b) {
+    auto s = fmt::format("{}", b);
+    if (s.find_first_of(".e") == std::string::npos) s += ".0";
+    return s;
+}
+
 class exposition {
 public:
     void family(std::string_view name, std::string_view type, std::string_view help) {
@@ -56,7 +63,7 @@ public:
         std::string bucket = std::string(name) + "_bucket";
         for (size_t i = 0; i < m::bucket_bounds.size(); ++i) {
             cumulative += h.bucket(i);
-            sample(bucket, fmt::format("le=\"{}\"", m::bucket_bounds[i]), cumulative);
+            sample(bucket, fmt::format("le=\"{}\"", bound(m::bucket_bounds[i])), cumulative);
         }
         cumulative += h.bucket(m::bucket_bounds.size());
         sample(bucket, "le=\"+Inf\"", cumulative);

@@ -50,7 +50,7 @@ def records(logfile, n):
 FIELDS = {"time": str, "remote_addr": str, "remote_user": type(None), "request_id": str, "method": str,
           "path": str, "query": str, "protocol": str, "request_line": str, "status": int, "response_length": int,
           "referer": (str, type(None)), "user_agent": (str, type(None)), "duration_s": float, "duration_us": int,
-          "queue_s": type(None), "pid": int}
+          "queue_s": float, "pid": int}
 
 
 def check_types(record, server):
