@@ -105,7 +105,10 @@ def start(gcorn, *args, metrics=True):
     port = free_port()
     extra = ["--metrics-bind", "127.0.0.1:%d" % port] if metrics else []
     server = gcorn(None, *extra, *args, source=APP)
-    return server, Metrics(port)
+    m = Metrics(port)
+    if metrics:  # the fixture's readiness probe is one request: counted once its response is on its way
+        m.wait(lambda s: m.requests(s) == 1, "the readiness probe counted")
+    return server, m
 
 
 def get_status(server, path):
