@@ -159,3 +159,31 @@ def test_a_monkey_patched_program(tmp_path):
     """)
     assert out.splitlines() == ["threads peak 4", "urllib b'/one'", "socket b'hello'", "subprocess b'from a child'",
                                 "dns 127.0.0.1"]
+
+
+def test_gevents_monitor_thread_reports_a_blocked_hub(tmp_path):
+    """gevent's monitor thread (config.monitor_thread) watches the hub on gcorn's loop from its own thread: a
+    greenlet that spins without yielding is reported with its stack."""
+    out = run_program(tmp_path, """
+        import io, sys, time, gevent
+        from gevent import config
+        config.monitor_thread = True
+        config.max_blocking_time = 0.05
+        hub = gevent.get_hub()
+        assert type(hub.loop).__module__ == "gcorn.gevent._loop", type(hub.loop)
+        report = io.StringIO()
+        hub.exception_stream = report
+        hub.start_periodic_monitoring_thread()
+        gevent.sleep(0.2)
+        spins = 0
+        while "appears to be blocked" not in report.getvalue() and spins < 200:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 0.05:  # hold the hub without yielding
+                pass
+            spins += 1
+        gevent.sleep(0.2)
+        text = report.getvalue()
+        assert "appears to be blocked" in text and "hold the hub without yielding" in text, text
+        print("reported")
+    """)
+    assert "reported" in out
