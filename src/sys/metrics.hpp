@@ -59,7 +59,17 @@ struct counters {
     std::atomic<uint32_t> in_flight{0};         // requests read and not yet answered
     std::atomic<uint32_t> greenlets{0};         // async: greenlets alive in the hub, sampled on the heartbeat
 
-    void add(size_t i, uint64_t n = 1) noexcept { c[i].fetch_add(n, std::memory_order_relaxed); }
+    std::atomic<bool> shared_writers{false};  // gthread: several threads count at once
+
+    // One writer (sync, async) needs no locked instruction: a relaxed load and store (the master only reads).
+    template <class T>
+    T bump(std::atomic<T>& a, T n) noexcept {
+        if (shared_writers.load(std::memory_order_relaxed)) return a.fetch_add(n, std::memory_order_relaxed) + n;
+        T v = a.load(std::memory_order_relaxed) + n;
+        a.store(v, std::memory_order_relaxed);
+        return v;
+    }
+    void add(size_t i, uint64_t n = 1) noexcept { bump(c[i], n); }
     void observe(histogram h, int64_t ns) noexcept {
         size_t base = at::histograms + size_t(h) * at::histogram_size;
         add(base + bucket_of(ns));
@@ -74,6 +84,7 @@ struct counters {
     void reset() noexcept {
         for (auto& x : c) x.store(0, std::memory_order_relaxed);
         connections_open = connections_idle = in_flight = greenlets = 0;
+        shared_writers = false;
     }
 };
 

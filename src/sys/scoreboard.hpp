@@ -37,7 +37,7 @@ struct alignas(64) worker_slot {
     // The latest request started (gthread and async run several: the latest is shown). Best effort: the master
     // may read a torn value, which only garbles one line. Returns a ticket for clear_request.
     uint64_t set_request(std::string_view method, std::string_view target, int64_t start_ns) noexcept {
-        uint64_t seq = request_seq.fetch_add(1, std::memory_order_relaxed) + 1;
+        uint64_t seq = counters.bump(request_seq, uint64_t(1));
         size_t n = std::min(method.size(), sizeof request - 1);
         std::memcpy(request, method.data(), n);
         if (n < sizeof request - 1) request[n++] = ' ';

@@ -50,6 +50,7 @@ private:
 class thread_dispatch {
 public:
     static constexpr bool multithread = true;  // wsgi.multithread: requests run on several threads at once
+    static constexpr bool multithread_serving = true;  // serve() runs on several OS threads at once
     thread_dispatch(net::io_context& ioc, size_t threads) : ioc_(ioc), threads_(threads) {}
 
     std::unique_ptr<http::byte_stream> open(const transport& t, int fd, net::posix::stream_descriptor&) {
@@ -80,6 +81,7 @@ public:
     // wsgi.multithread, as Gunicorn's gevent worker sets it: requests run concurrently in one process, so an app
     // must not keep per-request state in globals.
     static constexpr bool multithread = true;
+    static constexpr bool multithread_serving = false;  // every greenlet runs on the hub's thread
     // PRECONDITION: GIL held (the hub takes the interpreter's greenlet API).
     explicit green_dispatch(net::io_context& ioc) : hub_(ioc) {}
 

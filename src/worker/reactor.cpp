@@ -50,7 +50,9 @@ class reactor_worker final : public worker_base {
 public:
     template <class... DispatchArgs>
     reactor_worker(const sys::worker_args& args, const wsgi::application& app, const transport& t, DispatchArgs... a)
-        : worker_base(args, app, t, true), dispatch_(ioc_, a...) {}
+        : worker_base(args, app, t, true), dispatch_(ioc_, a...) {
+        metrics().shared_writers = Dispatch::multithread_serving;
+    }
 
 private:
     void loop() override {

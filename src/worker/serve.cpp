@@ -25,9 +25,9 @@ ms seconds(double s) { return ms(static_cast<long long>(s * 1000)); }
 constexpr double no_timeout_fallback = 30.0;
 
 void log_access(const wsgi::connection_info& conn, const http::request_head& head, const http::response_writer& w,
-                const wsgi::outcome& out, std::chrono::system_clock::time_point start_wall, http::clock::time_point start,
+                const wsgi::outcome& out, std::chrono::system_clock::time_point start_wall, http::clock::duration duration,
                 std::chrono::nanoseconds queue, int status) {
-    log::statsd::request(http::clock::now() - start, status);
+    log::statsd::request(duration, status);
     if (!log::access_enabled()) return;
     log::access_entry e;
     e.remote_addr = conn.remote_addr;
@@ -39,7 +39,7 @@ void log_access(const wsgi::connection_info& conn, const http::request_head& hea
     e.response_headers = &w.headers();
     e.response_length = w.body_bytes();
     e.start = start_wall;
-    e.duration = http::clock::now() - start;
+    e.duration = duration;
     e.queue = queue;
     e.environ_lookup = &wsgi::environ_lookup;
     e.environ_ctx = &out.environ;
@@ -83,13 +83,13 @@ struct in_flight {
     uint64_t ticket = 0;
     in_flight(sys::worker_slot* s, const http::request_head& head, int64_t start_ns) : slot(s) {
         if (!slot) return;
-        slot->counters.in_flight.fetch_add(1, std::memory_order_relaxed);
+        slot->counters.bump(slot->counters.in_flight, 1u);
         ticket = slot->set_request(head.method, head.target, start_ns);
     }
     ~in_flight() {
         if (!slot) return;
         slot->clear_request(ticket);
-        slot->counters.in_flight.fetch_sub(1, std::memory_order_relaxed);
+        slot->counters.bump(slot->counters.in_flight, uint32_t(-1));
     }
     in_flight(const in_flight&) = delete;
     in_flight& operator=(const in_flight&) = delete;
@@ -135,7 +135,7 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
     std::chrono::nanoseconds queue = start - arrived;
     if (c.info.trusted_proxy)
         if (auto front = request_start(*head)) queue = std::max(std::chrono::nanoseconds(0), start_wall - *front);
-    in_flight busy(state.slot, *head, sys::monotonic_ns());
+    in_flight busy(state.slot, *head, std::chrono::nanoseconds(start.time_since_epoch()).count());  // CLOCK_MONOTONIC
 
     // 2. Call the app; it writes the response through `writer`.
     http::response_writer writer(stream, *head, opt.keepalive_allowed && !state.stopping, opt.io_timeout);
@@ -156,8 +156,8 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
         m.add(sys::metrics::at::bytes_out, writer.body_bytes());
         if (reused) m.add(sys::metrics::at::keepalive_reused);
     }
-    log_access(c.info, *head, writer, out, start_wall, start, queue, status);
-    c.ready_at = http::clock::now();  // a pipelined request waits from here
+    log_access(c.info, *head, writer, out, start_wall, end - start, queue, status);
+    c.ready_at = end;  // a pipelined request waits from here
 
     // 3. Keep-alive only if the response was complete and the unread body can be skipped.
     bool reusable = !out.aborted && writer.keep_alive() && !state.stopping && !state.exhausted();
