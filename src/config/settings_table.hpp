@@ -39,6 +39,12 @@
       "Restart a worker after it has served this many requests (0 disables).")                               \
     X(max_requests_jitter, int, 0, "--max-requests-jitter", "INT", "worker processes", non_negative,         \
       "A random 0..N added to max_requests per worker, so workers do not restart together.")                 \
+    X(max_worker_memory, int, 0, "--max-worker-memory", "MIB", "worker processes", non_negative,           \
+      "Replace a worker whose resident memory (RSS) exceeds this many MiB, checked after each request and on the heartbeat; it finishes what it serves first, as with max_requests (0 disables).") \
+    X(max_queue_time, double, 0.0, "--max-queue-time", "SECONDS", "worker processes", non_negative,          \
+      "Answer 503 with Retry-After, without running the app, to a request that already waited longer than this since accept (or a trusted proxy's X-Request-Start); 0 disables.") \
+    X(max_in_flight, int, 0, "--max-in-flight", "INT", "worker processes", non_negative,                     \
+      "An async or gthread worker stops accepting connections while this many requests run in it (0: no limit but worker_connections).") \
     X(timeout, double, 30.0, "-t,--timeout", "SECONDS", "worker processes", non_negative,                    \
       "Workers silent for longer than this are killed and restarted (0 disables).")                          \
     X(graceful_timeout, double, 30.0, "--graceful-timeout", "SECONDS", "worker processes", non_negative,     \

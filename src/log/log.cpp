@@ -287,6 +287,11 @@ void append_atom(std::string& out, const std::string& a, const access_entry& e) 
         char buf[32];
         std::snprintf(buf, sizeof buf, "%.6f", double(us) / 1e6);
         out += buf;
+    } else if (a == "Q") {  // gcorn: queue time, decimal seconds (as L), "-" if unknown
+        if (e.queue.count() < 0) return void(out += "-");
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.6f", double(e.queue.count()) / 1e9);
+        out += buf;
     } else if (a == "p") out += "<" + std::to_string(::getpid()) + ">";
     else out += "-";
 }
@@ -311,7 +316,7 @@ std::string access_format::render(const access_entry& e) const {
 
 std::vector<std::pair<std::string, std::string>> atoms(const access_entry& e, std::string_view format) {
     std::vector<std::pair<std::string, std::string>> out;
-    for (const char* a : {"h", "l", "u", "t", "r", "m", "U", "q", "H", "s", "B", "b", "f", "a", "T", "D", "M", "L", "p"}) {
+    for (const char* a : {"h", "l", "u", "t", "r", "m", "U", "q", "H", "s", "B", "b", "f", "a", "T", "D", "M", "L", "Q", "p"}) {
         std::string value;
         append_atom(value, a, e);
         // SafeAtoms escapes '"' in string values; append_atom already did for the quoted ones.

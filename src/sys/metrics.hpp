@@ -42,7 +42,8 @@ inline constexpr size_t connections = keepalive_reused + 1;                   //
 inline constexpr size_t dropped = connections + 1;      // connections gcorn closed with a request unanswered
 inline constexpr size_t blocked_ns = dropped + 1;       // the event loop late by more than blocked_threshold_ns
 inline constexpr size_t blocked_episodes = blocked_ns + 1;
-inline constexpr size_t count = blocked_episodes + 1;
+inline constexpr size_t shed = blocked_episodes + 1;    // max_queue_time: answered 503 without the app
+inline constexpr size_t count = shed + 1;
 }  // namespace at
 
 // A loop late by more than this counts as blocked (a tick that runs a little late is not).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -30,18 +31,30 @@ worker_base::worker_base(const sys::worker_args& args, const wsgi::application& 
       signal_fd_(install_worker_signals(hooks::configured(s_, hooks::hook::worker_int))) {
     state_.max_requests = args.max_requests;
     state_.slot = &args.slot;
+    if (s_.max_worker_memory > 0) {
+        state_.statm_fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        state_.max_rss_pages = long(s_.max_worker_memory) * 1024 * 1024 / ::sysconf(_SC_PAGESIZE);
+    }
+}
+
+worker_base::~worker_base() {
+    if (state_.statm_fd >= 0) ::close(state_.statm_fd);
 }
 
 int worker_base::run() {
     spdlog::debug("Worker {} ready ({})", ::getpid(), config::worker_class_name(s_));
     loop();
-    if (state_.exhausted()) spdlog::info("Autorestarting worker after current request.");
+    if (state_.exhausted() && !state_.over_memory) spdlog::info("Autorestarting worker after current request.");
     spdlog::info("Worker exiting (pid: {})", ::getpid());
     return 0;
 }
 
 void worker_base::notify() {
     args_.slot.beat();
+    if (state_.max_rss_pages && !stopping()) {
+        state_.check_memory();
+        check_exhausted();
+    }
     if (::getppid() != args_.master_pid && !stopping()) {
         spdlog::info("Parent changed, shutting down: {}", ::getpid());
         args_.slot.exit_reason = sys::worker_slot::parent_changed;
@@ -65,7 +78,13 @@ void worker_base::handle_usr1() { log::reopen(); }
 
 void worker_base::check_exhausted() {
     if (state_.exhausted() && !stopping()) {
-        args_.slot.exit_reason = sys::worker_slot::max_requests;
+        if (state_.over_memory) {
+            spdlog::info("Worker (pid:{}) uses {} MiB, more than max_worker_memory ({} MiB): restarting after current requests",
+                         ::getpid(), state_.check_memory() >> 20, s_.max_worker_memory);
+            args_.slot.exit_reason = sys::worker_slot::memory;
+        } else {
+            args_.slot.exit_reason = sys::worker_slot::max_requests;
+        }
         begin_stop(true);
     }
 }

@@ -14,7 +14,7 @@ namespace gcorn::worker {
 class worker_base {
 public:
     worker_base(const sys::worker_args& args, const wsgi::application& app, const transport& t, bool reactor);
-    virtual ~worker_base() = default;
+    virtual ~worker_base();
     worker_base(const worker_base&) = delete;
     worker_base& operator=(const worker_base&) = delete;
 

@@ -2,6 +2,7 @@
 // worker_connections; a connection with no request in sight waits on the reactor holding no thread, greenlet or
 // buffer; once bytes arrive the dispatcher serves it (a pool thread, or a pooled greenlet); a stop gives idle
 // connections a last call. The two classes differ only in their Dispatch (worker/dispatch.hpp).
+#include <deque>
 #include <list>
 #include <memory>
 #include <sys/socket.h>
@@ -66,7 +67,7 @@ private:
     net::awaitable<void> accept_loop(const sys::listener& l) {
         net::posix::stream_descriptor listener(ioc_, l.fd.get());
         for (boost::system::error_code ec; !stopping();) {
-            if (open_ >= cap()) {
+            if (open_ >= cap() || admission_full()) {
                 capacity_.expires_at(net::steady_timer::time_point::max());
                 co_await capacity_.async_wait(net::redirect_error(net::use_awaitable, ec));
                 continue;
@@ -74,7 +75,7 @@ private:
             co_await listener.async_wait(wait_type::wait_read, net::redirect_error(net::use_awaitable, ec));
             if (ec) break;
             // Other workers compete for the same queue: accept until it is empty or we are full.
-            for (int fd; open_ < cap() && !stopping() &&
+            for (int fd; open_ < cap() && !admission_full() && !stopping() &&
                          (fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;)
                 start(fd, l);
         }
@@ -107,13 +108,32 @@ private:
                               s->conn.ready_at = clock::now();  // the next request arrived: its queue time starts
                           }
                           if (why != hub::woke::ready) return close(s);
-                          dispatch_.dispatch([this, s] { return serve(s->conn, app_, t_, opt_, state_); },
-                                             [this, s](served r) { finished(s, r); });
+                          if (max_in_flight_ && busy_ >= max_in_flight_) return admission_queue_.push_back(s);
+                          start_serving(s);
                       });
     }
 
+    void start_serving(const std::shared_ptr<session>& s) {
+        ++busy_;
+        dispatch_.dispatch([this, s] { return serve(s->conn, app_, t_, opt_, state_); },
+                           [this, s](served r) { finished(s, r); });
+    }
+
+    // max_in_flight: a connection that is not waiting between keep-alive requests counts as in flight from its
+    // accept, so the worker stops accepting at N; a keep-alive connection whose next request comes while N run
+    // waits its turn (admission_queue_), its queue time running.
+    bool admission_full() const { return max_in_flight_ && open_ - idle_ >= max_in_flight_; }
+
     // Back on the reactor's thread after a dispatch: park the connection for its next request, or close it.
     void finished(const std::shared_ptr<session>& s, served r) {
+        --busy_;
+        if (!admission_queue_.empty()) {
+            auto next = std::move(admission_queue_.front());
+            admission_queue_.pop_front();
+            start_serving(next);
+        } else if (max_in_flight_) {
+            capacity_.cancel();  // the accept loop looks again
+        }
         if (r == served::idle && !stopping()) return wait_for_request(s, clock::now() + opt_.keepalive);
         close(s);
     }
@@ -193,6 +213,9 @@ private:
     Dispatch dispatch_;
     size_t open_ = 0;
     size_t idle_ = 0;  // keep-alive connections waiting for their next request
+    size_t busy_ = 0;  // connections dispatched: a request of theirs is being served
+    size_t max_in_flight_ = size_t(s_.max_in_flight);
+    std::deque<std::shared_ptr<session>> admission_queue_;
     std::list<std::shared_ptr<session>> sessions_;
     net::steady_timer capacity_{ioc_};
 };

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <optional>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -77,6 +79,18 @@ std::optional<std::chrono::system_clock::time_point> request_start(const http::r
     return std::nullopt;
 }
 
+// max_queue_time: 503 with Retry-After, the app not called; the connection closes (the body stays unread).
+wsgi::outcome shed_request(http::response_writer& w, serve_state& state) {
+    static constexpr std::string_view body = "Service Unavailable: the server is overloaded, retry later\n";
+    w.start("503 Service Unavailable", {{"Content-Type", "text/plain"}, {"Retry-After", "1"}});
+    w.force_close();
+    w.set_length_hint(body.size());
+    w.write(body);
+    w.finish();
+    if (state.slot) state.slot->counters.add(sys::metrics::at::shed);
+    return {};
+}
+
 // A request's share of the worker's gauges, released however the request ends.
 struct in_flight {
     sys::worker_slot* slot;
@@ -97,6 +111,17 @@ struct in_flight {
 
 }  // namespace
 
+long serve_state::check_memory() {
+    char buf[64];
+    ssize_t n = statm_fd < 0 ? -1 : ::pread(statm_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    long size = 0, resident = 0;
+    if (std::sscanf(buf, "%ld %ld", &size, &resident) != 2) return -1;
+    if (resident > max_rss_pages) over_memory = true;
+    return resident * ::sysconf(_SC_PAGESIZE);
+}
+
 serve_options serve_options::from(const config::settings& s, bool reactor) {
     serve_options o;
     auto map = s.header_map == "refuse" ? http::underscores::refuse
@@ -113,6 +138,7 @@ serve_options serve_options::from(const config::settings& s, bool reactor) {
     o.keepalive = seconds(s.keepalive);
     o.io_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);
     o.keepalive_allowed = reactor && s.keepalive > 0;
+    o.max_queue = std::chrono::nanoseconds(int64_t(s.max_queue_time * 1e9));
     o.return_when_idle = reactor;
     return o;
 }
@@ -137,10 +163,12 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
         if (auto front = request_start(*head)) queue = std::max(std::chrono::nanoseconds(0), start_wall - *front);
     in_flight busy(state.slot, *head, std::chrono::nanoseconds(start.time_since_epoch()).count());  // CLOCK_MONOTONIC
 
-    // 2. Call the app; it writes the response through `writer`.
+    // 2. Call the app; it writes the response through `writer`. A request that already waited past max_queue_time
+    // is shed instead: nobody is likely still waiting for it, and the app's time goes to fresher ones.
     http::response_writer writer(stream, *head, opt.keepalive_allowed && !state.stopping, opt.io_timeout);
     writer.close_when(&state.stopping);
-    auto out = app.handle(c.info, *head, c.reader, writer);
+    bool shed = opt.max_queue.count() > 0 && queue > opt.max_queue;
+    auto out = shed ? shed_request(writer, state) : app.handle(c.info, *head, c.reader, writer);
     auto end = http::clock::now();
     ++state.requests;
     int status = std::atoi(writer.status().c_str());
@@ -158,6 +186,7 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
     }
     log_access(c.info, *head, writer, out, start_wall, end - start, queue, status);
     c.ready_at = end;  // a pipelined request waits from here
+    if (state.max_rss_pages) state.check_memory();
 
     // 3. Keep-alive only if the response was complete and the unread body can be skipped.
     bool reusable = !out.aborted && writer.keep_alive() && !state.stopping && !state.exhausted();

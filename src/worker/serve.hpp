@@ -30,6 +30,7 @@ struct serve_options {
     std::chrono::milliseconds linger = std::chrono::seconds(1);
 
     std::shared_ptr<const std::vector<std::string>> forwarder_headers;  // what limits.forwarder_headers points to
+    std::chrono::nanoseconds max_queue{0};     // max_queue_time: older requests get 503 without the app; 0: off
 
     // `reactor`: the driver parks idle keep-alive connections (gthread, async); sync closes every response.
     static serve_options from(const config::settings& s, bool reactor);
@@ -41,7 +42,12 @@ struct serve_state {
     std::atomic<bool> stopping{false};  // graceful stop: finish this request, then close
     unsigned long requests = 0;
     unsigned long max_requests = 0;     // 0: unlimited
-    bool exhausted() const { return max_requests && requests >= max_requests; }
+    long max_rss_pages = 0;             // max_worker_memory in pages; 0: unlimited
+    int statm_fd = -1;                  // /proc/self/statm, open while max_worker_memory is set
+    bool over_memory = false;           // RSS passed max_worker_memory: finish and be replaced
+    bool exhausted() const { return (max_requests && requests >= max_requests) || over_memory; }
+    // max_worker_memory: reads the RSS (one pread) and sets over_memory past the limit; returns the RSS in bytes.
+    long check_memory();
 };
 
 // One accepted connection as serve() sees it, for as long as it lives (the driver owns the socket).

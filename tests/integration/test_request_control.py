@@ -1,0 +1,158 @@
+# Request control (issue 13): queue-time shedding (--max-queue-time, %(Q)s), admission (--max-in-flight) and
+# memory recycling (--max-worker-memory). Decided by what the server and the app observed.
+import json
+import time
+import urllib.request
+
+from conftest import free_port, get_all, split_response
+
+LEAKY = r"""
+import os
+leak = []
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/leak":
+        leak.append(bytearray(os.urandom(1)) * (10 << 20))  # 10 MiB, touched
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d\n" % os.getpid()]
+"""
+
+SLEEPY = r"""
+import time
+
+def app(environ, start_response):
+    time.sleep(0.05)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok\n"]
+"""
+
+HOLDING = r"""
+import json, os, time
+active = peak = 0
+
+def app(environ, start_response):
+    global active, peak
+    if environ["PATH_INFO"] == "/peak":
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"peak": peak}).encode()]
+    if not environ["QUERY_STRING"]:  # the fixture's readiness probe
+        start_response("200 OK", [])
+        return [b""]
+    active += 1
+    peak = max(peak, active)
+    try:
+        while not os.path.exists(environ["QUERY_STRING"]):
+            time.sleep(0.02)  # cooperative under the async worker
+    finally:
+        active -= 1
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok\n"]
+"""
+
+
+def scrape(port):
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_a_request_that_waited_too_long_is_shed_with_503(gcorn, tmp_path):
+    log = tmp_path / "access.log"
+    mport = free_port()
+    server = gcorn(None, "-k", "sync", "--max-queue-time", "0.5", "--access-logfile", str(log),
+                   "--access-logformat", "%(s)s %(Q)s %(U)s", "--metrics-bind", "127.0.0.1:%d" % mport,
+                   source=SLEEPY)
+    # nginx in front says it received the request 3 s ago (t=${msec}): the app is not called.
+    old = server.raw(b"GET /old HTTP/1.1\r\nHost: t\r\nX-Request-Start: t=%.3f\r\n\r\n" % (time.time() - 3))
+    status, headers, body = split_response(old)
+    assert status.startswith("HTTP/1.1 503") and headers["retry-after"] == ["1"], old
+    assert headers["connection"] == ["close"]
+    fresh = server.raw(b"GET /fresh HTTP/1.1\r\nHost: t\r\nX-Request-Start: t=%d\r\nConnection: close\r\n\r\n"
+                       % int(time.time() * 1e6))
+    assert fresh.startswith(b"HTTP/1.1 200")
+    deadline = time.time() + 10
+    while b"/fresh" not in (text := log.read_bytes()) and time.time() < deadline:
+        time.sleep(0.05)
+    lines = {line.split()[2]: line.split() for line in text.decode().splitlines() if "__ready__" not in line}
+    assert lines["/old"][0] == "503" and float(lines["/old"][1]) >= 2.9
+    assert lines["/fresh"][0] == "200" and float(lines["/fresh"][1]) < 0.5
+    assert scrape(mport)[("gcorn_http_requests_shed_total", ())] == 1
+
+
+def test_a_flood_sheds_instead_of_serving_stale_requests(gcorn, tmp_path):
+    """gthread with 2 threads, an app that takes 50 ms, 120 requests at once: those that queued past 0.5 s get
+    503 with Retry-After, and every request the app served had waited at most 0.5 s (%(Q)s)."""
+    log = tmp_path / "access.log"
+    server = gcorn(None, "-k", "gthread", "--threads", "2", "--max-queue-time", "0.5", "--access-logfile",
+                   str(log), "--access-logformat", "%(s)s %(Q)s", "--backlog", "512", source=SLEEPY)
+    responses = get_all(server.port, ["/"] * 120, timeout=120)
+    statuses = [r.split(b" ", 2)[1] for r in responses]
+    assert statuses.count(b"503") > 0 and statuses.count(b"200") > 0, statuses
+    assert all(b"Retry-After: 1" in r for r in responses if r.split(b" ", 2)[1] == b"503")
+    deadline = time.time() + 10
+    while len(log.read_text().splitlines()) < 121 and time.time() < deadline:
+        time.sleep(0.05)
+    served = [float(q) for s, q in (line.split() for line in log.read_text().splitlines()) if s == "200"]
+    shed = [float(q) for s, q in (line.split() for line in log.read_text().splitlines()) if s == "503"]
+    assert len(shed) == statuses.count(b"503")
+    assert served and max(served) <= 0.5, max(served)
+    assert min(shed) > 0.5
+
+
+def test_max_in_flight_stops_accepting_above_n(gcorn, tmp_path):
+    release = tmp_path / "release"
+    server = gcorn(None, "-k", "async", "--max-in-flight", "2", source=HOLDING)
+    import threading
+    results = []
+    threads = [threading.Thread(target=lambda: results.extend(get_all(server.port, ["/h?" + str(release)])))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # give the worker every chance to take more than 2 (it must not)
+    release.touch()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 5 and all(r.startswith(b"HTTP/1.1 200") for r in results)
+    with server.get("/peak") as r:
+        assert json.loads(r.read())["peak"] == 2
+
+
+def test_without_max_in_flight_they_all_run_at_once(gcorn, tmp_path):
+    release = tmp_path / "release"
+    server = gcorn(None, "-k", "async", source=HOLDING)
+    import threading
+    results = []
+    threads = [threading.Thread(target=lambda: results.extend(get_all(server.port, ["/h?" + str(release)])))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with server.get("/peak") as r:
+            if json.loads(r.read())["peak"] == 5:
+                break
+        time.sleep(0.05)
+    release.touch()
+    for t in threads:
+        t.join(60)
+    with server.get("/peak") as r:
+        assert json.loads(r.read())["peak"] == 5
+
+
+def test_a_leaking_worker_is_recycled_without_failing_a_request(gcorn):
+    mport = free_port()
+    server = gcorn(None, "-k", "sync", "--max-worker-memory", "200", "--metrics-bind", "127.0.0.1:%d" % mport,
+                   source=LEAKY)
+    pids = set()
+    for _ in range(40):  # 400 MiB leaked in all
+        with server.get("/leak") as r:
+            assert r.status == 200
+            pids.add(int(r.read()))
+    assert len(pids) >= 2  # replaced at least once
+    assert "more than max_worker_memory (200 MiB): restarting after current requests" in server.log()
+    deadline = time.time() + 10
+    while scrape(mport).get(("gcorn_worker_restarts_total", (("cause", "memory"),)), 0) < 1:
+        assert time.time() < deadline
+        time.sleep(0.05)
