@@ -30,3 +30,14 @@ def dump(request=""):
         __import__("os").getpid(), (" serving " + request) if request else "", len(names),
         len(parked) if greenlet is not None else 0)
     return head + "\n".join(out)
+
+
+def thread_stack(ident):
+    """The formatted stack of one thread, or "" if it runs no Python."""
+    frame = sys._current_frames().get(ident)
+    return _format(frame) if frame is not None else ""
+
+
+def ignore_signal(signum, frame):
+    """The request deadline's interrupt (src/worker/deadlines.cpp): running this is enough for the pending
+    RequestTimeout to be raised in the main thread."""

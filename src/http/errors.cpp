@@ -13,6 +13,7 @@ const char* status_line(int status) {
         case 500: return "500 Internal Server Error";
         case 501: return "501 Not Implemented";
         case 503: return "503 Service Unavailable";
+        case 504: return "504 Gateway Timeout";
         case 505: return "505 HTTP Version Not Supported";
         default: return "400 Bad Request";
     }

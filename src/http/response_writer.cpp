@@ -99,6 +99,8 @@ void response_writer::send(std::span<const std::string_view> pieces) {
 }
 
 void response_writer::commit_head() {
+    if (claim_ && claim_->exchange(true))
+        throw stream_error(stream_error::kind::cancelled, "the request deadline answered first");
     code_ = (status_[0] - '0') * 100 + (status_[1] - '0') * 10 + (status_[2] - '0');
     // RFC 9110 §6.4.1: HEAD, 1xx, 204 and 304 carry no body.
     bool bodiless_status = code_ < 200 || code_ == 204 || code_ == 304;

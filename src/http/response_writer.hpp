@@ -47,6 +47,11 @@ public:
     void force_close() { keep_alive_ = false; }
     // A server-wide "stopping" flag: if it is set by the time the head is committed, say Connection: close.
     void close_when(const std::atomic<bool>* stopping) { stopping_ = stopping; }
+    // The request deadline may answer 504 from another thread: whoever sets `claim` first sends the head. If the
+    // deadline took it, the app's head is refused with stream_error (the connection is already closing).
+    void claim_with(std::atomic<bool>* claim) { claim_ = claim; }
+    // The deadline answered in the app's place.
+    bool preempted() const { return claim_ && !head_sent_ && claim_->load(); }
 
 private:
     void commit_head();
@@ -62,6 +67,7 @@ private:
     std::string status_;
     std::string head_;
     const std::atomic<bool>* stopping_ = nullptr;  // committed but not yet sent
+    std::atomic<bool>* claim_ = nullptr;
     header_list headers_;
     std::optional<uint64_t> app_length_, length_hint_;
     int code_ = 0;

@@ -99,6 +99,9 @@ std::string prometheus_text(const fleet& f) {
     e.single("gcorn_http_requests_shed_total", "counter",
              "Requests answered 503 without the app: they had waited longer than max_queue_time.",
              at(f, m::at::shed));
+    e.single("gcorn_http_request_timeouts_total", "counter",
+             "Requests that outlived --request-timeout (or their environ[\"gcorn.deadline\"]).",
+             at(f, m::at::deadline_timeouts));
     e.single("gcorn_http_keepalive_reused_total", "counter", "Requests served on a connection that served one before.",
              at(f, m::at::keepalive_reused));
     e.single("gcorn_connections_accepted_total", "counter", "Connections accepted by the workers.",

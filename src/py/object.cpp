@@ -243,3 +243,13 @@ context_scope::~context_scope() {
 }
 
 }  // namespace gcorn::py
+
+namespace gcorn::py {
+
+unsigned long thread_ident() noexcept { return PyThread_get_thread_ident(); }
+
+bool raise_in_thread(unsigned long ident, const object& exception_type) {
+    return PyThreadState_SetAsyncExc(ident, exception_type.ptr()) == 1;
+}
+
+}  // namespace gcorn::py

@@ -76,6 +76,11 @@ object tuple(std::initializer_list<object> items);
 object list();
 void append(const object& list, const object& item);
 object import(const char* module);
+
+// The calling thread's id as Python's threading knows it (threading.get_ident()).
+unsigned long thread_ident() noexcept;
+// Raises `exception_type` in thread `ident` at its next bytecode (PyThreadState_SetAsyncExc). PRECONDITION: GIL.
+bool raise_in_thread(unsigned long ident, const object& exception_type);
 bool is_imported(const char* module);  // in sys.modules already
 object interned(const char* s);             // immortal for the process: use for environ keys
 void intern(object& s);                     // replaces a str by its interned copy (cached hash, `is` compare)

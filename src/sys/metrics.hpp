@@ -43,7 +43,8 @@ inline constexpr size_t dropped = connections + 1;      // connections gcorn clo
 inline constexpr size_t blocked_ns = dropped + 1;       // the event loop late by more than blocked_threshold_ns
 inline constexpr size_t blocked_episodes = blocked_ns + 1;
 inline constexpr size_t shed = blocked_episodes + 1;    // max_queue_time: answered 503 without the app
-inline constexpr size_t count = shed + 1;
+inline constexpr size_t deadline_timeouts = shed + 1;  // requests that outlived request_timeout
+inline constexpr size_t count = deadline_timeouts + 1;
 }  // namespace at
 
 // A loop late by more than this counts as blocked (a tick that runs a little late is not).

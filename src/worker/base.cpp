@@ -31,6 +31,14 @@ worker_base::worker_base(const sys::worker_args& args, const wsgi::application& 
       signal_fd_(install_worker_signals(hooks::configured(s_, hooks::hook::worker_int))) {
     state_.max_requests = args.max_requests;
     state_.slot = &args.slot;
+    if (s_.request_timeout > 0) {
+        switch (config::worker_kind_of(s_)) {
+            case config::worker_kind::async: deadlines_ = std::make_unique<green_deadlines>(); break;
+            case config::worker_kind::sync: deadlines_ = std::make_unique<thread_deadlines>(true); break;
+            case config::worker_kind::gthread: deadlines_ = std::make_unique<thread_deadlines>(false); break;
+        }
+        state_.deadlines = deadlines_.get();
+    }
     if (s_.max_worker_memory > 0) {
         state_.statm_fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         state_.max_rss_pages = long(s_.max_worker_memory) * 1024 * 1024 / ::sysconf(_SC_PAGESIZE);

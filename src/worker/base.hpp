@@ -3,6 +3,7 @@
 // graceful and quick stop. A driver (sync, or the reactor for gthread and async) only accepts and dispatches.
 #pragma once
 #include <chrono>
+#include <memory>
 
 #include "sys/contract.hpp"
 #include "worker/serve.hpp"
@@ -55,6 +56,7 @@ private:
     void handle_usr1();  // reopen log files
 
     int signal_fd_;
+    std::unique_ptr<deadline_keeper> deadlines_;  // request_timeout
     std::chrono::steady_clock::time_point stop_deadline_{};
 };
 

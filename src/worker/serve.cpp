@@ -15,6 +15,7 @@
 #include "http/response_writer.hpp"
 #include "log/log.hpp"
 #include "log/statsd.hpp"
+#include "worker/tls_stream.hpp"
 #include "worker/transport.hpp"
 
 namespace gcorn::worker {
@@ -91,6 +92,35 @@ wsgi::outcome shed_request(http::response_writer& w, serve_state& state) {
     return {};
 }
 
+// request_timeout: the request's deadline is armed while the app runs, disarmed however it ends; the app may
+// move it (environ["gcorn.deadline"](seconds)).
+struct deadline_scope {
+    deadline_keeper* keeper;
+    request_clock& clock;
+    std::function<void(double)> setter;
+    deadline_scope(deadline_keeper* k, connection& c, const http::request_head& head, http::response_writer& w,
+                   int64_t start_ns, std::chrono::nanoseconds timeout)
+        : keeper(k), clock(c.clock) {
+        if (!keeper) return;
+        clock.line = head.method + " " + head.target;
+        clock.fd = c.fd;
+        clock.plain = dynamic_cast<tls_stream_base*>(c.stream.get()) == nullptr;
+        clock.claimed = false;
+        w.claim_with(&clock.claimed);
+        keeper->arm(clock, start_ns + timeout.count());
+        setter = [this](double seconds) {
+            if (seconds > 0) keeper->arm(clock, sys::monotonic_ns() + int64_t(seconds * 1e9));
+            else keeper->disarm(clock);
+        };
+        c.info.set_deadline = &setter;
+    }
+    ~deadline_scope() {
+        if (keeper) keeper->disarm(clock);
+    }
+    deadline_scope(const deadline_scope&) = delete;
+    deadline_scope& operator=(const deadline_scope&) = delete;
+};
+
 // A request's share of the worker's gauges, released however the request ends.
 struct in_flight {
     sys::worker_slot* slot;
@@ -139,6 +169,7 @@ serve_options serve_options::from(const config::settings& s, bool reactor) {
     o.io_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);
     o.keepalive_allowed = reactor && s.keepalive > 0;
     o.max_queue = std::chrono::nanoseconds(int64_t(s.max_queue_time * 1e9));
+    o.request_timeout = std::chrono::nanoseconds(int64_t(s.request_timeout * 1e9));
     o.return_when_idle = reactor;
     return o;
 }
@@ -168,7 +199,19 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
     http::response_writer writer(stream, *head, opt.keepalive_allowed && !state.stopping, opt.io_timeout);
     writer.close_when(&state.stopping);
     bool shed = opt.max_queue.count() > 0 && queue > opt.max_queue;
+    std::optional<deadline_scope> deadline;
+    if (opt.request_timeout.count() > 0 && state.deadlines && !shed)
+        deadline.emplace(state.deadlines, c, *head, writer, std::chrono::nanoseconds(start.time_since_epoch()).count(),
+                         opt.request_timeout);
     auto out = shed ? shed_request(writer, state) : app.handle(c.info, *head, c.reader, writer);
+    if (deadline) {
+        c.info.set_deadline = nullptr;
+        if (writer.preempted() || out.timed_out) {
+            out.aborted = true;
+            if (state.slot) state.slot->counters.add(sys::metrics::at::deadline_timeouts);
+        }
+        deadline.reset();
+    }
     auto end = http::clock::now();
     ++state.requests;
     int status = std::atoi(writer.status().c_str());

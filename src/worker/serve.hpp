@@ -11,6 +11,7 @@
 #include "http/head_scan.hpp"
 #include "http/request_reader.hpp"
 #include "sys/scoreboard.hpp"
+#include "worker/deadlines.hpp"
 #include "wsgi/app.hpp"
 
 namespace gcorn::worker {
@@ -31,6 +32,7 @@ struct serve_options {
 
     std::shared_ptr<const std::vector<std::string>> forwarder_headers;  // what limits.forwarder_headers points to
     std::chrono::nanoseconds max_queue{0};     // max_queue_time: older requests get 503 without the app; 0: off
+    std::chrono::nanoseconds request_timeout{0};  // per-request deadline from the app's call; 0: off
 
     // `reactor`: the driver parks idle keep-alive connections (gthread, async); sync closes every response.
     static serve_options from(const config::settings& s, bool reactor);
@@ -39,6 +41,7 @@ struct serve_options {
 // Per-worker state the loop reads and updates.
 struct serve_state {
     sys::worker_slot* slot = nullptr;   // the scoreboard: requests served, the current request (WORKER TIMEOUT)
+    deadline_keeper* deadlines = nullptr;  // request_timeout: how the class enforces a request's deadline
     std::atomic<bool> stopping{false};  // graceful stop: finish this request, then close
     unsigned long requests = 0;
     unsigned long max_requests = 0;     // 0: unlimited
@@ -64,6 +67,7 @@ struct connection {
     bool served_any = false;                    // a request was read: the next head waits `keepalive`, not the head timeout
     http::clock::time_point ready_at{};         // accepted, or readable after an idle wait: where queue time starts
     uint64_t bytes_counted = 0;                 // reader.bytes_read() already in the metrics
+    request_clock clock;                        // request_timeout: the current request's deadline
 };
 
 // What serve() did with the connection.

@@ -46,6 +46,8 @@ struct shared_objects {
     py::object make_input = wsgi_module.attr("make_input");
     py::object file_wrapper = wsgi_module.attr("FileWrapper");
     py::object empty_input = py::import("io").attr("BytesIO");
+    py::object request_timeout = py::import("gcorn").attr("RequestTimeout");
+    py::object deadline_key = py::interned("gcorn.deadline");
     py::object base_environ = make_base();
 
     py::object make_base() {
@@ -78,7 +80,9 @@ std::string environ_key(std::string_view header) {
 struct request_ctx {
     http::response_writer& writer;
     http::body_source& body;
-    py::object start_response_fn, write_fn, reader, early_hints_fn;
+    py::object start_response_fn, write_fn, reader, early_hints_fn, deadline_fn;
+    const std::function<void(double)>* set_deadline = nullptr;
+    bool timed_out = false;         // the app raised gcorn.RequestTimeout
     std::exception_ptr body_error;  // why wsgi.input failed (client gone, malformed chunk): not the app's fault
     bool sendfile;                  // the sendfile setting
 
@@ -89,6 +93,7 @@ struct request_ctx {
     static py::object start_response(void* self, const py::object& args, const py::object& kwargs);
     static py::object write(void* self, const py::object& args, const py::object& kwargs);
     static py::object early_hints(void* self, const py::object& args, const py::object& kwargs);
+    static py::object deadline(void* self, const py::object& args, const py::object& kwargs);
     static size_t read_body(void* self, std::span<char> into);
 };
 
@@ -98,6 +103,16 @@ std::string checked_latin1(const py::object& o, const char* what) {
     auto s = py::latin1(o);
     if (!s) fail(py::python_error::kind::type_error, std::string(what) + " must be a str of latin-1 characters");
     return *s;
+}
+
+// environ["gcorn.deadline"](seconds): the request's deadline is now + seconds; None or <= 0 removes it.
+py::object request_ctx::deadline(void* self, const py::object& args, const py::object&) {
+    auto& c = *static_cast<request_ctx*>(self);
+    if (py::size(args) != 1) fail(py::python_error::kind::type_error, "gcorn.deadline(seconds) takes one argument");
+    auto v = py::item(args, 0);
+    double seconds = py::is_none(v) ? 0 : py::to_double(v);
+    (*c.set_deadline)(seconds);
+    return py::none();
 }
 
 // start_response(status, response_headers, exc_info=None), PEP 3333.
@@ -341,6 +356,19 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
         }
         // The hub killed this request's greenlet (worker stopping): not the app's error, not a 500.
         if (py::is_greenlet_exit(e)) throw http::stream_error(http::stream_error::kind::cancelled, "greenlet killed");
+        if (e.is_instance_of(shared().request_timeout)) {
+            ctx.timed_out = true;
+            if (ctx.writer.preempted()) {  // the watchdog answered 504 and logged where the app was
+                spdlog::debug("Request timeout raised in {} {}", head.method, head.target);
+                return false;
+            }
+            spdlog::error("Request timeout: {} {}{}\n{}", head.method, head.target,
+                          ctx.writer.head_sent() ? " (response cut short)" : " (answered 504)", e.traceback());
+            if (ctx.writer.head_sent()) return false;
+            ctx.writer.force_close();
+            send_plain(ctx.writer, "504 Gateway Timeout", "Gateway Timeout: the request outlived its deadline\n");
+            return true;
+        }
         spdlog::error("Error handling request {}\n{}", head.target, e.traceback());
         if (ctx.writer.head_sent()) return false;  // too late for a 500: cut the response short
         ctx.writer.force_close();  // the app may have left the request body half read
@@ -471,6 +499,11 @@ outcome application::handle(connection_info& conn, const http::request_head& hea
     ctx.start_response_fn = py::native_function(&request_ctx::start_response, &ctx);
     ctx.early_hints_fn = py::native_function(&request_ctx::early_hints, &ctx);
     py::set_item(env, sh.early_hints, ctx.early_hints_fn);
+    if (conn.set_deadline) {
+        ctx.set_deadline = conn.set_deadline;
+        ctx.deadline_fn = py::native_function(&request_ctx::deadline, &ctx);
+        py::set_item(env, sh.deadline_key, ctx.deadline_fn);
+    }
 
     // Call the app and send what it returns. Its close() comes after the response is complete (so the
     // client does not wait for it), and also when the client left or the app failed.
@@ -483,6 +516,7 @@ outcome application::handle(connection_info& conn, const http::request_head& hea
         throw;
     }
     close_result(result, head);
+    out.timed_out = ctx.timed_out;
     if (post_request_) run_post_request(env, writer);
     out.environ = std::move(env);
     return out;

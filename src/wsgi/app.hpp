@@ -1,6 +1,7 @@
 // PEP 3333 for gcorn: load the application, and run one request through it (environ, start_response,
 // the response iterable) onto an http::response_writer. Uses py/ for every Python call; no Asio, no Beast.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "config/settings.hpp"
@@ -54,11 +55,14 @@ struct connection_info {
     bool https = false;          // TLS to us (certfile), or to the proxy per its PROXY v2 header: wsgi.url_scheme
     std::string peer_cert;       // the client's TLS certificate (PEM) if it sent one: environ["gcorn.peercert"]
     client_socket socket;        // environ["gunicorn.socket"]
+    // request_timeout: environ["gcorn.deadline"](seconds) moves the request's deadline (<= 0 or None: none).
+    const std::function<void(double)>* set_deadline = nullptr;
 };
 
 // What the worker needs after a request, for the access log and keep-alive.
 struct outcome {
     bool aborted = false;  // the response could not be completed: close the connection
+    bool timed_out = false;  // the app raised gcorn.RequestTimeout (its deadline passed)
     py::object environ;    // for %({var}e)s in the access log
 };
 

@@ -2,7 +2,10 @@
 # memory recycling (--max-worker-memory). Decided by what the server and the app observed.
 import json
 import time
+import urllib.error
 import urllib.request
+
+import pytest
 
 from conftest import free_port, get_all, split_response
 
@@ -156,3 +159,70 @@ def test_a_leaking_worker_is_recycled_without_failing_a_request(gcorn):
     while scrape(mport).get(("gcorn_worker_restarts_total", (("cause", "memory"),)), 0) < 1:
         assert time.time() < deadline
         time.sleep(0.05)
+
+
+DEADLINE_APP = r"""
+import os, time
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/slow":
+        time.sleep(10)  # the frame the timeout names
+    elif path == "/extended":
+        environ["gcorn.deadline"](30)  # this one may take longer than --request-timeout
+        time.sleep(1.5)
+    elif path == "/spin":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d\n" % os.getpid()]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d\n" % os.getpid()]
+"""
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread", "async"])
+def test_a_request_past_its_deadline_gets_504_and_the_worker_lives_on(gcorn, worker):
+    mport = free_port()
+    server = gcorn(None, "-k", worker, "--threads", "4", "--request-timeout", "1", "--metrics-bind",
+                   "127.0.0.1:%d" % mport, source=DEADLINE_APP)
+    with server.get("/pid") as r:
+        pid = int(r.read())
+    import threading
+    outcome = {}
+
+    def slow():
+        try:
+            server.get("/slow", timeout=30)
+            outcome["status"] = 200
+        except urllib.error.HTTPError as e:
+            outcome["status"] = e.code
+            outcome["body"] = e.read()
+        outcome["done"] = time.monotonic()
+
+    started = time.monotonic()
+    t = threading.Thread(target=slow)
+    t.start()
+    if worker != "sync":  # a concurrent fast request on the same worker is served meanwhile
+        with server.get("/pid") as r:
+            assert int(r.read()) == pid
+    t.join(30)
+    assert outcome["status"] == 504, outcome
+    assert b"Gateway Timeout" in outcome["body"]
+    assert outcome["done"] - started < 9  # well before the app's own 10 s sleep would have ended
+    with server.get("/pid") as r:
+        assert int(r.read()) == pid  # the same worker
+    server.wait_for_log("Request timeout:")
+    log = server.log()
+    assert "GET /slow" in log and "time.sleep(10)" in log, log
+    assert "WORKER TIMEOUT" not in log
+    deadline = time.time() + 10
+    while scrape(mport).get(("gcorn_http_request_timeouts_total", ()), 0) != 1:
+        assert time.time() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("worker", ["sync", "async"])
+def test_the_app_may_move_its_deadline(gcorn, worker):
+    server = gcorn(None, "-k", worker, "--request-timeout", "1", source=DEADLINE_APP)
+    with server.get("/extended", timeout=30) as r:
+        assert r.status == 200
+    assert "Request timeout" not in server.log()
