@@ -43,6 +43,8 @@
       "Replace a worker whose resident memory (RSS) exceeds this many MiB, checked after each request and on the heartbeat; it finishes what it serves first, as with max_requests (0 disables).") \
     X(request_timeout, double, 0.0, "--request-timeout", "SECONDS", "worker processes", non_negative,        \
       "A request still running this long after the app was called gets gcorn.RequestTimeout raised in it and a 504 if no response was started; the worker and its other requests live on (0 disables). The app may move it: environ[\"gcorn.deadline\"](seconds).") \
+    X(block_warning, int, 100, "--block-warning", "MS", "worker processes", non_negative,                     \
+      "Async worker: log once, with its request and Python stack, a greenlet that keeps the event loop from turning for longer than this (0 disables).") \
     X(max_queue_time, double, 0.0, "--max-queue-time", "SECONDS", "worker processes", non_negative,          \
       "Answer 503 with Retry-After, without running the app, to a request that already waited longer than this since accept (or a trusted proxy's X-Request-Start); 0 disables.") \
     X(max_in_flight, int, 0, "--max-in-flight", "INT", "worker processes", non_negative,                     \

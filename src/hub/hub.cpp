@@ -1,5 +1,7 @@
 #include "hub/hub.hpp"
 
+#include <cstring>
+
 #include <fcntl.h>
 #include <unistd.h>
 #include <utility>
@@ -254,11 +256,14 @@ void hub::switch_into(const std::shared_ptr<task>& t) {
         if (gevent_mode_) by_greenlet_[t->greenlet.ptr()] = t;
     }
     current_ = t;
+    pulse_.switches.store(pulse_.switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    pulse_.running_token.store(t->token, std::memory_order_relaxed);
     py::python_error err;
     py::object thrown = std::move(t->throw_in);  // dropped below, still under the GIL
     // Our own reference: a foreign (gevent) task lets go of its greenlet when its wait ends, inside this switch.
     py::object g = t->greenlet;
     bool ok = thrown ? bool(py::greenlet_throw(g, thrown, &err)) : bool(py::greenlet_switch(g, &err));
+    pulse_.running_token.store(0, std::memory_order_relaxed);
     if (!ok) spdlog::error("greenlet failed: {}", err.traceback());
     current_.reset();
     if (t->foreign) return;
@@ -373,6 +378,36 @@ void hub::run_in_threadpool(const std::function<void()>& fn) {
 }
 
 uint64_t hub::current_token() const noexcept { return current_ ? current_->token : 0; }
+
+void hub::set_label(std::string_view method, std::string_view target) noexcept {
+    uint64_t token = current_token();
+    if (!token) return;
+    auto& l = labels_[token % n_labels];
+    auto seq = l.seq.load(std::memory_order_relaxed);
+    l.seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    size_t n = std::min(method.size(), sizeof l.text - 1);
+    std::memcpy(l.text, method.data(), n);
+    l.text[n++] = ' ';
+    size_t m = std::min(target.size(), sizeof l.text - n);
+    std::memcpy(l.text + n, target.data(), m);
+    l.len = uint32_t(n + m);
+    l.token = token;
+    l.seq.store(seq + 2, std::memory_order_release);
+}
+
+std::string hub::label_of(uint64_t token) const {
+    auto& l = labels_[token % n_labels];
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        auto before = l.seq.load(std::memory_order_acquire);
+        if (before & 1) continue;
+        std::string text(l.text, std::min<size_t>(l.len, sizeof l.text));
+        bool same = l.token == token;
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (l.seq.load(std::memory_order_relaxed) == before) return same ? text : std::string();
+    }
+    return {};
+}
 
 woke hub::wait_wakeup(deadline until) {
     wait_scope scope(*this, task::parked::in_wait_wakeup);

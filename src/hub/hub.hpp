@@ -5,7 +5,10 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <atomic>
 #include <functional>
+#include <string>
+#include <string_view>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -92,6 +95,17 @@ public:
     bool in_child() const noexcept;
     bool on_hub_thread() const noexcept { return std::this_thread::get_id() == thread_; }
     size_t live_greenlets() const noexcept { return tasks_.size(); }
+
+    // ---- for a watchdog thread (worker/watchdog): read from any thread, written by the hub ----
+    struct pulse {
+        std::atomic<uint64_t> switches{0};       // switches into a greenlet so far
+        std::atomic<uint64_t> running_token{0};  // the job running now; 0 while the hub itself runs
+    };
+    const pulse& heartbeat() const noexcept { return pulse_; }
+    // What the running job is doing ("GET /path"), for the watchdog's report. PRECONDITION: on the hub's thread.
+    void set_label(std::string_view method, std::string_view target) noexcept;
+    // The label of job `token` if it is still the last one written for it; "" otherwise. Any thread.
+    std::string label_of(uint64_t token) const;
     net::io_context& context() noexcept { return ioc_; }
 
 private:
@@ -118,6 +132,16 @@ private:
     void deliver_throw(uint64_t id);
     static py::object task_main(void* ctx, const py::object&, const py::object&);
     static bool run_job(task& t);  // false if the greenlet was killed
+
+    struct label {
+        std::atomic<uint64_t> seq{0};  // odd while being written
+        uint64_t token = 0;
+        uint32_t len = 0;
+        char text[160];
+    };
+    static constexpr size_t n_labels = 256;
+    std::unique_ptr<label[]> labels_ = std::make_unique<label[]>(n_labels);
+    pulse pulse_;
 
     net::io_context& ioc_;
     net::thread_pool pool_;

@@ -52,6 +52,12 @@ struct alignas(64) worker_slot {
         if (request_seq.load(std::memory_order_relaxed) == seq) request_len.store(0, std::memory_order_release);
     }
     void clear_request() noexcept { request_len.store(0, std::memory_order_release); }
+    // From another thread of the worker (the hub watchdog): the request that is actually holding it up.
+    void set_request_text(std::string_view text) noexcept {
+        size_t n = std::min(text.size(), sizeof request);
+        std::memcpy(request, text.data(), n);
+        request_len.store(uint32_t(n), std::memory_order_release);
+    }
     std::string request_text() const {
         return std::string(request, std::min<size_t>(request_len.load(std::memory_order_acquire), sizeof request));
     }

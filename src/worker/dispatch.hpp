@@ -94,6 +94,7 @@ public:
     }
     void run(const std::function<std::chrono::milliseconds()>&) { hub_.run(); }
     size_t greenlets() const { return hub_.live_greenlets(); }
+    hub::hub& hub() { return hub_; }
 
 private:
     // Park this greenlet until the hub sees the socket ready. A kill (worker stopping) ends the connection: the

@@ -5,6 +5,8 @@
 #include <deque>
 #include <list>
 #include <memory>
+#include <optional>
+#include <type_traits>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "worker/base.hpp"
 #include "worker/dispatch.hpp"
 #include "worker/drivers.hpp"
+#include "worker/watchdog.hpp"
 
 namespace gcorn::worker {
 namespace {
@@ -53,6 +56,12 @@ public:
     reactor_worker(const sys::worker_args& args, const wsgi::application& app, const transport& t, DispatchArgs... a)
         : worker_base(args, app, t, true), dispatch_(ioc_, a...) {
         metrics().shared_writers = Dispatch::multithread_serving;
+        if constexpr (std::is_same_v<Dispatch, green_dispatch>) {
+            if (s_.block_warning > 0 && !dispatch_.hub().runs_gevent()) {
+                watchdog_.emplace(dispatch_.hub(), args_.slot, std::chrono::milliseconds(s_.block_warning));
+                state_.label_hub = &dispatch_.hub();
+            }
+        }
     }
 
 private:
@@ -211,6 +220,7 @@ private:
 
     net::io_context ioc_{1};  // run by this thread only; pool threads post to it
     Dispatch dispatch_;
+    std::optional<hub_watchdog> watchdog_;  // async: --block-warning
     size_t open_ = 0;
     size_t idle_ = 0;  // keep-alive connections waiting for their next request
     size_t busy_ = 0;  // connections dispatched: a request of theirs is being served

@@ -193,6 +193,7 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
     if (c.info.trusted_proxy)
         if (auto front = request_start(*head)) queue = std::max(std::chrono::nanoseconds(0), start_wall - *front);
     in_flight busy(state.slot, *head, std::chrono::nanoseconds(start.time_since_epoch()).count());  // CLOCK_MONOTONIC
+    if (state.label_hub) state.label_hub->set_label(head->method, head->target);
 
     // 2. Call the app; it writes the response through `writer`. A request that already waited past max_queue_time
     // is shed instead: nobody is likely still waiting for it, and the app's time goes to fresher ones.

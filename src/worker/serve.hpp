@@ -10,6 +10,7 @@
 #include "http/byte_stream.hpp"
 #include "http/head_scan.hpp"
 #include "http/request_reader.hpp"
+#include "hub/hub.hpp"
 #include "sys/scoreboard.hpp"
 #include "worker/deadlines.hpp"
 #include "wsgi/app.hpp"
@@ -42,6 +43,7 @@ struct serve_options {
 struct serve_state {
     sys::worker_slot* slot = nullptr;   // the scoreboard: requests served, the current request (WORKER TIMEOUT)
     deadline_keeper* deadlines = nullptr;  // request_timeout: how the class enforces a request's deadline
+    hub::hub* label_hub = nullptr;      // async with block_warning: each request labels its greenlet for the watchdog
     std::atomic<bool> stopping{false};  // graceful stop: finish this request, then close
     unsigned long requests = 0;
     unsigned long max_requests = 0;     // 0: unlimited

@@ -226,3 +226,71 @@ def test_the_app_may_move_its_deadline(gcorn, worker):
     with server.get("/extended", timeout=30) as r:
         assert r.status == 200
     assert "Request timeout" not in server.log()
+
+
+BLOCKING = r"""
+import ctypes, os
+libc = ctypes.CDLL(None)
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/block":
+        libc.usleep(300000)  # a C call that blocks without yielding to the hub
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d\n" % os.getpid()]
+"""
+
+
+def test_a_greenlet_blocking_the_hub_is_reported_once_with_its_request_and_stack(gcorn):
+    server = gcorn(None, "-k", "async", source=BLOCKING)
+    paths = ["/short%d" % i for i in range(50)] + ["/block"] + ["/short%d" % i for i in range(50, 100)]
+    responses = get_all(server.port, paths, timeout=60)
+    assert len(responses) == 101 and all(r.startswith(b"HTTP/1.1 200") for r in responses)
+    server.wait_for_log("The event loop has been blocked")
+    log = server.log()
+    assert log.count("The event loop has been blocked") == 1, log
+    report = log[log.index("The event loop has been blocked"):]
+    assert "by GET /block" in report.splitlines()[0]
+    assert "libc.usleep(300000)" in report
+
+
+def test_block_warning_zero_turns_the_watchdog_off(gcorn):
+    server = gcorn(None, "-k", "async", "--block-warning", "0", source=BLOCKING)
+    with server.get("/block") as r:
+        assert r.status == 200
+    time.sleep(0.5)  # the watchdog, if it ran, reports 100 ms into the block
+    assert "blocked" not in server.log()
+
+
+STUCK = r"""
+import ctypes, time
+libc = ctypes.CDLL(None)
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/stuck":
+        time.sleep(0.5)           # cooperative: /later starts meanwhile
+        libc.usleep(20 * 10**6)   # then the hub is held past the worker timeout
+    elif environ["PATH_INFO"] == "/later":
+        time.sleep(30)
+    start_response("200 OK", [])
+    return [b""]
+"""
+
+
+def test_worker_timeout_names_the_request_that_blocks_the_hub(gcorn):
+    server = gcorn(None, "-k", "async", "--timeout", "2", source=STUCK)
+    import threading
+
+    def get(path):
+        try:
+            server.get(path, timeout=60)
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=get, args=("/stuck",), daemon=True)]
+    threads[0].start()
+    time.sleep(0.1)
+    threads.append(threading.Thread(target=get, args=("/later",), daemon=True))
+    threads[1].start()  # the latest request started; /stuck is the one holding the hub
+    server.wait_for_log("WORKER TIMEOUT", timeout=30)
+    line = next(l for l in server.log().splitlines() if "WORKER TIMEOUT" in l)
+    assert line.endswith("serving GET /stuck"), line
