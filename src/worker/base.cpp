@@ -33,7 +33,12 @@ worker_base::worker_base(const sys::worker_args& args, const wsgi::application& 
     state_.slot = &args.slot;
     if (s_.request_timeout > 0) {
         switch (config::worker_kind_of(s_)) {
-            case config::worker_kind::async: deadlines_ = std::make_unique<green_deadlines>(); break;
+            case config::worker_kind::async: {
+                // Told within a tenth of the timeout (at most 100 ms late, at least every 10 ms).
+                auto period = std::clamp<int64_t>(int64_t(s_.request_timeout * 100), 10, 100);
+                deadlines_ = std::make_unique<green_deadlines>(std::chrono::milliseconds(period));
+                break;
+            }
             case config::worker_kind::sync: deadlines_ = std::make_unique<thread_deadlines>(true); break;
             case config::worker_kind::gthread: deadlines_ = std::make_unique<thread_deadlines>(false); break;
         }

@@ -30,18 +30,57 @@ hub::deadline steady(int64_t ns) { return hub::deadline(std::chrono::nanoseconds
 
 // ---- async ----
 
+green_deadlines::green_deadlines(std::chrono::milliseconds period) : period_(period) {}
+
+green_deadlines::~green_deadlines() {
+    if (timer_) timer_->cancel();
+}
+
 void green_deadlines::arm(request_clock& c, int64_t deadline_ns) {
     auto* h = hub::hub::current();
     if (!h || !h->in_child()) return;
-    disarm(c);
     c.deadline_ns = deadline_ns;
-    auto exception = request_timeout_type()({py::str("the request outlived its deadline")});
-    c.throw_id = h->throw_later(h->current_token(), steady(deadline_ns), exception);
+    c.token = h->current_token();
+    if (!c.linked) {
+        c.prev = nullptr;
+        c.next = first_;
+        if (first_) first_->prev = &c;
+        first_ = &c;
+        c.linked = true;
+    }
+    if (!timer_) {
+        timer_ = std::make_unique<boost::asio::steady_timer>(h->context());
+        tick();
+    }
 }
 
 void green_deadlines::disarm(request_clock& c) {
-    if (c.throw_id) hub::hub::current()->cancel_throw(std::exchange(c.throw_id, 0));
     c.deadline_ns = 0;
+    if (!c.linked) return;
+    (c.prev ? c.prev->next : first_) = c.next;
+    if (c.next) c.next->prev = c.prev;
+    c.linked = false;
+}
+
+// On the hub, between greenlets (GIL held by the handler's caller: the hub takes it to run handlers).
+void green_deadlines::tick() {
+    timer_->expires_after(period_);
+    timer_->async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        auto* h = hub::hub::current();
+        int64_t now = sys::monotonic_ns();
+        for (auto* c = first_; c;) {
+            auto* next = c->next;
+            if (c->deadline_ns && c->deadline_ns <= now) {
+                disarm(*c);
+                py::gil_acquire gil;
+                auto exception = request_timeout_type()({py::str("the request outlived its deadline")});
+                h->throw_later(c->token, hub::clock::now(), exception);
+            }
+            c = next;
+        }
+        tick();
+    });
 }
 
 // ---- sync and gthread ----

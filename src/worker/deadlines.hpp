@@ -8,6 +8,10 @@
 // An app that swallows the exception is cut off at the worker timeout, as before.
 #pragma once
 #include <atomic>
+#include <chrono>
+#include <memory>
+
+#include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -25,6 +29,10 @@ struct request_clock {
     uint64_t throw_id = 0;             // async: the hub's pending throw
     uint64_t arm_id = 0;               // sync/gthread: which arming the watchdog fires
     bool fired = false;
+    // async: the armed list, and the job to raise into
+    request_clock *prev = nullptr, *next = nullptr;
+    bool linked = false;
+    uint64_t token = 0;
     // sync/gthread: where the app runs and how to answer for it
     unsigned long py_thread = 0;
     pthread_t thread{};
@@ -41,11 +49,21 @@ public:
     virtual void disarm(request_clock& c) = 0;
 };
 
-// async: the hub raises it at the greenlet's next wait.
+// async: armed requests sit in a list (no allocation, no syscall per request); a timer on the hub checks it
+// every `period` and has the hub raise the exception in an expired request's greenlet at its next wait.
 class green_deadlines final : public deadline_keeper {
 public:
+    // PRECONDITION: on the hub's thread. `period`: how late past its deadline a request may be told.
+    explicit green_deadlines(std::chrono::milliseconds period);
+    ~green_deadlines() override;
     void arm(request_clock& c, int64_t deadline_ns) override;
     void disarm(request_clock& c) override;
+
+private:
+    void tick();
+    std::chrono::milliseconds period_;
+    request_clock* first_ = nullptr;
+    std::unique_ptr<boost::asio::steady_timer> timer_;  // started by the first arm()
 };
 
 // sync and gthread: a watchdog thread. PRECONDITION (constructor): the interpreter runs, GIL held, main thread.
