@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <sys/socket.h>
 
+#include <spdlog/spdlog.h>
+
 #include "http/errors.hpp"
 #include "http/response_writer.hpp"
 
@@ -48,6 +50,7 @@ void incoming_head::hand_to(http::request_reader& reader) {
 
 void incoming_head::time_out(int fd) {
     if (!started()) return;
+    spdlog::debug("Request head not whole within header_timeout ({} bytes): 408", bytes_.size());
     char scratch[read_size];
     for (size_t drained = 0; drained < drain_limit;) {
         ssize_t n = ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);

@@ -10,8 +10,6 @@
 #include <unistd.h>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "py/gil.hpp"
 #include "sys/fd.hpp"
 #include "worker/accept_pause.hpp"
@@ -106,7 +104,6 @@ private:
         bool overdue = stop_overdue();  // a quick stop, or graceful_timeout passed: no more waiting
         auto expired = std::erase_if(arriving_, [&](arriving& a) {
             if (a.until > now && !overdue) return false;
-            spdlog::debug("Request head not complete in time{}", a.head.started() ? ": 408" : "");
             a.head.time_out(a.fd.get());
             return true;
         });
