@@ -12,7 +12,7 @@ namespace {
 // Settings of gcorn's own that Gunicorn does not have.
 constexpr std::string_view gcorn_only[] = {"monkey_patch", "gevent_monkey_patch", "hooks", "virtualenv", "script_name",
                                            "metrics_bind", "access_log_json", "max_worker_memory", "max_queue_time",
-                                           "max_in_flight", "request_timeout", "block_warning"};
+                                           "max_in_flight", "request_timeout", "block_warning", "header_timeout"};
 
 const gunicorn_row* find(std::string_view name) {
     auto it = std::find_if(std::begin(gunicorn_settings), std::end(gunicorn_settings),

@@ -55,6 +55,8 @@
       "How long workers may finish in-flight requests after a graceful stop before they are killed.")        \
     X(keepalive, double, 2.0, "--keep-alive", "SECONDS", "worker processes", non_negative,                   \
       "How long to wait for the next request on a keep-alive connection.")                                   \
+    X(header_timeout, double, 10.0, "--header-timeout", "SECONDS", "worker processes", non_negative,         \
+      "A request head must arrive whole within this, or the client gets 408 and a close (at most timeout; 0: timeout).") \
     X(limit_request_line, int, 4094, "--limit-request-line", "INT", "security", limit_line,                  \
       "The maximum size of the HTTP request line in bytes (0, or more than 8190: 8190).")                    \
     X(limit_request_fields, int, 100, "--limit-request-fields", "INT", "security", limit_fields,             \

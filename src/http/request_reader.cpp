@@ -359,6 +359,14 @@ bool request_reader::has_buffered_bytes() const { return !impl_->pending().empty
 
 uint64_t request_reader::bytes_read() const { return impl_->bytes_read; }
 
+void request_reader::seed(std::string_view received) {
+    auto& m = *impl_;
+    if (received.empty()) return;
+    std::memcpy(m.buf.reserve_tail(received.size()), received.data(), received.size());
+    m.buf.commit(received.size());
+    m.bytes_read += received.size();
+}
+
 void request_reader::release_buffers() {
     if (has_buffered_bytes()) return;
     impl_->buf.release();
@@ -379,7 +387,13 @@ std::optional<request_head> request_reader::read_head(deadline idle_until, deadl
         }
     }
     while (scan.scan(m.pending(), m.lim) == head_scan::result::need_more) {
-        if (!m.fill(head_until)) throw stream_error(stream_error::kind::closed, "connection closed mid-head");
+        try {
+            if (!m.fill(head_until)) throw stream_error(stream_error::kind::closed, "connection closed mid-head");
+        } catch (const stream_error& e) {
+            // RFC 9110 §15.5.9: the client started a request and did not finish it in time.
+            if (e.why == stream_error::kind::timeout) throw http_error(408, "request head timed out");
+            throw;
+        }
     }
     m.pos += scan.skip;
     m.p.emplace(m.lim);

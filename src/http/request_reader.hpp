@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "http/byte_stream.hpp"
 #include "http/head_scan.hpp"
@@ -20,7 +21,8 @@ public:
 
     // The next request head, or nullopt if the peer closed (or `idle_until` passed) before its first byte.
     // `head_until` bounds the whole head, so a slow client cannot pin a worker (slowloris).
-    // Throws http_error for a malformed head, stream_error for a connection that failed mid-head.
+    // Throws http_error for a malformed head or one not complete by `head_until` (408), stream_error for a
+    // connection that failed mid-head.
     std::optional<request_head> read_head(deadline idle_until, deadline head_until);
 
     // wsgi.input: the body, 0 at its end. Sends "100 Continue" first if the client waits for it.
@@ -34,6 +36,10 @@ public:
 
     // The peer is a trusted front end (forwarded_allow_ips): the forwarder_headers it sets reach the app.
     void trust_forwarders(bool trusted);
+
+    // Bytes the driver already took off the socket (a request head it collected while no worker was spent on
+    // it): read before anything the stream gives.
+    void seed(std::string_view received);
 
     // A request is already buffered: the next read_head will not wait on the socket.
     bool has_buffered_bytes() const;

@@ -2,6 +2,7 @@
 // worker_connections; a connection with no request in sight waits on the reactor holding no thread, greenlet or
 // buffer; once bytes arrive the dispatcher serves it (a pool thread, or a pooled greenlet); a stop gives idle
 // connections a last call. The two classes differ only in their Dispatch (worker/dispatch.hpp).
+#include <cerrno>
 #include <deque>
 #include <list>
 #include <memory>
@@ -18,9 +19,11 @@
 #include <spdlog/spdlog.h>
 
 #include "hub/deadline_wait.hpp"
+#include "worker/accept_pause.hpp"
 #include "worker/base.hpp"
 #include "worker/dispatch.hpp"
 #include "worker/drivers.hpp"
+#include "worker/incoming_head.hpp"
 #include "worker/watchdog.hpp"
 
 namespace gcorn::worker {
@@ -42,10 +45,12 @@ struct session {
     template <class Dispatch>
     session(net::io_context& ioc, int fd, Dispatch& d, const transport& t, wsgi::connection_info info,
             const serve_options& opt)
-        : socket(ioc, fd), idle(ioc.get_executor()), conn(fd, d.open(t, fd, socket), std::move(info), opt) {}
+        : socket(ioc, fd), idle(ioc.get_executor()), conn(fd, d.open(t, fd, socket), std::move(info), opt),
+          head(opt.limits) {}
     net::posix::stream_descriptor socket;  // owns and closes the fd; declared first, so it closes last
     hub::deadline_wait idle;               // its wait for the next request, on the reactor
     connection conn;
+    incoming_head head;                    // the next request's head while it arrives, read on the reactor
     std::list<std::shared_ptr<session>>::iterator self;
 };
 
@@ -54,7 +59,8 @@ class reactor_worker final : public worker_base {
 public:
     template <class... DispatchArgs>
     reactor_worker(const sys::worker_args& args, const wsgi::application& app, const transport& t, DispatchArgs... a)
-        : worker_base(args, app, t, true), dispatch_(ioc_, a...) {
+        : worker_base(args, app, t, true), dispatch_(ioc_, a...),
+          driver_reads_heads_(incoming_head::driver_reads_heads(s_)) {
         metrics().shared_writers = Dispatch::multithread_serving;
         if constexpr (std::is_same_v<Dispatch, green_dispatch>) {
             if (s_.block_warning > 0 && !dispatch_.hub().runs_gevent()) {
@@ -72,21 +78,37 @@ private:
         dispatch_.run([this] { return cut_busy(); });
     }
 
-    // Accepts while under worker_connections; at the cap, waits until a connection ends.
+    // Accepts while under worker_connections; at the cap, waits until a connection ends. Out of file
+    // descriptors, pauses until a connection ends or a back-off passes (accept_pause).
     net::awaitable<void> accept_loop(const sys::listener& l) {
         net::posix::stream_descriptor listener(ioc_, l.fd.get());
+        auto& pause = pauses_.emplace_back(ioc_);  // this loop's own: one timer shared by two loops would cancel
+        accept_pause out_of_fds;                   // the other's wait each time one of them starts a wait
         for (boost::system::error_code ec; !stopping();) {
             if (open_ >= cap() || admission_full()) {
-                capacity_.expires_at(net::steady_timer::time_point::max());
-                co_await capacity_.async_wait(net::redirect_error(net::use_awaitable, ec));
+                pause.expires_at(net::steady_timer::time_point::max());
+                co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
                 continue;
             }
             co_await listener.async_wait(wait_type::wait_read, net::redirect_error(net::use_awaitable, ec));
             if (ec) break;
             // Other workers compete for the same queue: accept until it is empty or we are full.
-            for (int fd; open_ < cap() && !admission_full() && !stopping() &&
-                         (fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;)
+            int error = 0;
+            while (open_ < cap() && !admission_full() && !stopping()) {
+                int fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd < 0) {
+                    if (errno == EINTR) continue;
+                    error = errno;  // EAGAIN: the queue is empty (or another worker took it)
+                    break;
+                }
+                out_of_fds.succeeded();
                 start(fd, l);
+            }
+            // The listener stays readable while the queue waits for a descriptor: do not go straight back.
+            if (error && out_of_fds.failed(error)) {
+                pause.expires_after(out_of_fds.delay());
+                co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
+            }
         }
         listener.release();  // the listening fd is the master's, shared by every worker
     }
@@ -103,23 +125,46 @@ private:
         wait_for_request(s, clock::now() + opt_.head_timeout);
     }
 
-    // A connection with no request in sight waits here, holding no greenlet, thread or buffer (DESIGN §3.1 (15)).
-    // Once bytes arrive it is dispatched, even when stopping: a request that reached us is answered (with
-    // Connection: close). Idle past its deadline (keepalive, or the head timeout for a new one), it is closed.
+    // A connection with no complete request head waits here, holding no greenlet, thread or buffer beyond the
+    // bytes it sent (DESIGN §3.1 (15)): what arrives is read on the reactor, so a client trickling its head costs
+    // nobody else (slowloris). Once the head is whole it is dispatched, even when stopping: a request that reached
+    // us is answered (with Connection: close). Past `until` (keepalive or the head timeout before a first byte,
+    // the head timeout for a whole head) a started head is answered 408, and the connection closed.
     void wait_for_request(const std::shared_ptr<session>& s, clock::time_point until) {
-        bool keepalive = s->conn.served_any;
+        bool keepalive = s->conn.served_any && !s->head.started();
         if (keepalive) ++idle_, metrics().connections_idle.store(uint32_t(idle_), std::memory_order_relaxed);
         s->idle.start([&socket = s->socket](auto handler) { socket.async_wait(wait_type::wait_read, std::move(handler)); },
-                      until, [this, s, keepalive](hub::woke why) {
+                      until, [this, s, keepalive, until](hub::woke why) {
                           if (keepalive) {
                               --idle_;
                               metrics().connections_idle.store(uint32_t(idle_), std::memory_order_relaxed);
                               s->conn.ready_at = clock::now();  // the next request arrived: its queue time starts
                           }
+                          if (why == hub::woke::timeout) s->head.time_out(s->socket.native_handle());
                           if (why != hub::woke::ready) return close(s);
-                          if (max_in_flight_ && busy_ >= max_in_flight_) return admission_queue_.push_back(s);
-                          start_serving(s);
+                          read_head(s, until);
                       });
+    }
+
+    // The socket is readable: read what arrived of the head; dispatch a whole one, wait again for the rest.
+    // (TLS and PROXY connections are dispatched at their first byte: serve() reads those heads.)
+    void read_head(const std::shared_ptr<session>& s, clock::time_point until) {
+        if (driver_reads_heads_) {
+            bool first_bytes = !s->head.started();
+            switch (s->head.read_from(s->socket.native_handle())) {
+                case incoming_head::state::gone: return close(s);
+                case incoming_head::state::arriving:
+                    // A kept-alive connection's next request began: its head has head_timeout from here.
+                    if (first_bytes && s->conn.served_any) until = clock::now() + opt_.head_timeout;
+                    return wait_for_request(s, until);
+                case incoming_head::state::complete:
+                    s->head.hand_to(s->conn.reader);
+                    s->conn.ready_at = clock::now();  // queue time starts once the request is whole
+                    break;
+            }
+        }
+        if (max_in_flight_ && busy_ >= max_in_flight_) return admission_queue_.push_back(s);
+        start_serving(s);
     }
 
     void start_serving(const std::shared_ptr<session>& s) {
@@ -141,7 +186,7 @@ private:
             admission_queue_.pop_front();
             start_serving(next);
         } else if (max_in_flight_) {
-            capacity_.cancel();  // the accept loop looks again
+            for (auto& p : pauses_) p.cancel();  // the accept loops look again
         }
         if (r == served::idle && !stopping()) return wait_for_request(s, clock::now() + opt_.keepalive);
         close(s);
@@ -152,7 +197,7 @@ private:
         sessions_.erase(s->self);
         --open_;
         metrics().connections_open.store(uint32_t(open_), std::memory_order_relaxed);
-        capacity_.cancel();
+        for (auto& p : pauses_) p.cancel();  // a paused accept loop: there is room, and a free descriptor
         check_exhausted();
         if (stopping() && open_ == 0) ioc_.stop();
     }
@@ -160,7 +205,7 @@ private:
     // Busy connections finish their request (answered with Connection: close); idle ones get a last call for a
     // request that may already be on its way: closing them at once would fail it (zero-downtime restarts).
     void on_stop() override {
-        capacity_.cancel();
+        for (auto& p : pauses_) p.cancel();
         auto last_call = clock::now() + std::min<std::chrono::milliseconds>(opt_.keepalive, max_last_call);
         for (auto& s : sessions_)
             if (s->idle.active() && s->idle.expiry() > last_call) {
@@ -227,7 +272,8 @@ private:
     size_t max_in_flight_ = size_t(s_.max_in_flight);
     std::deque<std::shared_ptr<session>> admission_queue_;
     std::list<std::shared_ptr<session>> sessions_;
-    net::steady_timer capacity_{ioc_};
+    std::list<net::steady_timer> pauses_;  // one per accept loop, woken when a connection ends
+    const bool driver_reads_heads_;
 };
 
 }  // namespace

@@ -164,7 +164,10 @@ serve_options serve_options::from(const config::settings& s, bool reactor) {
     o.limits.casefold_method = s.casefold_http_method;
     o.forwarder_headers = std::make_shared<const std::vector<std::string>>(s.forwarder_headers);
     o.limits.forwarder_headers = o.forwarder_headers.get();
-    o.head_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);
+    // header_timeout, never past `timeout`: a head still arriving when the master's patience runs out would get the
+    // worker killed instead of the client refused (0: `timeout` itself, as before header_timeout existed).
+    double head = s.header_timeout > 0 ? s.header_timeout : s.timeout > 0 ? s.timeout : no_timeout_fallback;
+    o.head_timeout = seconds(s.timeout > 0 ? std::min(head, s.timeout) : head);
     o.keepalive = seconds(s.keepalive);
     o.io_timeout = seconds(s.timeout > 0 ? s.timeout : no_timeout_fallback);
     o.keepalive_allowed = reactor && s.keepalive > 0;

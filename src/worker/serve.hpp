@@ -21,7 +21,7 @@ class transport;
 
 struct serve_options {
     http::limits limits;
-    std::chrono::milliseconds head_timeout;    // a whole request head must arrive within this (slowloris)
+    std::chrono::milliseconds head_timeout;    // header_timeout: a whole request head must arrive within this (slowloris)
     std::chrono::milliseconds keepalive;       // idle time allowed between requests on one connection
     std::chrono::milliseconds io_timeout;      // one body read or response write
     bool keepalive_allowed;                    // false for sync: Gunicorn's sync worker closes every response

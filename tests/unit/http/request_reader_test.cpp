@@ -256,6 +256,52 @@ TEST(request_reader, peer_closing_before_a_request_is_a_quiet_end) {
     EXPECT_FALSE(next_head(r));
 }
 
+// A client that stops sending: its reads time out once the script is spent.
+class stalled_stream final : public byte_stream {
+public:
+    memory_stream script;
+    size_t read_some(std::span<char> into, deadline until) override {
+        if (script.input.empty()) throw stream_error(stream_error::kind::timeout, "timed out");
+        return script.read_some(into, until);
+    }
+    void write_all(std::span<const std::string_view> pieces, deadline until) override { script.write_all(pieces, until); }
+    size_t send_file(int, off_t, size_t, deadline) override { return 0; }
+    void linger(deadline) override {}
+};
+
+TEST(request_reader, head_not_whole_by_its_deadline_is_408) {
+    stalled_stream s;
+    s.script.input = {"GET / HTTP/1.1\r\nHost: a\r\n"};
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
+    try {
+        next_head(r);
+        FAIL() << "no error";
+    } catch (const http_error& e) {
+        EXPECT_EQ(e.status, 408);
+    }
+}
+
+TEST(request_reader, no_byte_by_the_deadline_is_a_quiet_end) {
+    stalled_stream s;  // a connection that never sent a byte gets no answer (as nginx)
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
+    EXPECT_FALSE(next_head(r));
+}
+
+TEST(request_reader, seeded_bytes_come_before_the_stream) {
+    // The driver collected the head (and the start of the body) off the socket before serve() ran.
+    memory_stream s;
+    s.input = {"lo"};
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
+    std::string seeded = "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel";
+    r.seed(seeded);
+    EXPECT_TRUE(r.has_buffered_bytes());
+    auto h = next_head(r);
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->target, "/a");
+    EXPECT_EQ(read_body(r), "hello");
+    EXPECT_EQ(r.bytes_read(), seeded.size() + 2);
+}
+
 // --- the raw-request corpus (tests/data/requests, DESIGN §7)
 
 // How wsgi/ names a field in environ: HTTP_ + upper case with '-' as '_', repeats joined with ','
