@@ -440,7 +440,7 @@ def test_readme_table_covers_every_gunicorn_setting():
 
 
 @pytest.mark.parametrize("args", [
-    ["--dirty-workers", "2"], ["--control-socket", "/tmp/x"], ["--http-protocols", "h2"],
+    ["--dirty-workers", "2"], ["--uwsgi-allow-from", "127.0.0.1"], ["--http-protocols", "h2"],
 ])
 def test_a_refused_gunicorn_flag_is_named_not_unexpected(args):
     r = run_gcorn(*args, "echo:app")
