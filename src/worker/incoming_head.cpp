@@ -32,7 +32,11 @@ incoming_head::state incoming_head::read_from(int fd) {
             if (errno == EINTR) continue;
             return errno == EAGAIN || errno == EWOULDBLOCK ? state::arriving : state::gone;
         }
+        size_t from = bytes_.size() < 3 ? 0 : bytes_.size() - 3;
         bytes_.append(chunk, size_t(n));
+        // The usual case, a whole head in one read: its end is found with a memchr-speed search, and serve()'s
+        // parser checks it. The byte-by-byte scan (limits, malformed lines) is for heads still arriving.
+        if (bytes_.find("\r\n\r\n", from) != std::string::npos) return state::complete;
         // Stop at the head: what follows (a body, a FIN after it) is serve()'s to read.
         try {
             if (scan_.scan(bytes_, *lim_) == http::head_scan::result::complete) return state::complete;
