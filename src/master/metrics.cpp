@@ -87,12 +87,12 @@ std::string prometheus_text(const fleet& f) {
                 e.sample("gcorn_http_requests_total",
                          fmt::format("method=\"{}\",status=\"{}\"", m::method_names[method], m::status_names[status]), n);
     e.histogram("gcorn_http_request_duration_seconds",
-                "From the request's arrival (accept, or readable after keep-alive) to its response sent.",
+                "From the request head complete to its response sent.",
                 {f, m::histogram::request});
     e.histogram("gcorn_http_app_duration_seconds", "Time in the WSGI app, response streaming included.",
                 {f, m::histogram::app});
     e.histogram("gcorn_http_request_queue_seconds",
-                "From accept (or a trusted proxy's X-Request-Start) to the app being called.", {f, m::histogram::queue});
+                "From the request head complete (or a trusted proxy's X-Request-Start) to the app being called.", {f, m::histogram::queue});
     e.single("gcorn_http_request_bytes_total", "counter", "Bytes received: request heads and bodies.",
              at(f, m::at::bytes_in));
     e.single("gcorn_http_response_bytes_total", "counter", "Response body bytes sent.", at(f, m::at::bytes_out));
