@@ -1,5 +1,6 @@
 // Scoped GIL guards. Blocking waits release the GIL so other Python threads run (DESIGN §2, §3).
 #pragma once
+#include <thread>
 
 struct _ts;
 struct _object;
@@ -33,6 +34,9 @@ private:
 
 // True if the calling thread holds the GIL.
 bool gil_held() noexcept;
+
+// Joins `t`, a thread that may be waiting for the GIL: releases the GIL meanwhile if the caller holds it.
+void join_without_gil(std::thread& t);
 
 // Holds the GIL from any thread (a thread-pool job calling Python). Precondition: interpreter running.
 class gil_acquire {

@@ -223,6 +223,12 @@ bool truthy(const object& o) {
 
 bool gil_held() noexcept { return PyGILState_Check() != 0; }
 
+void join_without_gil(std::thread& t) {
+    if (!gil_held()) return t.join();
+    gil_release unlocked;
+    t.join();
+}
+
 gil_release::gil_release() noexcept : state_(PyEval_SaveThread()) {}
 gil_release::~gil_release() { PyEval_RestoreThread(state_); }
 gil_release::hold::hold(gil_release& outer) noexcept : outer_(outer) { PyEval_RestoreThread(outer_.state_); }

@@ -101,12 +101,7 @@ thread_deadlines::~thread_deadlines() {
         done_ = true;
     }
     wake_.notify_all();
-    if (!py::gil_held()) {
-        thread_.join();
-        return;
-    }
-    py::gil_release unlocked;  // the watchdog may be waiting for the GIL to raise a timeout
-    thread_.join();
+    py::join_without_gil(thread_);  // the watchdog may be waiting for the GIL to raise a timeout
 }
 
 void thread_deadlines::arm(request_clock& c, int64_t deadline_ns) {

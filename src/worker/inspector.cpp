@@ -53,12 +53,7 @@ inspector::inspector(int fd, const sys::worker_slot& slot) : fd_(fd) {
 inspector::~inspector() {
     if (!thread_.joinable()) return;
     ::shutdown(fd_, SHUT_RDWR);  // ends its wait; an answer in progress fails its write
-    if (py::gil_held()) {
-        py::gil_release unlocked;  // it may be waiting for the GIL to finish an answer
-        thread_.join();
-    } else {
-        thread_.join();
-    }
+    py::join_without_gil(thread_);  // it may be waiting for the GIL to finish an answer
 }
 
 }  // namespace gcorn::worker

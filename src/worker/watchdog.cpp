@@ -21,12 +21,7 @@ hub_watchdog::~hub_watchdog() {
         done_ = true;
     }
     wake_.notify_all();
-    if (!py::gil_held()) {
-        thread_.join();
-        return;
-    }
-    py::gil_release unlocked;  // it may be waiting for the GIL to take a stack
-    thread_.join();
+    py::join_without_gil(thread_);  // it may be waiting for the GIL to take a stack
 }
 
 // Samples the hub's pulse a few times per threshold: the same greenlet still running after as many switches as
