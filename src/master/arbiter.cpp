@@ -34,6 +34,7 @@
 #include "master/endpoints.hpp"
 #include "master/metrics.hpp"
 #include "master/reloader.hpp"
+#include "sys/fd.hpp"
 #include "sys/proctitle.hpp"
 #include "sys/scoreboard.hpp"
 #include "sys/systemd.hpp"
@@ -693,7 +694,9 @@ int arbiter::run() {
         if (!m.s.metrics_bind.empty()) {
             std::vector<sys::listener> l;
             try {
-                l = sys::open_listeners({m.s.metrics_bind}, {64, false, m.s.umask_value()});
+                // SO_REUSEPORT: a master started by USR2 binds it too while this one still runs.
+                l = sys::open_listeners({m.s.metrics_bind}, {64, true, m.s.umask_value()});
+                if (::listen(l.at(0).fd.get(), 64) != 0) sys::throw_errno("listen");  // reuse_port leaves it bound only
             } catch (const std::exception& e) {
                 throw std::runtime_error(std::string("metrics_bind: ") + e.what());
             }

@@ -161,6 +161,11 @@ control_socket::control_socket(net::io_context& ioc, const std::string& path, in
                   net::detached);
 }
 
-control_socket::~control_socket() { ::unlink(path_.c_str()); }
+// Only if the file is still ours: a master started by USR2 has replaced it with its own by now.
+control_socket::~control_socket() {
+    struct stat mine{}, there{};
+    if (::fstat(fd_, &mine) == 0 && ::stat(path_.c_str(), &there) == 0 && mine.st_ino != there.st_ino) return;
+    ::unlink(path_.c_str());
+}
 
 }  // namespace gcorn::master

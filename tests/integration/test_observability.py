@@ -373,3 +373,32 @@ def test_no_control_socket_wins_and_bad_settings_are_named(gcorn, tmp_path):
     r = subprocess.run([GCORN, "-b", "127.0.0.1:%d" % free_port(), "--metrics-bind", "256.1.1.1:1", "--pythonpath",
                         str(tmp_path), "inline_app:app"], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "metrics_bind" in r.stdout + r.stderr, r
+
+
+def test_usr2_upgrade_keeps_metrics_and_the_control_socket(gcorn, tmp_path):
+    """The new master binds the metrics port beside the old one (SO_REUSEPORT) and replaces the control socket;
+    the old master, leaving, does not remove the new one's socket."""
+    sock = tmp_path / "ctl.sock"
+    pidfile = tmp_path / "gcorn.pid"
+    server, m = start(gcorn, "-k", "sync", "--control-socket", str(sock), "--pid", str(pidfile))
+    old = server.pid
+    os.kill(old, signal.SIGUSR2)
+    deadline = time.time() + 30
+    while not (tmp_path / "gcorn.pid.2").exists():
+        assert time.time() < deadline, server.log()
+        time.sleep(0.05)
+    new = int((tmp_path / "gcorn.pid.2").read_text())
+    server.wait_for_log("[%d] [INFO] Control socket at" % new, timeout=30)
+    os.kill(old, signal.SIGTERM)
+    assert server.proc.wait(30) == 0
+    try:
+        deadline = time.time() + 30
+        while health(m.port) != 200:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        assert "1 workers" in ctl(sock, "status").stdout
+    finally:
+        os.kill(new, signal.SIGTERM)
+        deadline = time.time() + 30
+        while os.path.exists("/proc/%d" % new) and time.time() < deadline:
+            time.sleep(0.05)
