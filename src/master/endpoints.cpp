@@ -155,6 +155,7 @@ control_socket::control_socket(net::io_context& ioc, const std::string& path, in
     }
     ::chmod(path.c_str(), mode);
     fd_ = fd;
+    if (struct stat mine{}; ::stat(path.c_str(), &mine) == 0) inode_ = mine.st_ino;  // the file, not the socket
     net::co_spawn(ioc, accept_loop(fd, [handle = std::move(handle)](std::shared_ptr<stream> s) {
                       return control_client(std::move(s), handle);
                   }),
@@ -163,8 +164,8 @@ control_socket::control_socket(net::io_context& ioc, const std::string& path, in
 
 // Only if the file is still ours: a master started by USR2 has replaced it with its own by now.
 control_socket::~control_socket() {
-    struct stat mine{}, there{};
-    if (::fstat(fd_, &mine) == 0 && ::stat(path_.c_str(), &there) == 0 && mine.st_ino != there.st_ino) return;
+    struct stat there{};
+    if (::stat(path_.c_str(), &there) == 0 && there.st_ino != inode_) return;
     ::unlink(path_.c_str());
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <sys/types.h>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -38,6 +39,7 @@ public:
 private:
     std::string path_;
     int fd_ = -1;
+    ino_t inode_ = 0;  // the socket file we created, to tell it from a successor's
 };
 
 }  // namespace gcorn::master
