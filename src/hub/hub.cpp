@@ -1,6 +1,7 @@
 #include "hub/hub.hpp"
 
 #include <cstring>
+#include <optional>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -71,7 +72,7 @@ public:
     wait_scope& operator=(const wait_scope&) = delete;
 
     const std::shared_ptr<task>& t() const { return t_; }
-    void watch(net::posix::stream_descriptor& d) { watched_ = &d; }
+    void watch(edge_socket& s) { watched_ = &s; }
     // Switches to the hub until the wait's completion switches back; throws what was thrown in.
     woke park() {
         t_->why = woke::cancelled;  // if an exception unwinds the wait, the watched descriptor is cancelled
@@ -81,7 +82,7 @@ public:
 
 private:
     std::shared_ptr<task> t_;
-    net::posix::stream_descriptor* watched_ = nullptr;
+    edge_socket* watched_ = nullptr;
 };
 
 hub::hub(net::io_context& ioc, size_t threadpool_size)
@@ -326,10 +327,11 @@ void hub::park(task& t) {
     throw err;
 }
 
-woke hub::wait(net::posix::stream_descriptor& d, net::posix::descriptor_base::wait_type w, deadline until) {
+woke hub::wait(edge_socket& s, edge_socket::wait_type w, edge_socket::known k, deadline until) {
     wait_scope scope(*this);
-    scope.watch(d);
-    scope.t()->wait.start([&d, w](auto handler) { d.async_wait(w, std::move(handler)); }, until, scope.t()->resumer());
+    scope.watch(s);
+    scope.t()->wait.start([&s, w, k](auto handler) { s.async_wait(w, k, std::move(handler)); }, until,
+                          scope.t()->resumer());
     return scope.park();
 }
 
@@ -338,14 +340,15 @@ woke hub::wait_fd(int fd, bool writable, deadline until) {
     // reactor deregistering a reused fd number later, and an fd the reactor already watches can be waited on too.
     int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0) throw std::system_error(errno, std::generic_category(), "cannot wait on fd " + std::to_string(fd));
-    net::posix::stream_descriptor d(ioc_);
-    boost::system::error_code ec;
-    d.assign(own, ec);  // on success `d` owns and closes the dup
-    if (ec) {
-        ::close(own);
-        throw std::system_error(ec, "cannot wait on fd " + std::to_string(fd));
+    std::optional<edge_socket> s;
+    try {
+        s.emplace(ioc_, own);  // owns and closes the dup
+    } catch (const boost::system::system_error& e) {
+        throw std::system_error(e.code(), "cannot wait on fd " + std::to_string(fd));
     }
-    return wait(d, writable ? net::posix::descriptor_base::wait_write : net::posix::descriptor_base::wait_read, until);
+    // Registered just now: the registration itself reports readiness already there, so no re-arm is needed.
+    return wait(*s, writable ? edge_socket::wait_type::wait_write : edge_socket::wait_type::wait_read,
+                edge_socket::known::fresh, until);
 }
 
 void hub::sleep(deadline until) {

@@ -17,10 +17,10 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include "hub/deadline_wait.hpp"
+#include "hub/edge_socket.hpp"
 #include "py/gil.hpp"
 #include "py/object.hpp"
 
@@ -67,7 +67,8 @@ public:
     uint64_t spawn_python(const py::object& fn, const py::object& args);
 
     // ---- waits: PRECONDITION: in a child greenlet of this hub, GIL held. They throw `killed`. ----
-    woke wait(net::posix::stream_descriptor& d, net::posix::descriptor_base::wait_type w, deadline until);
+    // `k`: what the caller knows of the socket's input (edge_socket); a write wait is always after EAGAIN.
+    woke wait(edge_socket& s, edge_socket::wait_type w, edge_socket::known k, deadline until);
     woke wait_fd(int fd, bool writable, deadline until);  // an fd the hub does not own
     void sleep(deadline until);
     void yield();  // let every other ready greenlet run first

@@ -76,12 +76,12 @@ void thread_dispatch::run(const std::function<std::chrono::milliseconds()>& busy
     pool_ = nullptr;
 }
 
-bool green_dispatch::waiter::wait(int, bool writable, http::deadline until) {
+bool green_dispatch::waiter::wait_as(bool writable, hub::edge_socket::known k, http::deadline until) {
     using http::stream_error;
     hub::woke r;
     try {
-        r = h->wait(*socket, writable ? net::posix::descriptor_base::wait_write : net::posix::descriptor_base::wait_read,
-                    until);
+        r = h->wait(*socket, writable ? hub::edge_socket::wait_type::wait_write : hub::edge_socket::wait_type::wait_read,
+                    k, until);
     } catch (const hub::killed&) {
         throw stream_error(stream_error::kind::cancelled, "worker stopping");
     }

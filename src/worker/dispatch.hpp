@@ -12,7 +12,6 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 
 #include "hub/hub.hpp"
@@ -53,8 +52,8 @@ public:
     static constexpr bool multithread_serving = true;  // serve() runs on several OS threads at once
     thread_dispatch(net::io_context& ioc, size_t threads) : ioc_(ioc), threads_(threads) {}
 
-    std::unique_ptr<http::byte_stream> open(const transport& t, int fd, net::posix::stream_descriptor&) {
-        return t.open(fd, poll_waiter{});
+    std::unique_ptr<http::byte_stream> open(const transport& t, int fd, hub::edge_socket& socket) {
+        return t.open(fd, poll_waiter{.socket = &socket});
     }
     // Runs serve_it() in a pool thread, then done(result) on the reactor's thread.
     template <class Serve, class Done>
@@ -85,7 +84,7 @@ public:
     // PRECONDITION: GIL held (the hub takes the interpreter's greenlet API).
     explicit green_dispatch(net::io_context& ioc) : hub_(ioc) {}
 
-    std::unique_ptr<http::byte_stream> open(const transport& t, int fd, net::posix::stream_descriptor& socket) {
+    std::unique_ptr<http::byte_stream> open(const transport& t, int fd, hub::edge_socket& socket) {
         return t.open(fd, waiter{&hub_, &socket});
     }
     template <class Serve, class Done>
@@ -101,9 +100,14 @@ private:
     // one place hub::killed becomes a stream_error.
     struct waiter {
         hub::hub* h;
-        net::posix::stream_descriptor* socket;
-        bool wait(int, bool writable, http::deadline until);
+        hub::edge_socket* socket;
+        // After EAGAIN (socket_stream, tls_stream): the wait needs no re-arm.
+        bool wait(int, bool writable, http::deadline until) { return wait_as(writable, hub::edge_socket::known::fresh, until); }
+        // With no read just before it (waiting for a PROXY header): what the last read noted.
+        bool wait_readable(int, http::deadline until) { return wait_as(false, socket->input(), until); }
+        void note_read(bool drained) { socket->note_read(drained); }
         void yield();
+        bool wait_as(bool writable, hub::edge_socket::known k, http::deadline until);
     };
 
     hub::hub hub_;

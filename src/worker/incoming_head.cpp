@@ -30,8 +30,10 @@ incoming_head::state incoming_head::read_from(int fd) {
         if (n == 0) return state::gone;
         if (n < 0) {
             if (errno == EINTR) continue;
+            drained_ = true;
             return errno == EAGAIN || errno == EWOULDBLOCK ? state::arriving : state::gone;
         }
+        drained_ = size_t(n) < sizeof chunk;
         size_t from = bytes_.size() < 3 ? 0 : bytes_.size() - 3;
         bytes_.append(chunk, size_t(n));
         // The usual case, a whole head in one read: its end is found with a memchr-speed search, and serve()'s

@@ -25,6 +25,8 @@ public:
     // Reads what the socket has without waiting. complete once the head is whole, or refused by the limits or
     // as malformed (serve() reads it again and answers the 4xx); gone if the peer closed or failed first.
     state read_from(int fd);
+    // The last read_from left the socket empty (its last recv saw EAGAIN, or fewer bytes than it asked).
+    bool drained() const { return drained_; }
 
     // The client sent part of a request (a connection that never sent a byte has not started one).
     bool started() const { return !bytes_.empty(); }
@@ -41,6 +43,7 @@ private:
     const http::limits* lim_;
     std::string bytes_;
     http::head_scan scan_;
+    bool drained_ = false;
 };
 
 }  // namespace gcorn::worker

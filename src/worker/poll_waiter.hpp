@@ -7,6 +7,7 @@
 #include <poll.h>
 
 #include "http/byte_stream.hpp"
+#include "hub/edge_socket.hpp"
 #include "py/gil.hpp"
 #include "sys/scoreboard.hpp"
 
@@ -18,6 +19,9 @@ struct poll_waiter {
     // (the client's own deadline bounds it); null where a reactor beats instead (gthread).
     sys::worker_slot* slot = nullptr;
     std::chrono::milliseconds beat_every{1000};
+    // gthread: the connection's reactor registration, told what each read saw (so its next idle wait need not
+    // re-arm); null for sync.
+    hub::edge_socket* socket = nullptr;
 
     bool wait(int fd, bool writable, http::deadline until) {
         for (;;) {
@@ -33,6 +37,9 @@ struct poll_waiter {
             if (rc > 0) return true;
             if (rc < 0 && errno != EINTR) throw http::stream_error(http::stream_error::kind::closed, "poll failed");
         }
+    }
+    void note_read(bool drained) {
+        if (socket) socket->note_read(drained);
     }
     void yield() {}
 };

@@ -47,7 +47,7 @@ struct session {
             const serve_options& opt)
         : socket(ioc, fd), idle(ioc.get_executor()), conn(fd, d.open(t, fd, socket), std::move(info), opt),
           head(opt.limits) {}
-    net::posix::stream_descriptor socket;  // owns and closes the fd; declared first, so it closes last
+    hub::edge_socket socket;               // owns and closes the fd; declared first, so it closes last
     hub::deadline_wait idle;               // its wait for the next request, on the reactor
     connection conn;
     incoming_head head;                    // the next request's head while it arrives, read on the reactor
@@ -133,7 +133,10 @@ private:
     void wait_for_request(const std::shared_ptr<session>& s, clock::time_point until) {
         bool keepalive = s->conn.served_any && !s->head.started();
         if (keepalive) ++idle_, metrics().connections_idle.store(uint32_t(idle_), std::memory_order_relaxed);
-        s->idle.start([&socket = s->socket](auto handler) { socket.async_wait(wait_type::wait_read, std::move(handler)); },
+        // What the last read saw decides whether the wait must re-arm the socket (hub/edge_socket.hpp).
+        s->idle.start([&socket = s->socket](auto handler) {
+                          socket.async_wait(wait_type::wait_read, socket.input(), std::move(handler));
+                      },
                       until, [this, s, keepalive, until](hub::woke why) {
                           if (keepalive) {
                               --idle_;
@@ -151,7 +154,9 @@ private:
     void read_head(const std::shared_ptr<session>& s, clock::time_point until) {
         if (driver_reads_heads_) {
             bool first_bytes = !s->head.started();
-            switch (s->head.read_from(s->socket.native_handle())) {
+            auto got = s->head.read_from(s->socket.native_handle());
+            s->socket.note_read(s->head.drained());
+            switch (got) {
                 case incoming_head::state::gone: return close(s);
                 case incoming_head::state::arriving:
                     // A kept-alive connection's next request began: its head has head_timeout from here.

@@ -16,6 +16,7 @@
 #include "config/settings.hpp"
 #include "http/byte_stream.hpp"
 #include "py/object.hpp"
+#include "worker/waiter.hpp"
 
 struct ssl_st;
 struct ssl_ctx_st;
@@ -146,7 +147,7 @@ public:
 
     bool has_buffered_input() const override { return session_->pending() > 0; }
 
-    bool wait_socket_readable(http::deadline until) override { return waiter_.wait(fd_, false, until); }
+    bool wait_socket_readable(http::deadline until) override { return wait_for_input(waiter_, fd_, until); }
 
     void yield() override { waiter_.yield(); }
 

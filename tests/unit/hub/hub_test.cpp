@@ -1,6 +1,7 @@
 #include "hub/hub.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <memory>
@@ -36,16 +37,25 @@ protected:
 py::interpreter* hub_test::interp_ = nullptr;
 
 // A pipe whose read end a greenlet can wait on.
+// A connected stream socket pair: `r` is the reader's (an edge_socket takes and closes it), `w` the peer's.
 struct pipe_pair {
     int r = -1, w = -1;
     pipe_pair() {
         int fds[2];
-        EXPECT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+        EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
         r = fds[0], w = fds[1];
     }
-    ~pipe_pair() { ::close(w); }  // the reader's stream_descriptor closes r
+    ~pipe_pair() { ::close(w); }
     void put() { EXPECT_EQ(::write(w, "x", 1), 1); }
+    // Reads what is there; true if the read drained it (as the reactor's readers note it).
+    bool take() {
+        char buf[64];
+        return ::recv(r, buf, sizeof buf, MSG_DONTWAIT) < ssize_t(sizeof buf);
+    }
 };
+
+using known = edge_socket::known;
+constexpr auto wait_read = edge_socket::wait_type::wait_read;
 
 TEST_F(hub_test, jobs_run_in_greenlets_and_pooled_greenlets_are_reused) {
     hub h(ioc);
@@ -81,9 +91,9 @@ TEST_F(hub_test, sleepers_wake_in_deadline_order) {
 TEST_F(hub_test, fd_wait_is_ready_once_data_arrives) {
     hub h(ioc);
     pipe_pair p;
-    net::posix::stream_descriptor d(ioc, p.r);
+    edge_socket d(ioc, p.r);
     woke got = woke::cancelled;
-    h.spawn([&] { got = h.wait(d, net::posix::descriptor_base::wait_read, clock::now() + 10s); });
+    h.spawn([&] { got = h.wait(d, wait_read, known::fresh, clock::now() + 10s); });
     net::steady_timer later(ioc, 20ms);
     later.async_wait([&](auto) { p.put(); });
     h.run();
@@ -93,11 +103,11 @@ TEST_F(hub_test, fd_wait_is_ready_once_data_arrives) {
 TEST_F(hub_test, fd_wait_times_out_and_its_late_half_is_dropped) {
     hub h(ioc);
     pipe_pair p;
-    net::posix::stream_descriptor d(ioc, p.r);
+    edge_socket d(ioc, p.r);
     int resumed = 0;
     woke first = woke::ready;
     h.spawn([&] {
-        first = h.wait(d, net::posix::descriptor_base::wait_read, clock::now() + 10ms);
+        first = h.wait(d, wait_read, known::fresh, clock::now() + 10ms);
         ++resumed;
         p.put();                        // the timed-out wait's socket half must not resume us...
         h.sleep(clock::now() + 30ms);   // ...while we wait for something else
@@ -106,6 +116,46 @@ TEST_F(hub_test, fd_wait_times_out_and_its_late_half_is_dropped) {
     h.run();
     EXPECT_EQ(first, woke::timeout);
     EXPECT_EQ(resumed, 2);
+}
+
+// Edge-triggered waits must not lose an edge the reactor took while nobody waited (issue 14: no re-arm per wait).
+// The byte arrives and the reactor runs (a sleep) before the wait starts: a `drained` wait must see it (its check
+// peeks), and so must a re-arming one; neither may sleep until its 10 s deadline.
+TEST_F(hub_test, a_wait_after_the_reactor_took_the_edge_still_sees_the_input) {
+    for (known k : {known::drained, known::nothing}) {
+        hub h(ioc);
+        pipe_pair p;
+        edge_socket d(ioc, p.r);
+        woke got = woke::cancelled;
+        h.spawn([&] {
+            p.put();
+            h.sleep(clock::now() + 20ms);  // the reactor runs: epoll reports the byte, no wait is queued
+            got = h.wait(d, wait_read, k, clock::now() + 10s);
+        });
+        h.run();
+        ioc.restart();
+        EXPECT_EQ(got, woke::ready) << int(k);
+    }
+}
+
+// The steady state of a keep-alive connection: a read drains the socket, the next wait queues with no check, and
+// the next byte wakes it; then the next read drains again, and so on.
+TEST_F(hub_test, drained_waits_wake_at_each_new_input) {
+    hub h(ioc);
+    pipe_pair p;
+    edge_socket d(ioc, p.r);
+    int woken = 0;
+    h.spawn([&] {
+        for (int i = 0; i < 3; ++i) {
+            if (h.wait(d, wait_read, d.input(), clock::now() + 10s) != woke::ready) return;
+            ++woken;
+            d.note_read(p.take());
+        }
+    });
+    net::steady_timer t1(ioc, 10ms), t2(ioc, 20ms), t3(ioc, 30ms);
+    for (auto* t : {&t1, &t2, &t3}) t->async_wait([&](auto) { p.put(); });
+    h.run();
+    EXPECT_EQ(woken, 3);
 }
 
 TEST_F(hub_test, a_wakeup_before_the_wait_is_kept_and_a_finished_token_is_ignored) {
