@@ -159,6 +159,9 @@ object get_item(const object& d, const object& k) {
     if (!v && PyErr_Occurred()) throw python_error();
     return object::borrow(v);
 }
+void del_item(const object& d, const object& k) {
+    if (PyDict_DelItem(d.ptr(), k.ptr()) < 0) throw python_error();
+}
 
 bool is_bytes(const object& o) { return PyBytes_Check(o.ptr()); }
 std::string_view bytes_view(const object& o) { return {PyBytes_AS_STRING(o.ptr()), size_t(PyBytes_GET_SIZE(o.ptr()))}; }

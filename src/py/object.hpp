@@ -87,6 +87,7 @@ void intern(object& s);                     // replaces a str by its interned co
 
 void set_item(const object& mapping, const object& key, const object& value);
 object get_item(const object& dict, const object& key);  // null if absent
+void del_item(const object& dict, const object& key);     // PRECONDITION: present
 bool is_bytes(const object& o);
 std::string_view bytes_view(const object& o);  // valid while `o` lives
 bool is_str(const object& o);

@@ -48,10 +48,30 @@ struct shared_objects {
     py::object empty_input = py::import("io").attr("BytesIO");
     py::object request_timeout = py::import("gcorn").attr("RequestTimeout");
     py::object deadline_key = py::interned("gcorn.deadline");
+    py::object http_11 = py::interned("HTTP/1.1"), http_10 = py::interned("HTTP/1.0");
+    std::pair<std::string_view, py::object> methods[4] = {{"GET", py::interned("GET")}, {"POST", py::interned("POST")},
+                                                          {"HEAD", py::interned("HEAD")}, {"PUT", py::interned("PUT")}};
     py::object base_environ = make_base();
 
+    // The usual methods and protocols are shared strings, not a new one per request.
+    py::object method(std::string_view m) const {
+        for (auto& [name, str] : methods)
+            if (m == name) return str;
+        return py::str_latin1(m);
+    }
+    py::object protocol(std::string_view p) const {
+        return p == "HTTP/1.1" ? http_11 : p == "HTTP/1.0" ? http_10 : py::str_latin1(p);
+    }
+
+    // The constant entries, and a placeholder for every key each request sets: a copy of this dict then has
+    // room for the whole environ, so filling it replaces values instead of growing the table (and rehashing it)
+    // twice per request. Keys a request may lack (REMOTE_PORT, gunicorn.socket) are deleted when it does.
     py::object make_base() {
         auto env = py::dict();
+        for (auto* key : {&REQUEST_METHOD, &SCRIPT_NAME, &PATH_INFO, &QUERY_STRING, &RAW_URI, &SERVER_PROTOCOL,
+                          &url_scheme, &SERVER_NAME, &SERVER_PORT, &REMOTE_ADDR, &REMOTE_PORT, &multithread,
+                          &multiprocess, &gunicorn_socket, &input, &early_hints})
+            py::set_item(env, *key, py::none());
         py::set_item(env, py::str("wsgi.version"), py::tuple({py::integer(1), py::integer(0)}));
         py::set_item(env, py::str("wsgi.errors"), wsgi_module.attr("ErrorStream")());
         py::set_item(env, py::str("wsgi.run_once"), py::boolean(false));
@@ -449,12 +469,12 @@ py::object application::make_environ(const connection_info& conn, const http::re
 
     // The constant entries are copied from a template, the rest set per request.
     auto env = py::copy_dict(sh.base_environ);
-    py::set_item(env, sh.REQUEST_METHOD, py::str_latin1(head.method));
+    py::set_item(env, sh.REQUEST_METHOD, sh.method(head.method));
     py::set_item(env, sh.SCRIPT_NAME, py::str_latin1(script_name));
     py::set_item(env, sh.PATH_INFO, py::str_latin1(path));
     py::set_item(env, sh.QUERY_STRING, py::str_latin1(qmark == std::string_view::npos ? "" : target.substr(qmark + 1)));
     py::set_item(env, sh.RAW_URI, py::str_latin1(head.target));
-    py::set_item(env, sh.SERVER_PROTOCOL, py::str_latin1(head.sent_protocol()));
+    py::set_item(env, sh.SERVER_PROTOCOL, sh.protocol(head.sent_protocol()));
     bool https = conn.https || (conn.trusted_proxy && forwarded_https(head.headers, secure_scheme_headers_));
     py::set_item(env, sh.url_scheme, https ? sh.https : sh.http);
     auto [server_name, server_port] = server_address(conn, head, https);
@@ -463,6 +483,8 @@ py::object application::make_environ(const connection_info& conn, const http::re
     py::set_item(env, sh.REMOTE_ADDR, py::str_latin1(conn.remote_addr));
     if (!conn.remote_addr.empty())  // a unix socket's peer has no port
         py::set_item(env, sh.REMOTE_PORT, py::str_latin1(std::to_string(conn.remote_port)));
+    else
+        py::del_item(env, sh.REMOTE_PORT);
     py::set_item(env, sh.multithread, py::boolean(conn.multithread));
     py::set_item(env, sh.multiprocess, py::boolean(multiprocess_));
     if (!conn.peer_cert.empty()) py::set_item(env, sh.peercert, py::str_latin1(conn.peer_cert));
@@ -484,11 +506,13 @@ outcome application::handle(connection_info& conn, const http::request_head& hea
         return out;
     }
     auto& sh = shared();
+    bool has_socket = false;
     try {
-        if (auto& sock = conn.socket.get()) py::set_item(env, sh.gunicorn_socket, sock);
+        if (auto& sock = conn.socket.get()) py::set_item(env, sh.gunicorn_socket, sock), has_socket = true;
     } catch (const py::python_error& e) {  // out of descriptors: the request is still served, without it
         spdlog::warn("environ['gunicorn.socket'] could not be made: {}", e.what());
     }
+    if (!has_socket) py::del_item(env, sh.gunicorn_socket);
     request_ctx ctx(writer, body, sendfile_);
     if (head.has_body()) {
         ctx.reader = py::native_reader(&request_ctx::read_body, &ctx);
