@@ -135,12 +135,16 @@ void build() {
 }
 
 void append_request_time(std::string& out, std::chrono::system_clock::time_point t) {
-    // [10/Oct/2000:13:55:36 +0000], Apache's common log time.
+    // [10/Oct/2000:13:55:36 +0000], Apache's common log time; formatted once per second per thread.
+    thread_local std::time_t last = -1;
+    thread_local char buf[64];
     std::time_t tt = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    ::localtime_r(&tt, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "[%d/%b/%Y:%H:%M:%S %z]", &tm);
+    if (tt != last) {
+        std::tm tm{};
+        ::localtime_r(&tt, &tm);
+        std::strftime(buf, sizeof buf, "[%d/%b/%Y:%H:%M:%S %z]", &tm);
+        last = tt;
+    }
     out += buf;
 }
 
@@ -251,10 +255,11 @@ namespace {
 
 // Gunicorn's SafeAtoms: a '"' in a value is escaped, so a quoted field cannot be closed early by a client.
 void append_safe(std::string& out, std::string_view v) {
-    for (char c : v) {
-        if (c == '"') out += '\\';
-        out += c;
+    for (auto quote = v.find('"'); quote != std::string_view::npos; quote = v.find('"')) {
+        out.append(v.substr(0, quote)).append("\\\"");
+        v.remove_prefix(quote + 1);
     }
+    out.append(v);
 }
 
 std::string environ_or(const access_entry& e, std::string_view key, std::string_view fallback) {
@@ -267,33 +272,41 @@ void append_atom(std::string& out, const std::string& a, const access_entry& e) 
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(e.duration).count();
     auto qpos = e.target.find('?');
     auto query = qpos == std::string_view::npos ? std::string_view{} : e.target.substr(qpos + 1);
-    if (a == "h") append_safe(out, e.remote_addr);
-    else if (a == "l") out += "-";
-    else if (a == "u") append_safe(out, or_dash(e.remote_user.empty() ? detail::basic_user(e.request_headers) : e.remote_user));
-    else if (a == "t") append_request_time(out, e.start);
-    else if (a == "r") append_safe(out, std::string(e.method) + ' ' + std::string(e.target) + ' ' + std::string(e.protocol));
-    else if (a == "m") append_safe(out, e.method);
-    else if (a == "U") append_safe(out, environ_or(e, "PATH_INFO", e.target.substr(0, qpos)));  // decoded, as Gunicorn
-    else if (a == "q") append_safe(out, query);
-    else if (a == "H") append_safe(out, e.protocol);
-    else if (a == "s") out += e.status.substr(0, e.status.find(' '));
-    else if (a == "B" || a == "b") out += std::to_string(e.response_length);  // Gunicorn prints 0, not "-", for b
-    else if (a == "f") append_safe(out, or_dash(header(e.request_headers, "referer")));
-    else if (a == "a") append_safe(out, or_dash(header(e.request_headers, "user-agent")));
-    else if (a == "T") out += std::to_string(us / 1000000);
-    else if (a == "D") out += std::to_string(us);
-    else if (a == "M") out += std::to_string(us / 1000);
-    else if (a == "L") {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%.6f", double(us) / 1e6);
-        out += buf;
-    } else if (a == "Q") {  // gcorn: queue time, decimal seconds (as L), "-" if unknown
-        if (e.queue.count() < 0) return void(out += "-");
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%.6f", double(e.queue.count()) / 1e9);
-        out += buf;
-    } else if (a == "p") out += "<" + std::to_string(::getpid()) + ">";
-    else out += "-";
+    // One switch on the atom's letter: the format is rendered for every request (most deployments log).
+    switch (a.size() == 1 ? a[0] : '\0') {
+        case 'h': return append_safe(out, e.remote_addr);
+        case 'l': return void(out += "-");
+        case 'u': return append_safe(out, or_dash(e.remote_user.empty() ? detail::basic_user(e.request_headers) : e.remote_user));
+        case 't': return append_request_time(out, e.start);
+        case 'r':
+            append_safe(out, e.method), out += ' ', append_safe(out, e.target), out += ' ';
+            return append_safe(out, e.protocol);
+        case 'm': return append_safe(out, e.method);
+        case 'U': return append_safe(out, environ_or(e, "PATH_INFO", e.target.substr(0, qpos)));  // decoded, as Gunicorn
+        case 'q': return append_safe(out, query);
+        case 'H': return append_safe(out, e.protocol);
+        case 's': return void(out += e.status.substr(0, e.status.find(' ')));
+        case 'B':
+        case 'b': return void(out += std::to_string(e.response_length));  // Gunicorn prints 0, not "-", for b
+        case 'f': return append_safe(out, or_dash(header(e.request_headers, "referer")));
+        case 'a': return append_safe(out, or_dash(header(e.request_headers, "user-agent")));
+        case 'T': return void(out += std::to_string(us / 1000000));
+        case 'D': return void(out += std::to_string(us));
+        case 'M': return void(out += std::to_string(us / 1000));
+        case 'L': {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.6f", double(us) / 1e6);
+            return void(out += buf);
+        }
+        case 'Q': {  // gcorn: queue time, decimal seconds (as L), "-" if unknown
+            if (e.queue.count() < 0) return void(out += "-");
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.6f", double(e.queue.count()) / 1e9);
+            return void(out += buf);
+        }
+        case 'p': return void(out += "<" + std::to_string(::getpid()) + ">");
+        default: out += "-";
+    }
 }
 
 }  // namespace
