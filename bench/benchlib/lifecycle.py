@@ -11,9 +11,9 @@ as often, back to one worker.  A hook that did not run (or ran out of order) is 
 
 hup: the app (bench/apps/pid.py) answers its worker's PID.  A run notes the live workers, sends
 HUP and polls with a new connection per request, as fast as it can, until a PID that is not one
-of the old workers answers: the time from the HUP to that answer, and how many requests failed
-meanwhile (a server that drops its listeners or old workers too early shows there).  Then it
-waits for the old workers to exit.
+of the old workers answers: the time from the HUP to that answer, how many requests failed
+meanwhile and the longest one took (a server that drops its listeners or stops its old workers
+before a new one accepts shows there).  Then it waits for the old workers to exit.
 """
 
 import os
@@ -151,20 +151,25 @@ class BootMeasurement(Measurement):
 
 
 def poll_new_pid(server, old, timeout=30.0):
-    """Requests PIDs (a new connection each) until one not in old answers: (seconds, failed
-    requests, requests); seconds None if none did within timeout."""
-    failed = requests = 0
+    """Requests PIDs (a new connection each) until one not in old answers.  Returns the seconds
+    until then (None if no new worker answered within timeout) and counts: requests, failed
+    ones, and the longest a single request took (a gap in which no worker accepts shows there)."""
+    polls = {"requests": 0, "failed": 0, "longest_s": 0.0}
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        requests += 1
+        polls["requests"] += 1
+        sent = time.monotonic()
         try:
             status, body = server.get(timeout=1.0)
-            if status == 200 and int(body) not in old:
-                return time.monotonic() - t0, failed, requests
-            failed += status != 200
+            answered = status == 200 and int(body) not in old
+            polls["failed"] += status != 200
         except (OSError, ValueError):
-            failed += 1
-    return None, failed, requests
+            answered = False
+            polls["failed"] += 1
+        polls["longest_s"] = max(polls["longest_s"], time.monotonic() - sent)
+        if answered:
+            return time.monotonic() - t0, polls
+    return None, polls
 
 
 class HupMeasurement(Measurement):
@@ -180,18 +185,20 @@ class HupMeasurement(Measurement):
         try:
             sent = time.monotonic()
             os.kill(server.proc.pid, signal.SIGHUP)
-            seconds, failed, requests = poll_new_pid(server, old)
+            seconds, polls = poll_new_pid(server, old)
         finally:
             os.sched_setaffinity(0, affinity)
         gone = wait_gone(old, 30.0)
-        r = {"hup_ms": seconds * 1e3 if seconds is not None else None, "failed_requests": failed,
-             "requests": requests, "old_workers": sorted(old),
+        r = {"hup_ms": seconds * 1e3 if seconds is not None else None,
+             "failed_requests": polls["failed"], "requests": polls["requests"],
+             "longest_request_ms": polls["longest_s"] * 1e3, "old_workers": sorted(old),
              "old_workers_exited_ms": (time.monotonic() - sent) * 1e3 if gone else None,
              "quiet_wait_s": waited, "server_alive": server.proc.poll() is None}
         print("[%s] %-8s run %d/%d: HUP -> first answer from a new worker %s ms (%d requests, "
-              "%d failed); old workers gone after %s ms"
+              "%d failed, the longest %.1f ms); old workers gone after %s ms"
               % (scenario.name, server.name, rep, args.repeat, fmt(r["hup_ms"], "%.1f"),
-                 requests, failed, fmt(r["old_workers_exited_ms"], "%.0f")))
+                 r["requests"], r["failed_requests"], r["longest_request_ms"],
+                 fmt(r["old_workers_exited_ms"], "%.0f")))
         return r
 
     def summarize(self, runs, scenario, args):
@@ -201,6 +208,7 @@ class HupMeasurement(Measurement):
                 "hup_ms_max": max(times) if times else None,
                 "failed_requests": sum(r["failed_requests"] for r in runs),
                 "no_new_worker": sum(1 for r in runs if r["hup_ms"] is None),
+                "longest_request_ms": max(r["longest_request_ms"] for r in runs),
                 "old_workers_exited_ms": median_of(runs, "old_workers_exited_ms"),
                 "runs": len(runs)}
 
@@ -220,7 +228,8 @@ class HupMeasurement(Measurement):
               % (scenario.name, scenario.description, result["repeat"]))
         rows = [[name, fmt(s["hup_ms"], "%.1f ms"),
                  fmt_range(s["hup_ms_min"], s["hup_ms_max"], "%.1f"),
-                 s["failed_requests"], fmt(s["old_workers_exited_ms"], "%.0f ms")]
+                 s["failed_requests"], fmt(s["longest_request_ms"], "%.1f ms"),
+                 fmt(s["old_workers_exited_ms"], "%.0f ms")]
                 for name, s in summaries(result)]
         print_rows(["server", "HUP -> new worker", "(min-max)", "failed requests",
-                    "old workers gone"], rows)
+                    "longest request", "old workers gone"], rows)
