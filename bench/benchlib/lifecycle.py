@@ -19,12 +19,11 @@ before a new one accepts shows there).  Then it waits for the old workers to exi
 import os
 import re
 import signal
-import statistics
 import time
 
 from benchlib import Measurement
 from benchlib.procfs import descendants, quiet, wait_gone
-from benchlib.text import fmt, fmt_range, median_of, print_rows, summaries
+from benchlib.text import fmt, fmt_range, median_of, print_rows, spread, summaries
 
 SPAWNS = 5
 HOOKS = ("pre_fork", "post_fork", "post_worker_init")
@@ -117,9 +116,8 @@ class BootMeasurement(Measurement):
             problems.append("TTIN %d: no new worker ran post_worker_init within 15 s"
                             % (len(ages) + 1))
         shrunk = shrink_to(server, before, len(ages))
-        r = {"boot_ms": statistics.median(boots) if boots else None, "boot_ms_all": boots,
-             "fork_ms": statistics.median(forks) if forks else None, "fork_ms_all": forks,
-             "ages": ages, "problems": problems, "shrunk_back": shrunk, "quiet_wait_s": waited,
+        r = {"boot_ms": spread("boot_ms", boots)["boot_ms"], "boot_ms_all": boots,
+             "fork_ms": spread("fork_ms", forks)["fork_ms"], "fork_ms_all": forks, "ages": ages, "problems": problems, "shrunk_back": shrunk, "quiet_wait_s": waited,
              "server_alive": server.proc.poll() is None}
         print("[%s] %-8s run %d/%d: boot (pre_fork -> post_worker_init) median %s ms of %s; "
               "fork (pre_fork -> post_fork) %s ms%s"
@@ -130,11 +128,11 @@ class BootMeasurement(Measurement):
 
     def summarize(self, runs, scenario, args):
         boots = [b for r in runs for b in r["boot_ms_all"]]
-        return {"boot_ms": statistics.median(boots) if boots else None,
-                "boot_ms_min": min(boots) if boots else None,
-                "boot_ms_max": max(boots) if boots else None,
-                "fork_ms": median_of(runs, "fork_ms"), "spawns": len(boots),
-                "problems": [p for r in runs for p in r["problems"]], "runs": len(runs)}
+        forks = [f for r in runs for f in r["fork_ms_all"]]
+        s = spread("boot_ms", boots)
+        s.update({"fork_ms": spread("fork_ms", forks)["fork_ms"], "spawns": len(boots),
+                  "problems": [p for r in runs for p in r["problems"]], "runs": len(runs)})
+        return s
 
     def notes(self, name, summary, scenario):
         return ["%s: %s" % (name, p) for p in summary["problems"][:5]]
@@ -202,15 +200,13 @@ class HupMeasurement(Measurement):
         return r
 
     def summarize(self, runs, scenario, args):
-        times = [r["hup_ms"] for r in runs if r["hup_ms"] is not None]
-        return {"hup_ms": median_of(runs, "hup_ms"),
-                "hup_ms_min": min(times) if times else None,
-                "hup_ms_max": max(times) if times else None,
-                "failed_requests": sum(r["failed_requests"] for r in runs),
-                "no_new_worker": sum(1 for r in runs if r["hup_ms"] is None),
-                "longest_request_ms": max(r["longest_request_ms"] for r in runs),
-                "old_workers_exited_ms": median_of(runs, "old_workers_exited_ms"),
-                "runs": len(runs)}
+        s = spread("hup_ms", [r["hup_ms"] for r in runs])
+        s.update({"failed_requests": sum(r["failed_requests"] for r in runs),
+                  "no_new_worker": sum(1 for r in runs if r["hup_ms"] is None),
+                  "longest_request_ms": max(r["longest_request_ms"] for r in runs),
+                  "old_workers_exited_ms": median_of(runs, "old_workers_exited_ms"),
+                  "runs": len(runs)})
+        return s
 
     def notes(self, name, summary, scenario):
         out = []

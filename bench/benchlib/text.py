@@ -8,6 +8,16 @@ def median_of(runs, key):
     return statistics.median(values) if values else None
 
 
+def spread(name, values):
+    """{name: median, name_min: ..., name_max: ...} of the values that are not None (Nones if
+    there are none): a figure over the runs, as the tables show it."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return {name: None, name + "_min": None, name + "_max": None}
+    return {name: statistics.median(values), name + "_min": min(values),
+            name + "_max": max(values)}
+
+
 def fmt_us(us):
     if us is None:
         return "-"

@@ -26,7 +26,7 @@ import time
 from benchlib import Measurement
 from benchlib.procfs import (CoreWatch, children_cpu_seconds, descendants, on_cpu, quiet,
                              reset_peak_rss, tree_cpu_seconds, vm_kib)
-from benchlib.text import fmt, fmt_range, median_of, print_rows, summaries
+from benchlib.text import fmt, fmt_range, median_of, print_rows, spread, summaries
 
 BLOB_SIZE = 1 << 30
 MIB = 1024.0
@@ -168,16 +168,13 @@ class TransferMeasurement(Measurement):
         s = {}
         for name in TRANSFERS:
             done = [r["transfers"][name] for r in runs if name in r["transfers"]]
-            growth = [t["rss_growth_mib"] for t in done if t["rss_growth_mib"] is not None]
-            gbps = [t["gb_per_s"] for t in done if t["gb_per_s"] is not None]
-            s[name] = {"gb_per_s": median_of(done, "gb_per_s"),
-                       "gb_per_s_min": min(gbps) if gbps else None,
-                       "gb_per_s_max": max(gbps) if gbps else None,
-                       "cpu_s_per_gb": median_of(done, "cpu_s_per_gb"),
-                       "rss_growth_mib": max(growth) if growth else None,
-                       "idle_rss_mib": median_of(done, "idle_rss_mib"),
-                       "failures": sum(1 for t in done if not t["ok"]),
-                       "noisy": sum(1 for t in done if t["noisy"])}
+            growth = spread("rss_growth_mib", [t["rss_growth_mib"] for t in done])
+            s[name] = spread("gb_per_s", [t["gb_per_s"] for t in done])
+            s[name].update({"cpu_s_per_gb": median_of(done, "cpu_s_per_gb"),
+                            "rss_growth_mib": growth["rss_growth_mib_max"],
+                            "idle_rss_mib": median_of(done, "idle_rss_mib"),
+                            "failures": sum(1 for t in done if not t["ok"]),
+                            "noisy": sum(1 for t in done if t["noisy"])})
         idle = [r["transfers"][n]["idle_rss_mib"] for r in runs for n in TRANSFERS
                 if r["transfers"].get(n, {}).get("idle_rss_mib") is not None]
         s["idle_rss_drift_mib"] = idle[-1] - idle[0] if idle else None
