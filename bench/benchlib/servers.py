@@ -90,12 +90,23 @@ class Server:
                                     % (self.returncode, self.log_tail(3) or "(empty log)"))
             try:
                 if self.get()[0] == 200:
-                    self.boot_workers = descendants(self.proc.pid)
+                    self.boot_workers = self._settled_workers()
                     return
             except OSError:
                 pass
             time.sleep(0.1)
         raise ServerSkipped("did not answer on port %d within %.0f s" % (self.port, timeout))
+
+    def _settled_workers(self, timeout=5.0):
+        """The processes below the master once their set has not changed for 0.3 s: the first
+        worker may answer before the master has forked the others."""
+        deadline = time.monotonic() + timeout
+        seen, stable = descendants(self.proc.pid), 0
+        while stable < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = descendants(self.proc.pid)
+            seen, stable = now, stable + 1 if now == seen else 0
+        return seen
 
     def stop(self, grace=15.0):
         """SIGTERM (a graceful stop for gcorn and gunicorn, a fast one for nginx), wait; SIGKILL the
