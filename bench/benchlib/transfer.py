@@ -75,7 +75,7 @@ def curl_command(url, name, blob):
     cmd = ["curl", "-sS", "--max-time", "600", "-H", "Connection: close", "-w", CURL_STATS]
     if name == "upload":
         # -T streams the file (--data-binary @FILE would read it all into memory); "Expect:"
-        # drops the 100-continue handshake, which Gunicorn does not answer (curl would wait 1 s).
+        # drops the 100-continue round trip (up to 1 s of waiting with a server that ignores it).
         cmd += ["-T", str(blob), "-H", "Expect:"]
     else:
         cmd += ["-o", "/dev/null"]
