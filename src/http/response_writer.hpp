@@ -60,6 +60,7 @@ private:
     void flush(std::string_view data, std::string_view trailer);
     void send(std::span<const std::string_view> pieces);
     uint64_t clamp_to_length(uint64_t n);
+    void sent_body(uint64_t n);
 
     byte_stream& stream_;
     const request_head& request_;
@@ -73,6 +74,7 @@ private:
     int code_ = 0;
     bool started_ = false, head_sent_ = false, chunked_ = false, no_body_ = false, keep_alive_;
     uint64_t body_bytes_ = 0;
+    uint64_t unyielded_ = 0;  // body bytes sent since the stream last let other connections run
 };
 
 // A complete canned response for errors gcorn generates itself ("400 Bad Request"); always closes.

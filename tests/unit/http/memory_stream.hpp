@@ -17,6 +17,8 @@ public:
     std::deque<std::string> input;  // each entry is returned by one read_some (split if larger)
     std::string output;
     bool lingered = false;
+    size_t yields = 0;           // times the writer let other connections run
+    size_t file_chunk = 1 << 20;  // what one send_file "sends" (the file is not read)
 
     size_t read_some(std::span<char> into, deadline) override {
         if (input.empty()) return 0;
@@ -30,8 +32,9 @@ public:
     void write_all(std::span<const std::string_view> pieces, deadline) override {
         for (auto p : pieces) output.append(p);
     }
-    size_t send_file(int, off_t, size_t, deadline) override { return 0; }
+    size_t send_file(int, off_t, size_t count, deadline) override { return std::min(count, file_chunk); }
     void linger(deadline) override { lingered = true; }
+    void yield() override { ++yields; }
 };
 
 }  // namespace gcorn::http::testing

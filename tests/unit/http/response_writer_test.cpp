@@ -31,6 +31,24 @@ TEST(response_writer, chunked_when_length_unknown_on_1_1) {
     EXPECT_TRUE(w.keep_alive());
 }
 
+// A client that reads as fast as we send never makes a write wait: without yields a big body would hold the async
+// worker's hub (every other connection) for the whole transfer.
+TEST(response_writer, big_bodies_let_other_connections_run_every_few_mib) {
+    memory_stream s;
+    auto h = head();
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    w.start("200 OK", {{"Content-Length", std::to_string(64u << 20)}});
+    std::string mib(1 << 20, 'x');
+    for (int i = 0; i < 32; ++i) w.write(mib);
+    EXPECT_GE(s.yields, 7u);  // 32 MiB written, a yield every 4 MiB
+    s.yields = 0;
+    w.write_file(-1, 0, 32u << 20);  // memory_stream "sends" 1 MiB per send_file
+    EXPECT_GE(s.yields, 7u);
+    w.finish();
+    EXPECT_TRUE(w.keep_alive());
+    EXPECT_EQ(w.body_bytes(), 64u << 20);
+}
+
 TEST(response_writer, close_delimited_on_1_0) {
     memory_stream s;
     auto h = head("GET", 10);
