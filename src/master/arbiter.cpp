@@ -137,7 +137,9 @@ struct arbiter::impl {
 
     void handle_chld() { reap(); }
 
-    // Reload the configuration, start workers with it, then stop the old ones gracefully.
+    // Reload the configuration, start workers with it, then stop the old ones gracefully once one of the new
+    // ones has loaded the app (the listeners always have someone accepting; Gunicorn stops them at once). If the
+    // new generation cannot load the app, the old workers keep serving.
     void handle_hup() {
         spdlog::info("Hang up: {}", app_name(s));
         sys::systemd::notify("RELOADING=1\nSTATUS=Reloading the configuration and replacing the workers");
@@ -148,7 +150,7 @@ struct arbiter::impl {
         if (opt.hooks.on_reload) opt.hooks.on_reload();
         int before = std::exchange(target, s.workers);
         if (before != target && opt.hooks.nworkers_changed) opt.hooks.nworkers_changed(target, before);
-        retire_all("reload");
+        spawn_generation();
     }
 
     void handle_ttin() { set_target(target + 1); }
@@ -486,9 +488,15 @@ struct arbiter::impl {
         reload_timer.async_wait([this](boost::system::error_code ec) {
             if (ec || stopping) return;
             spdlog::info("Worker reloading: {} modified", std::exchange(reload_cause, {}));
-            abandon_trial();  // a newer edit supersedes a generation still booting
-            for (int i = 0; i < target; ++i) spawn(true);
+            spawn_generation();
         });
+    }
+
+    // A new generation of `target` workers that replaces the others once one of it has loaded the app
+    // (promote_trial). A newer reload supersedes a generation still booting.
+    void spawn_generation() {
+        abandon_trial();
+        for (int i = 0; i < target; ++i) spawn(true);
     }
 
     void abandon_trial() {
@@ -652,7 +660,8 @@ struct arbiter::impl {
             tick.expires_after(fast ? supervise_every_stopping : supervise_every);
             co_await tick.async_wait(net::use_awaitable);
             report_ready();
-            if (watcher) watch_imports(), promote_trial();
+            if (watcher) watch_imports();
+            promote_trial();
             log::statsd::gauge("gunicorn.workers", active());  // as Gunicorn's manage_workers
             if (s.enable_backlog_metric) report_backlog();
             reap();

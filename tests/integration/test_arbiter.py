@@ -39,6 +39,32 @@ def test_hup_reloads_config_and_replaces_every_worker(gcorn, tmp_path):
     assert pid_of(server) in new
 
 
+SLOW_BOOT_APP = r'''
+import os, time
+# The next generation's import is slow once the test says so: while it loads, only the old worker can answer.
+if os.path.exists(os.path.join(os.path.dirname(__file__), "slow")):
+    time.sleep(6)
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+'''
+
+
+def test_hup_stops_the_old_workers_only_once_a_new_one_has_loaded_the_app(gcorn, tmp_path):
+    (tmp_path / "slowboot.py").write_text(SLOW_BOOT_APP)
+    server = gcorn("slowboot:app", "--pythonpath", str(tmp_path), "-w", "1")
+    old = server.worker_pids()
+    (tmp_path / "slow").write_text("")
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(server.worker_pids()) == 2)  # the new one is forked
+    # The new worker is importing for 6 s: requests now are the old worker's, not queued for the new one.
+    for _ in range(5):
+        assert pid_of(server) == old[0]
+    new = wait_until(lambda: (lambda p: p if len(p) == 1 and p != old else None)(server.worker_pids()), timeout=30)
+    assert pid_of(server) == new[0]
+
+
 def test_hup_with_a_broken_config_keeps_running(gcorn, tmp_path):
     cfg = tmp_path / "app.toml"
     cfg.write_text('workers = 2\n')
