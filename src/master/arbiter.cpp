@@ -74,6 +74,9 @@ constexpr auto stack_timeout = 3s;
 constexpr uint32_t max_stack_text = 16 << 20;
 // The supervisor's tick: how often timeouts and the old master are checked, faster while stopping.
 constexpr std::chrono::milliseconds supervise_every = 1s, supervise_every_stopping = 100ms;
+// While a new generation boots (HUP, reload) the old one keeps accepting: it is told to stop within this of the
+// first new worker's boot, so the new code serves promptly.
+constexpr std::chrono::milliseconds supervise_every_trial = 10ms;
 
 const char* signal_name(int sig) {
     switch (sig) {
@@ -656,8 +659,9 @@ struct arbiter::impl {
     net::awaitable<void> supervise_loop() {
         for (;;) {
             // Readiness is reported, and a reload's new workers take over, within a short tick of their boot.
-            bool fast = stopping || !ready_sent || trial_pending();
-            tick.expires_after(fast ? supervise_every_stopping : supervise_every);
+            tick.expires_after(trial_pending()            ? supervise_every_trial
+                               : stopping || !ready_sent ? supervise_every_stopping
+                                                         : supervise_every);
             co_await tick.async_wait(net::use_awaitable);
             report_ready();
             if (watcher) watch_imports();
