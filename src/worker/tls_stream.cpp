@@ -118,6 +118,21 @@ tls_session::tls_session(const tls_context& ctx, int fd) : ssl_(SSL_new(ctx.nati
         throw http::stream_error(http::stream_error::kind::closed, openssl_error("cannot start TLS").c_str());
     }
     SSL_set_accept_state(ssl_);
+    // Read what the socket has, not a record header and then its body: one read(2) per request instead of two.
+    // Bytes read ahead stay in OpenSSL's buffer, so "is input buffered" is SSL_has_pending, not SSL_pending.
+    SSL_set_read_ahead(ssl_, 1);
+    BIO* socket_bio = SSL_get_rbio(ssl_);
+    BIO_set_callback_arg(socket_bio, reinterpret_cast<char*>(this));
+    BIO_set_callback_ex(socket_bio, &tls_session::on_socket_io);
+}
+
+// After each read of the socket BIO: did it leave the socket empty?
+long tls_session::on_socket_io(BIO* bio, int oper, const char*, size_t len, int, long, int ret, size_t* processed) {
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+        auto* self = reinterpret_cast<tls_session*>(BIO_get_callback_arg(bio));
+        self->socket_drained_ = ret > 0 ? processed && *processed < len : BIO_should_retry(bio) != 0;
+    }
+    return ret;
 }
 
 tls_session::~tls_session() { SSL_free(ssl_); }
@@ -162,7 +177,7 @@ void tls_session::close_notify() noexcept {
     ERR_clear_error();
 }
 
-size_t tls_session::pending() const { return size_t(SSL_pending(ssl_)); }
+bool tls_session::has_pending() const { return SSL_has_pending(ssl_) == 1; }
 
 std::string tls_session::peer_certificate() const {
     X509* cert = SSL_get1_peer_certificate(ssl_);

@@ -18,6 +18,7 @@
 #include "py/object.hpp"
 #include "worker/waiter.hpp"
 
+struct bio_st;
 struct ssl_st;
 struct ssl_ctx_st;
 
@@ -60,14 +61,18 @@ public:
     result read(std::span<char> into);
     result write(std::string_view data);
     void close_notify() noexcept;           // best effort, once; skipped after a failure
-    size_t pending() const;                 // decrypted bytes not read yet
+    bool has_pending() const;               // input read from the socket (decrypted or not) not read yet
+    // The socket read under the last read() drained it (EAGAIN, or fewer bytes than OpenSSL asked for): the
+    // connection's next idle wait need not re-arm (hub/edge_socket.hpp).
+    bool socket_drained() const { return socket_drained_; }
     std::string peer_certificate() const;   // the client's certificate as PEM, or ""
 
 private:
     [[noreturn]] void fail(const char* during, int ssl_error);
+    static long on_socket_io(bio_st* bio, int oper, const char*, size_t len, int, long, int ret, size_t* processed);
     ssl_st* ssl_;
     int fd_;
-    bool broken_ = false, closed_ = false;
+    bool broken_ = false, closed_ = false, socket_drained_ = false;
 };
 
 // The part of a TLS stream a worker needs before the first request, whatever its Waiter.
@@ -95,7 +100,11 @@ public:
     size_t read_some(std::span<char> into, http::deadline until) override {
         for (;;) {
             auto r = session_->read(into);
-            if (r.more == tls_session::want::none) return r.bytes;
+            if (r.more == tls_session::want::none) {
+                if constexpr (requires(Waiter w) { w.note_read(true); })
+                    waiter_.note_read(session_->socket_drained() && !session_->has_pending());
+                return r.bytes;
+            }
             wait(r.more, until);
         }
     }
@@ -142,10 +151,10 @@ public:
 
     bool input_pending() override {
         char c;
-        return session_->pending() > 0 || ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+        return session_->has_pending() || ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
     }
 
-    bool has_buffered_input() const override { return session_->pending() > 0; }
+    bool has_buffered_input() const override { return session_->has_pending(); }
 
     bool wait_socket_readable(http::deadline until) override { return wait_for_input(waiter_, fd_, until); }
 

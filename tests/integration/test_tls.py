@@ -3,6 +3,7 @@
 import hashlib
 import http.client
 import json
+import re
 import shutil
 import signal
 import socket
@@ -27,7 +28,7 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](open(BIG, "rb"))
     body = environ["wsgi.input"].read()
-    info = {"scheme": environ["wsgi.url_scheme"], "peercert": environ.get("gcorn.peercert"),
+    info = {"scheme": environ["wsgi.url_scheme"], "peercert": environ.get("gcorn.peercert"), "path": path,
             "md5": hashlib.md5(body).hexdigest(), "length": len(body)}
     out = json.dumps(info).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
@@ -107,6 +108,54 @@ def test_keepalive_over_tls(tls_server, ca, worker_class):
         socks.add(id(conn.sock))
     assert len(socks) == 1
     conn.close()
+
+
+# Pipelined requests as two TLS records in one TCP write, then after a pause a third. OpenSSL reads ahead of the
+# record it decrypts, so the second request waits in its buffer, not in the socket; the server must serve it
+# without waiting for the socket (where nothing more arrives), and the connection's next wait must see the third.
+@pytest.mark.parametrize("worker_class", ["gthread", "async"])
+def test_pipelined_requests_over_tls(tls_server, ca, worker_class):
+    server = tls_server(worker_class)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context(ca).wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+
+    def flush():
+        if outgoing.pending:
+            raw.sendall(outgoing.read())
+
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            flush()
+            incoming.write(raw.recv(65536))
+    flush()
+    received = b""
+
+    def receive(responses):
+        nonlocal received
+        while received.count(b"HTTP/1.1 200") < responses:
+            try:
+                received += tls.read(65536)
+            except ssl.SSLWantReadError:
+                data = raw.recv(65536)
+                assert data, received
+                incoming.write(data)
+
+    request = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
+    tls.write(request % 1)
+    tls.write(request % 2)  # a second record, sent with the first in one write
+    flush()
+    receive(2)
+    time.sleep(0.2)
+    tls.write(request % 3)
+    flush()
+    receive(3)
+    paths = [json.loads(body)["path"] for body in re.findall(rb"\r\n\r\n(\{[^}]*\})", received)]
+    assert paths == ["/1", "/2", "/3"]
+    raw.close()
 
 
 @pytest.mark.parametrize("worker_class", CLASSES)
