@@ -260,8 +260,11 @@ struct arbiter::impl {
         spdlog::info("Booting worker with pid: {}", pid);
     }
 
+    // While a new generation boots (HUP, reload), its workers count: an old worker that exits meanwhile (say at
+    // max_requests) is not replaced by one of the old generation, which would only be retired at the promotion.
     void spawn_missing() {
-        while (!stopping && active() < target) spawn();
+        int booting = int(std::count_if(workers.begin(), workers.end(), [](auto& w) { return w.second.trial; }));
+        while (!stopping && active() + booting < target) spawn();
     }
 
     void retire(pid_t pid, worker& w, const char* cause) {

@@ -59,7 +59,18 @@ void thread_pool::run_jobs() {
         }
         py::gil_release::hold held(idle);
         job();
+        // Jobs queued meanwhile run on this thread before it lets go of the GIL: handing the GIL to another pool
+        // thread per request costs futex calls and a context switch each time.
+        while (auto next = take_queued()) next();
     }
+}
+
+std::function<void()> thread_pool::take_queued() {
+    std::lock_guard lock(m_);
+    if (done_ || jobs_.empty()) return nullptr;
+    auto job = std::move(jobs_.front());
+    jobs_.pop_front();
+    return job;
 }
 
 void thread_dispatch::run(const std::function<std::chrono::milliseconds()>& busy_cut) {

@@ -36,6 +36,7 @@ public:
 private:
     void work();
     void run_jobs();
+    std::function<void()> take_queued();  // a job already waiting, or null
 
     std::mutex m_;
     std::condition_variable wake_, exited_;

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import GCORN, free_port
+from test_arbiter import wait_until
 
 APP = r"""
 import os, time
@@ -119,6 +120,14 @@ def get_status(server, path):
         return e.code
 
 
+def kill_quietly(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 @pytest.mark.parametrize("worker", ["sync", "async"])
 def test_totals_survive_ttou_hup_sigkill_and_max_requests(gcorn, worker):
     server, m = start(gcorn, "-k", worker, "-w", "2", "--max-requests", "7")
@@ -138,13 +147,16 @@ def test_totals_survive_ttou_hup_sigkill_and_max_requests(gcorn, worker):
     server.proc.send_signal(signal.SIGTTOU)
     s = m.wait(lambda s: Metrics.value(s, "gcorn_worker_restarts_total", cause="scale_down") == 1, "TTOU's exit")
     burst()
+    old = set(server.worker_pids())
     server.proc.send_signal(signal.SIGHUP)
-    # HUP re-reads the configuration: `workers` is 2 again (Gunicorn's), TTOU's change is gone.
-    m.wait(lambda s: Metrics.value(s, "gcorn_worker_restarts_total", cause="reload") == 1
+    # HUP re-reads the configuration: `workers` is 2 again (Gunicorn's), TTOU's change is gone. The old worker
+    # stops once a new one has booted (cause reload), unless max_requests ended it first.
+    wait_until(lambda: len(server.worker_pids()) == 2 and not set(server.worker_pids()) & old)
+    m.wait(lambda s: Metrics.value(s, "gcorn_worker_restarts_total", cause="reload") <= 1
            and Metrics.value(s, "gcorn_workers") == 2 and Metrics.value(s, "gcorn_workers_booted") == 2, "HUP's swap")
     burst()
-    victim = server.worker_pids()[0]
-    os.kill(victim, signal.SIGKILL)
+    # A worker may be leaving at max_requests just now: kill one that is still there.
+    wait_until(lambda: any(kill_quietly(pid) for pid in server.worker_pids()))
     m.wait(lambda s: Metrics.value(s, "gcorn_worker_restarts_total", cause="crash") == 1
            and Metrics.value(s, "gcorn_workers_booted") == 2, "the killed worker replaced")
     s = burst()
