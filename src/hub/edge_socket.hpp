@@ -37,7 +37,7 @@ public:
     using wait_type = net::posix::descriptor_base::wait_type;
     // What the caller knows of the socket's input when it starts a read wait.
     enum class known {
-        nothing,  // e.g. the last read filled its buffer, or TLS read it: re-arm, as Asio does
+        nothing,  // e.g. the last read filled its buffer: re-arm, as Asio does
         drained,  // the last read drained it, but the reactor may have run since
         fresh,    // a read (or a write, for a write wait) saw EAGAIN just now, and the reactor has not run since
     };
@@ -100,7 +100,7 @@ void edge_socket::async_wait(wait_type w, known, Handler handler) {
 // syscall.
 template <class Handler>
 struct edge_socket::wait_op final : net::detail::reactor_op {
-    enum class check { none, peek, rearm };
+    enum class check { none, peek };
     wait_op(Handler h, int fd, check c)
         : reactor_op(boost::system::error_code(), &wait_op::perform, &wait_op::complete),
           handler(std::move(h)), fd(fd), first(c) {}
@@ -154,8 +154,8 @@ void edge_socket::async_wait(wait_type w, known k, Handler handler) {
     if (k == known::nothing) {
         // Asio's re-arming wait: allow_speculative=false makes start_op issue EPOLL_CTL_MOD, which reports
         // readiness already there; the op then completes at the first event.
-        auto* o = new op(std::move(handler), fd_, op::check::rearm);
-        o->starting = false;
+        auto* o = new op(std::move(handler), fd_, op::check::none);
+        o->starting = false;  // start_op runs no perform() without allow_speculative
         reactor_.start_op(net::detail::reactor::read_op, fd_, data_, o, false, false);
         return;
     }

@@ -270,8 +270,7 @@ std::string environ_or(const access_entry& e, std::string_view key, std::string_
 // One of Gunicorn's single-letter atoms (%(h)s ...); unknown ones print "-" as Gunicorn's do.
 void append_atom(std::string& out, const std::string& a, const access_entry& e) {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(e.duration).count();
-    auto qpos = e.target.find('?');
-    auto query = qpos == std::string_view::npos ? std::string_view{} : e.target.substr(qpos + 1);
+    auto qpos = [&] { return e.target.find('?'); };  // only for the atoms that split the target
     // One switch on the atom's letter: the format is rendered for every request (most deployments log).
     switch (a.size() == 1 ? a[0] : '\0') {
         case 'h': return append_safe(out, e.remote_addr);
@@ -282,8 +281,11 @@ void append_atom(std::string& out, const std::string& a, const access_entry& e) 
             append_safe(out, e.method), out += ' ', append_safe(out, e.target), out += ' ';
             return append_safe(out, e.protocol);
         case 'm': return append_safe(out, e.method);
-        case 'U': return append_safe(out, environ_or(e, "PATH_INFO", e.target.substr(0, qpos)));  // decoded, as Gunicorn
-        case 'q': return append_safe(out, query);
+        case 'U': return append_safe(out, environ_or(e, "PATH_INFO", e.target.substr(0, qpos())));  // decoded, as Gunicorn
+        case 'q': {
+            auto at = qpos();
+            return append_safe(out, at == std::string_view::npos ? std::string_view{} : e.target.substr(at + 1));
+        }
         case 'H': return append_safe(out, e.protocol);
         case 's': return void(out += e.status.substr(0, e.status.find(' ')));
         case 'B':

@@ -22,14 +22,11 @@ public:
     // What each read saw goes to the Waiter if it keeps note (edge_socket): a read that drained the socket lets
     // the connection's next wait on the reactor skip re-arming it.
     size_t read_some(std::span<char> into, http::deadline until) override {
-        size_t n = io(false, until, [&] {
+        return io(false, until, [&] {
             ssize_t got = ::recv(fd_, into.data(), into.size(), MSG_DONTWAIT);
-            if constexpr (notes_reads) {
-                if (got >= 0) waiter_.note_read(size_t(got) < into.size());
-            }
+            if (got >= 0) note_read(waiter_, size_t(got) < into.size());
             return got;
         });
-        return n;
     }
 
     // Every piece is written: up to `batch` at a time in one sendmsg, the next batch after it.
@@ -68,7 +65,6 @@ public:
     bool wait_socket_readable(http::deadline until) override { return wait_for_input(waiter_, fd_, until); }
 
 private:
-    static constexpr bool notes_reads = requires(Waiter w) { w.note_read(true); };
     // Pieces per sendmsg: a response is a head, a body chunk and its framing, so 8 covers one in a syscall.
     static constexpr size_t batch = 8;
     // At most this much of what a client still sends is drained by a lingering close (then it is reset).

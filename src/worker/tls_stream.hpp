@@ -101,8 +101,7 @@ public:
         for (;;) {
             auto r = session_->read(into);
             if (r.more == tls_session::want::none) {
-                if constexpr (requires(Waiter w) { w.note_read(true); })
-                    waiter_.note_read(session_->socket_drained() && !session_->has_pending());
+                note_read(waiter_, session_->socket_drained() && !session_->has_pending());
                 return r.bytes;
             }
             wait(r.more, until);

@@ -10,6 +10,11 @@ namespace gcorn::worker {
 // `void note_read(bool drained)` hears what each read saw, and `bool wait_readable(int fd, http::deadline)` waits
 // with no read just before it.
 template <class Waiter>
+void note_read(Waiter& w, bool drained) {
+    if constexpr (requires { w.note_read(drained); }) w.note_read(drained);
+}
+
+template <class Waiter>
 bool wait_for_input(Waiter& w, int fd, http::deadline until) {
     if constexpr (requires { w.wait_readable(fd, until); }) return w.wait_readable(fd, until);
     else return w.wait(fd, false, until);
