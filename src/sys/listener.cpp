@@ -145,11 +145,12 @@ std::string inheritable_fds(const std::vector<listener>& listeners) {
     return out;
 }
 
-endpoint peer_of(int fd) {
-    sockaddr_storage ss{};
+int accept_connection(const listener& l, endpoint& peer) {
+    sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
-    return to_endpoint(ss);
+    int fd = ::accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) peer = to_endpoint(ss);
+    return fd;
 }
 
 long accept_queue_length(const listener& l) {

@@ -46,6 +46,8 @@ struct endpoint {
     std::string host;
     int port = 0;
 };
-endpoint peer_of(int fd);
+// accept4(2): the next connection on `l`, non-blocking and close-on-exec, with its peer's address (read by the
+// same call: no getpeername per connection); -1 with errno as accept4 left it.
+int accept_connection(const listener& l, endpoint& peer);
 
 }  // namespace gcorn::sys

@@ -95,14 +95,15 @@ private:
             // Other workers compete for the same queue: accept until it is empty or we are full.
             int error = 0;
             while (open_ < cap() && !admission_full() && !stopping()) {
-                int fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                sys::endpoint peer;
+                int fd = sys::accept_connection(l, peer);
                 if (fd < 0) {
                     if (errno == EINTR) continue;
                     error = errno;  // EAGAIN: the queue is empty (or another worker took it)
                     break;
                 }
                 out_of_fds.succeeded();
-                start(fd, l);
+                start(fd, std::move(peer), l);
             }
             // The listener stays readable while the queue waits for a descriptor: do not go straight back.
             if (error && out_of_fds.failed(error)) {
@@ -113,11 +114,11 @@ private:
         listener.release();  // the listening fd is the master's, shared by every worker
     }
 
-    void start(int fd, const sys::listener& l) {
+    void start(int fd, sys::endpoint peer, const sys::listener& l) {
         ++open_;
         metrics().connections_open.store(uint32_t(open_), std::memory_order_relaxed);
         metrics().add(sys::metrics::at::connections);
-        auto info = t_.adopt(fd, l, opt_.keepalive_allowed);
+        auto info = t_.adopt(fd, std::move(peer), l, opt_.keepalive_allowed);
         info.multithread = Dispatch::multithread;
         auto s = std::make_shared<session>(ioc_, fd, dispatch_, t_, std::move(info), opt_);
         s->self = sessions_.insert(sessions_.end(), s);

@@ -38,6 +38,7 @@ private:
     struct arriving {
         sys::unique_fd fd;
         const sys::listener* listener;
+        sys::endpoint peer;
         incoming_head head;
         clock::time_point until;  // the head's deadline (head_timeout from accept)
     };
@@ -114,7 +115,8 @@ private:
     // heads are arriving (worker_connections), or the process is out of file descriptors.
     void accept_all(const sys::listener& l) {
         while (accepting()) {
-            int fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            sys::endpoint peer;
+            int fd = sys::accept_connection(l, peer);
             if (fd < 0) {
                 if (errno == EINTR) continue;
                 if (pause_.failed(errno)) paused_until_ = clock::now() + pause_.delay();
@@ -122,7 +124,7 @@ private:
             }
             pause_.succeeded();
             args_.slot.counters.add(sys::metrics::at::connections);
-            arriving a{sys::unique_fd(fd), &l, incoming_head(opt_.limits), clock::now() + opt_.head_timeout};
+            arriving a{sys::unique_fd(fd), &l, std::move(peer), incoming_head(opt_.limits), clock::now() + opt_.head_timeout};
             // Most clients send their head with the connection: read it now rather than after another poll.
             auto state = driver_reads_heads_ ? a.head.read_from(fd) : incoming_head::state::complete;
             if (state == incoming_head::state::complete) serve_one(std::move(a));
@@ -133,7 +135,7 @@ private:
     // A complete head (or a connection the driver cannot read: TLS, PROXY): serve() inline, then close.
     void serve_one(arriving a) {
         int fd = a.fd.get();
-        connection c(fd, t_.open(fd, poll_waiter{&args_.slot, heartbeat_interval()}), t_.adopt(fd, *a.listener, false),
+        connection c(fd, t_.open(fd, poll_waiter{&args_.slot, heartbeat_interval()}), t_.adopt(fd, std::move(a.peer), *a.listener, false),
                      opt_);
         a.head.hand_to(c.reader);
         c.ready_at = clock::now();  // queue time starts when the request is complete, not while the client typed it

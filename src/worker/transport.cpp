@@ -24,7 +24,7 @@ transport::transport(const config::settings& s)
       accept_v1_(s.proxy_protocol == "v1" || s.proxy_protocol == "auto" || s.proxy_protocol == "true"),
       accept_v2_(s.proxy_protocol == "v2" || s.proxy_protocol == "auto" || s.proxy_protocol == "true") {}
 
-wsgi::connection_info transport::adopt(int fd, const sys::listener& l, bool keepalive) const {
+wsgi::connection_info transport::adopt(int fd, sys::endpoint peer, const sys::listener& l, bool keepalive) const {
     if (keepalive && !l.is_unix) {
         // Responses leave in one write; on a kept-alive connection Nagle would hold back the next one (or a
         // streamed chunk) until the previous is acknowledged. A connection closed after one response gains nothing.
@@ -33,12 +33,11 @@ wsgi::connection_info transport::adopt(int fd, const sys::listener& l, bool keep
     }
     wsgi::connection_info c;
     c.socket = wsgi::client_socket(fd);
-    auto peer = sys::peer_of(fd);
-    c.remote_addr = peer.host;
+    c.remote_addr = std::move(peer.host);
     c.remote_port = peer.port;
     c.server_name = l.host;
     c.server_port = l.port;
-    c.trusted_proxy = l.is_unix || forwarded_from_.contains(peer.host);  // a unix socket's peer is the local proxy
+    c.trusted_proxy = l.is_unix || forwarded_from_.contains(c.remote_addr);  // a unix socket's peer is the local proxy
     c.https = tls_ != nullptr;
     return c;
 }

@@ -28,7 +28,7 @@ public:
 
     // A socket just accepted on `l`: its options set (for `keepalive` use or not), its addresses and trust named
     // (forwarded_allow_ips; a unix socket's peer is the local proxy).
-    wsgi::connection_info adopt(int fd, const sys::listener& l, bool keepalive) const;
+    wsgi::connection_info adopt(int fd, sys::endpoint peer, const sys::listener& l, bool keepalive) const;
 
     // The connection's byte stream: plain, or TLS with the handshake still to come (in prepare), waiting as
     // `waiter` does.
