@@ -1,5 +1,6 @@
 # WSGI objects that are simplest in Python: wsgi.input's buffering, wsgi.errors and wsgi.file_wrapper.
 # The native server creates them per request; they know nothing of sockets.
+import _socket
 import io
 
 import _gcorn
@@ -67,3 +68,28 @@ class FileWrapper:
         if data:
             return data
         raise StopIteration
+
+
+class _LetGo:
+    """Stands in for _socket.socket in socket.socket._real_close(self, _ss=_socket.socket): 'closing' lets go of the
+    descriptor instead of closing it."""
+
+    close = _socket.socket.detach
+
+
+def borrowed_socket_class(cls):
+    """The class of environ['gunicorn.socket'] when socket.socket is `cls`: `cls` itself, except that close() lets
+    go of the connection's descriptor without closing it (the connection is gcorn's to end). None if `cls` is not
+    built on the stdlib's socket.socket (gevent's wrapper): then gcorn hands out a socket over a dup() instead."""
+    real_close = getattr(cls, "_real_close", None)
+    if not (isinstance(cls, type) and issubclass(cls, _socket.socket) and real_close is not None):
+        return None
+
+    class socket(cls):
+        __slots__ = ()
+
+        def _real_close(self, _ss=_LetGo):
+            super()._real_close(_ss)
+
+    socket.__module__, socket.__qualname__ = cls.__module__, cls.__qualname__
+    return socket

@@ -34,8 +34,22 @@ PyObject* interned_name(const char* s) {
 
 }  // namespace
 
+// The stdlib's class, or a subclass of it with no __init__ and no slots of its own: tp_new, the stdlib __init__'s
+// two attributes, _socket.socket's own init. Null for any other class.
+PyTypeObject* made_natively(PyObject* cls) {
+    if (is_stdlib_socket(cls)) return reinterpret_cast<PyTypeObject*>(cls);
+    if (!PyType_Check(cls)) return nullptr;
+    auto* t = reinterpret_cast<PyTypeObject*>(cls);
+    static PyObject* init = interned_name("__init__");
+    if (!t->tp_base || !is_stdlib_socket(reinterpret_cast<PyObject*>(t->tp_base)) || t->tp_basicsize != t->tp_base->tp_basicsize ||
+        PyDict_GetItemWithError(t->tp_dict, init))
+        return PyErr_Clear(), nullptr;
+    return t->tp_base;
+}
+
 object make_socket(const object& cls, int fd, int type) {
-    if (!is_stdlib_socket(cls.ptr())) return cls({integer(-1), integer(type), integer(0), integer(fd)});
+    auto* stdlib = made_natively(cls.ptr());
+    if (!stdlib) return cls({integer(-1), integer(type), integer(0), integer(fd)});
     static PyObject* io_refs = interned_name("_io_refs");
     static PyObject* closed = interned_name("_closed");
     auto* t = reinterpret_cast<PyTypeObject*>(cls.ptr());
@@ -45,7 +59,7 @@ object make_socket(const object& cls, int fd, int type) {
     if (!sock) throw python_error();
     auto zero = integer(0);
     if (PyObject_SetAttr(sock.ptr(), io_refs, zero.ptr()) < 0 || PyObject_SetAttr(sock.ptr(), closed, Py_False) < 0 ||
-        t->tp_base->tp_init(sock.ptr(), args.ptr(), nullptr) < 0)  // the last step: from here it owns `fd`
+        stdlib->tp_base->tp_init(sock.ptr(), args.ptr(), nullptr) < 0)  // the last step: from here it owns `fd`
         throw python_error();
     return sock;
 }
@@ -60,6 +74,29 @@ void close_socket(object& sock) noexcept {
     } else {
         r = PyObject_CallMethod(sock.ptr(), "close", nullptr);  // the app holds it too: it must read as closed
     }
+    if (!r) PyErr_Clear();
+    Py_XDECREF(r);
+    sock = object();
+}
+
+void release_socket(object& sock) noexcept {
+    if (!sock) return;
+    if (Py_REFCNT(sock.ptr()) > 1) {  // the app holds it too: it must read as closed
+        PyObject* r = PyObject_CallMethod(sock.ptr(), "close", nullptr);
+        if (!r) PyErr_Clear();
+        Py_XDECREF(r);
+    }
+    // _socket.socket.detach itself, whatever the class: close() above may have left the descriptor attached (a
+    // makefile() still open defers it), and nothing may refer to it once the caller closes it.
+    static PyObject* detach = [] {
+        PyObject* raw = PyImport_ImportModule("_socket");
+        PyObject* cls = raw ? PyObject_GetAttrString(raw, "socket") : nullptr;
+        PyObject* method = cls ? PyObject_GetAttrString(cls, "detach") : nullptr;
+        Py_XDECREF(cls);
+        Py_XDECREF(raw);
+        return method;  // kept for the process
+    }();
+    PyObject* r = detach ? PyObject_CallOneArg(detach, sock.ptr()) : nullptr;
     if (!r) PyErr_Clear();
     Py_XDECREF(r);
     sock = object();

@@ -8,7 +8,14 @@
 namespace gcorn::py {
 
 // cls(-1, type, 0, fd): a socket owning `fd`. Throws python_error; then `fd` is still the caller's to close.
+// The stdlib's class, and a subclass of it that adds no __init__ (gcorn._wsgi.borrowed_socket_class), are made
+// without running Python code.
 object make_socket(const object& cls, int fd, int type);
+
+// Detaches a socket from make_socket from its descriptor (which stays open: it is the caller's) and drops the
+// reference. If the app holds the object too, it is closed first, so it reads as closed (and a greenlet parked on
+// it wakes); either way it no longer refers to the descriptor. Errors are cleared.
+void release_socket(object& sock) noexcept;
 
 // Closes a socket from make_socket and drops the reference; errors are cleared (nothing could be done about them).
 // PRECONDITION: GIL held.

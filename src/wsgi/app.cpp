@@ -41,6 +41,7 @@ struct shared_objects {
                exc_info = py::interned("exc_info"), peercert = py::interned("gcorn.peercert"),
                early_hints = py::interned("wsgi.early_hints"), gunicorn_socket = py::interned("gunicorn.socket");
     py::object socket_module = py::import("socket"), socket_class = py::interned("socket");
+    py::object socket_seen, borrowed_class;  // the last socket.socket seen, and its borrowed_socket_class
     py::object http = py::str("http"), https = py::str("https");
     py::object wsgi_module = py::import("gcorn._wsgi");
     py::object make_input = wsgi_module.attr("make_input");
@@ -402,18 +403,30 @@ bool respond(const py::object& app, request_ctx& ctx, const py::object& env, py:
 client_socket::~client_socket() {
     if (!sock_) return;
     py::gil_acquire gil;  // the last reference may go on the reactor's thread (gthread), which holds no GIL
-    py::close_socket(sock_);
+    if (borrowed_) py::release_socket(sock_);
+    else py::close_socket(sock_);
 }
 
 const py::object& client_socket::get() {
     if (sock_ || fd_ < 0) return sock_;
+    auto& sh = shared();
+    // socket.socket as the app sees it (the async class's cooperative one once the stdlib is patched), and its
+    // borrowing subclass, made once per class.
+    auto cls = sh.socket_module.attr(sh.socket_class);
+    if (!cls.is(sh.socket_seen)) {
+        sh.borrowed_class = sh.wsgi_module.attr("borrowed_socket_class")({cls});
+        sh.socket_seen = cls;
+    }
+    // family -1: read from the descriptor; SOCK_NONBLOCK: the mode it is in, so Python never blocks on it.
+    if (!py::is_none(sh.borrowed_class)) {
+        sock_ = py::make_socket(sh.borrowed_class, fd_, SOCK_STREAM | SOCK_NONBLOCK);
+        borrowed_ = true;
+        return sock_;
+    }
     int dup = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
     if (dup < 0) throw py::python_error(py::python_error::kind::os_error, "cannot duplicate the client socket");
-    auto& sh = shared();
     try {
-        // socket.socket as the app sees it (the async class's cooperative one once the stdlib is patched).
-        // family -1: read from the descriptor; SOCK_NONBLOCK: the mode it is in, so Python never blocks on it.
-        sock_ = py::make_socket(sh.socket_module.attr(sh.socket_class), dup, SOCK_STREAM | SOCK_NONBLOCK);
+        sock_ = py::make_socket(cls, dup, SOCK_STREAM | SOCK_NONBLOCK);
     } catch (...) {
         ::close(dup);
         throw;

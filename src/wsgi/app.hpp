@@ -20,21 +20,25 @@ struct load_error : std::runtime_error {
 };
 
 // environ["gunicorn.socket"] (Gunicorn passes its client socket there): a socket.socket for the connection, made at
-// its first request and closed when the connection ends. It is made over a dup() of the connection's descriptor,
-// so nothing the app does with it (close(), a garbage-collected reference kept past the request) can close gcorn's
-// descriptor, which the next accept could reuse for another client; the price is a second descriptor per
-// connection while it lives (main.cpp lifts the open-files limit). Non-blocking, as gcorn's own socket is.
-// On a TLS connection it is the TCP socket under TLS: for getpeername(), fileno(), setsockopt(), not for I/O.
+// its first request. It shares the connection's descriptor, as Gunicorn's does, but is of a subclass whose close()
+// lets go of the descriptor instead of closing it (gcorn._wsgi.borrowed_socket_class), and when the connection ends
+// it is detached, whoever still holds it: nothing the app does with it through the socket API (close(), `with`, a
+// reference kept past the request) can close gcorn's descriptor, which the next accept could reuse for another
+// client. (os.close(sock.fileno()) or detach() still could, as in Gunicorn.) Where socket.socket is not built on
+// the stdlib's class (gevent's wrapper), the socket is made over a dup() of the descriptor instead, at the price of
+// a second descriptor per connection. Non-blocking, as gcorn's own socket is. On a TLS connection it is the TCP
+// socket under TLS: for getpeername(), fileno(), setsockopt(), not for I/O.
 class client_socket {
 public:
     explicit client_socket(int fd = -1) noexcept : fd_(fd) {}
-    client_socket(client_socket&& o) noexcept : fd_(o.fd_), sock_(std::move(o.sock_)) {}
+    client_socket(client_socket&& o) noexcept : fd_(o.fd_), sock_(std::move(o.sock_)), borrowed_(o.borrowed_) {}
     client_socket& operator=(client_socket&& o) noexcept {  // what this held goes with `o`
         std::swap(fd_, o.fd_);
         std::swap(sock_, o.sock_);
+        std::swap(borrowed_, o.borrowed_);
         return *this;
     }
-    ~client_socket();  // takes the GIL to close the socket object, only if one was made
+    ~client_socket();  // takes the GIL to release the socket object, only if one was made
 
     // The socket object, made on first use; null without a descriptor (a unit test's memory stream).
     // PRECONDITION: GIL held. Throws py::python_error.
@@ -43,6 +47,7 @@ public:
 private:
     int fd_;
     py::object sock_;
+    bool borrowed_ = false;  // sock_ is over fd_ itself, not over a dup()
 };
 
 // What a worker knows about the connection a request arrived on.

@@ -156,3 +156,58 @@ def test_gunicorn_socket_over_keepalive_requests(gcorn, worker_class):
             c.sendall(b"GET /kept HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             return json.loads(read_response(c)[1])["fileno"]
     wait_until(lambda: kept_fileno() == -1)
+
+
+CLOSING_APP = r'''
+import json, os
+
+def app(environ, start_response):
+    sock = environ["gunicorn.socket"]
+    if environ["PATH_INFO"] == "/close":
+        sock.close()  # the app is done with it; the connection is not the app's to end
+    elif environ["PATH_INFO"] == "/with":
+        with sock:
+            pass
+    fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+    body = json.dumps({"closed": sock.fileno() == -1, "fds": len(fds)}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+@pytest.mark.parametrize("worker_class", CLASSES)
+def test_closing_gunicorn_socket_does_not_end_the_connection(gcorn, worker_class):
+    server = gcorn(None, "-k", worker_class, source=CLOSING_APP)
+    with server.connect() as c:
+        keep_alive = worker_class != "sync"  # the sync worker closes after each response
+        # The connection serves on; the socket object the app closed stays closed (one object per connection).
+        for path in ("/close", "/with", "/"):
+            c.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n" % (path.encode(), b"" if keep_alive else b"Connection: close\r\n"))
+            head, body = read_response(c)
+            assert head.startswith(b"HTTP/1.1 200 OK"), head
+            assert json.loads(body)["closed"]
+            if not keep_alive:
+                break
+
+
+@pytest.mark.parametrize("worker_class", ["gthread", "async"])
+def test_gunicorn_socket_takes_no_descriptor_of_its_own(gcorn, worker_class):
+    # One descriptor per connection, as Gunicorn: 20 more connections whose socket objects exist (each served a
+    # request) open 20 more descriptors in the worker, not 40 (a dup() per socket object would).
+    server = gcorn(None, "-k", worker_class, "--threads", "4", source=CLOSING_APP)
+
+    def fds(c):
+        c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        return json.loads(read_response(c)[1])["fds"]
+
+    with server.connect() as probe:
+        before = fds(probe)
+        others = [server.connect() for _ in range(20)]
+        try:
+            for c in others:
+                fds(c)
+            after = fds(probe)
+        finally:
+            for c in others:
+                c.close()
+    assert 20 <= after - before < 25, (before, after)
