@@ -137,7 +137,8 @@ inline edge_socket::edge_socket(net::io_context& ioc, int fd)
 }
 
 inline edge_socket::~edge_socket() {
-    // Not `closing`: the app may hold a dup (environ["gunicorn.socket"]), so the registration is removed first.
+    // Not `closing`: a dup of the descriptor may outlive it (one the app made, or gevent's environ["gunicorn.socket"]),
+    // and epoll would then keep the registration: it is removed first.
     reactor_.deregister_descriptor(fd_, data_, false);
     ::close(fd_);
     reactor_.cleanup_descriptor_data(data_);
