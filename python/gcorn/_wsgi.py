@@ -81,8 +81,7 @@ def borrowed_socket_class(cls):
     """The class of environ['gunicorn.socket'] when socket.socket is `cls`: `cls` itself, except that close() lets
     go of the connection's descriptor without closing it (the connection is gcorn's to end). None if `cls` is not
     built on the stdlib's socket.socket (gevent's wrapper): then gcorn hands out a socket over a dup() instead."""
-    real_close = getattr(cls, "_real_close", None)
-    if not (isinstance(cls, type) and issubclass(cls, _socket.socket) and real_close is not None):
+    if not (isinstance(cls, type) and issubclass(cls, _socket.socket) and hasattr(cls, "_real_close")):
         return None
 
     class socket(cls):

@@ -34,10 +34,10 @@ PyObject* interned_name(const char* s) {
 
 }  // namespace
 
-// The stdlib's class, or a subclass of it with no __init__ and no slots of its own: tp_new, the stdlib __init__'s
-// two attributes, _socket.socket's own init. Null for any other class.
+// For a subclass of the stdlib's class with no __init__ and no slots of its own (gcorn._wsgi.borrowed_socket_class
+// over it), the stdlib class: the object is made by tp_new, the stdlib __init__'s two attributes and
+// _socket.socket's own init. Null for any other class.
 PyTypeObject* made_natively(PyObject* cls) {
-    if (is_stdlib_socket(cls)) return reinterpret_cast<PyTypeObject*>(cls);
     if (!PyType_Check(cls)) return nullptr;
     auto* t = reinterpret_cast<PyTypeObject*>(cls);
     static PyObject* init = interned_name("__init__");
@@ -66,14 +66,7 @@ object make_socket(const object& cls, int fd, int type) {
 
 void close_socket(object& sock) noexcept {
     if (!sock) return;
-    PyObject* r;
-    if (Py_REFCNT(sock.ptr()) == 1 && is_stdlib_socket(reinterpret_cast<PyObject*>(Py_TYPE(sock.ptr())))) {
-        // Nobody else will see it: _socket.socket.close closes the descriptor, `_closed` does not matter.
-        static PyObject* base_close = PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(sock.ptr())->tp_base), "close");
-        r = base_close ? PyObject_CallOneArg(base_close, sock.ptr()) : nullptr;
-    } else {
-        r = PyObject_CallMethod(sock.ptr(), "close", nullptr);  // the app holds it too: it must read as closed
-    }
+    PyObject* r = PyObject_CallMethod(sock.ptr(), "close", nullptr);
     if (!r) PyErr_Clear();
     Py_XDECREF(r);
     sock = object();

@@ -127,7 +127,8 @@ def read_response(sock):
     return head, body
 
 
-@pytest.mark.parametrize("worker_class", CLASSES)
+# gevent's socket class is a wrapper, not a subclass of the stdlib's: its gunicorn.socket is made over a dup().
+@pytest.mark.parametrize("worker_class", CLASSES + ["gevent"])
 def test_gunicorn_socket_is_the_client_connection(gcorn, worker_class):
     server = gcorn(None, "-k", worker_class, source=SOCKET_APP)
     with server.connect() as c:
