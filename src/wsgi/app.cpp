@@ -465,34 +465,37 @@ application::application(const config::settings& s)
     }
 }
 
-// The CGI part of environ (PEP 3333 "environ Variables"); null if the path is not under SCRIPT_NAME.
-py::object application::make_environ(const connection_info& conn, const http::request_head& head) const {
-    auto& sh = shared();
-    std::string_view target = uri::path_and_query(head.target);
-    auto qmark = target.find('?');
-    // PEP 3333: PATH_INFO is the URL-decoded path, as bytes decoded latin-1.
-    std::string path = uri::percent_decode(target.substr(0, qmark));
-    // forwarder_headers: a trusted front end mounting the app under a prefix says so with a SCRIPT_NAME header.
-    std::string_view script_name = script_name_;
-    if (script_name_from_header_ && conn.trusted_proxy)
-        for (auto& [name, value] : head.headers)
-            if (ascii::iequals(name, "SCRIPT_NAME")) script_name = value;
-    while (script_name.ends_with('/')) script_name.remove_suffix(1);
-    if (!strip_script_name(path, script_name)) return {};
+struct environ_cache::state {
+    py::object base;  // the shared entries and this connection's own
+    py::object last;  // base and the last request's entries: what the next request copies
+    // What `last` was filled from, to tell what the next request changes.
+    std::string method, protocol, target, script_name;
+    http::header_list headers;
+};
 
-    // The constant entries are copied from a template, the rest set per request.
+environ_cache::environ_cache() noexcept = default;
+environ_cache::environ_cache(environ_cache&&) noexcept = default;
+environ_cache& environ_cache::operator=(environ_cache&& o) noexcept {
+    std::swap(s_, o.s_);  // what this held goes with `o`
+    return *this;
+}
+environ_cache::~environ_cache() {
+    if (!s_) return;
+    py::gil_acquire gil;  // the connection may end on the reactor's thread (gthread), which holds no GIL
+    s_.reset();
+}
+
+// The entries every request on `conn` shares, over the per-process template. A header-dependent entry (a trusted
+// proxy's scheme, a unix socket's SERVER_NAME from Host) is left to make_environ.
+py::object application::connection_environ(connection_info& conn) const {
+    auto& sh = shared();
     auto env = py::copy_dict(sh.base_environ);
-    py::set_item(env, sh.REQUEST_METHOD, sh.method(head.method));
-    py::set_item(env, sh.SCRIPT_NAME, py::str_latin1(script_name));
-    py::set_item(env, sh.PATH_INFO, py::str_latin1(path));
-    py::set_item(env, sh.QUERY_STRING, py::str_latin1(qmark == std::string_view::npos ? "" : target.substr(qmark + 1)));
-    py::set_item(env, sh.RAW_URI, py::str_latin1(head.target));
-    py::set_item(env, sh.SERVER_PROTOCOL, sh.protocol(head.sent_protocol()));
-    bool https = conn.https || (conn.trusted_proxy && forwarded_https(head.headers, secure_scheme_headers_));
-    py::set_item(env, sh.url_scheme, https ? sh.https : sh.http);
-    auto [server_name, server_port] = server_address(conn, head, https);
-    py::set_item(env, sh.SERVER_NAME, py::str_latin1(server_name));
-    py::set_item(env, sh.SERVER_PORT, py::str_latin1(server_port));
+    py::set_item(env, sh.SCRIPT_NAME, py::str_latin1(script_name_));
+    py::set_item(env, sh.url_scheme, conn.https ? sh.https : sh.http);
+    if (!conn.server_port.empty()) {
+        py::set_item(env, sh.SERVER_NAME, py::str_latin1(conn.server_name));
+        py::set_item(env, sh.SERVER_PORT, py::str_latin1(conn.server_port));
+    }
     py::set_item(env, sh.REMOTE_ADDR, py::str_latin1(conn.remote_addr));
     if (!conn.remote_addr.empty())  // a unix socket's peer has no port
         py::set_item(env, sh.REMOTE_PORT, py::str_latin1(std::to_string(conn.remote_port)));
@@ -501,13 +504,82 @@ py::object application::make_environ(const connection_info& conn, const http::re
     py::set_item(env, sh.multithread, py::boolean(conn.multithread));
     py::set_item(env, sh.multiprocess, py::boolean(multiprocess_));
     if (!conn.peer_cert.empty()) py::set_item(env, sh.peercert, py::str_latin1(conn.peer_cert));
-    for (auto& [name, value] : head.headers) {
-        auto key = header_key(name);
-        // Repeated fields are one comma-separated list (RFC 9110 §5.3).
-        if (auto first = py::get_item(env, key)) py::set_item(env, key, py::str_latin1(*py::latin1(first) + "," + value));
-        else py::set_item(env, key, py::str_latin1(value));
+    bool has_socket = false;
+    try {
+        if (auto& sock = conn.socket.get()) py::set_item(env, sh.gunicorn_socket, sock), has_socket = true;
+    } catch (const py::python_error& e) {  // out of descriptors: the requests are still served, without it
+        spdlog::warn("environ['gunicorn.socket'] could not be made: {}", e.what());
     }
+    if (!has_socket) py::del_item(env, sh.gunicorn_socket);
     return env;
+}
+
+// The CGI part of environ (PEP 3333 "environ Variables"); null if the path is not under SCRIPT_NAME.
+py::object application::make_environ(connection_info& conn, const http::request_head& head) const {
+    auto& sh = shared();
+    auto& cache = conn.environ.s_;
+    if (!cache) {
+        cache = std::make_unique<environ_cache::state>();
+        cache->base = connection_environ(conn);
+    }
+    auto& st = *cache;
+    // forwarder_headers: a trusted front end mounting the app under a prefix says so with a SCRIPT_NAME header.
+    std::string_view script_name = script_name_;
+    if (script_name_from_header_ && conn.trusted_proxy)
+        for (auto& [name, value] : head.headers)
+            if (ascii::iequals(name, "SCRIPT_NAME")) script_name = value;
+    while (script_name.ends_with('/')) script_name.remove_suffix(1);
+
+    // A new target, or new header fields, and the entries made from them are set again; what the last request
+    // on this connection sent as well keeps its objects. The fields decide the scheme and a unix socket's address.
+    bool new_fields = !st.last || head.headers != st.headers;
+    bool new_target = new_fields || head.target != st.target || script_name != st.script_name;
+    std::string path;
+    std::string_view target = uri::path_and_query(head.target);
+    auto qmark = target.find('?');
+    if (new_target) {
+        // PEP 3333: PATH_INFO is the URL-decoded path, as bytes decoded latin-1.
+        path = uri::percent_decode(target.substr(0, qmark));
+        if (!strip_script_name(path, script_name)) return {};
+    }
+    if (new_fields) {
+        st.last = py::copy_dict(st.base);
+        if (conn.trusted_proxy && !conn.https && !secure_scheme_headers_.empty() &&
+            forwarded_https(head.headers, secure_scheme_headers_))
+            py::set_item(st.last, sh.url_scheme, sh.https);
+        if (conn.server_port.empty()) {
+            auto [server_name, server_port] = server_address(conn, head, py::get_item(st.last, sh.url_scheme).is(sh.https));
+            py::set_item(st.last, sh.SERVER_NAME, py::str_latin1(server_name));
+            py::set_item(st.last, sh.SERVER_PORT, py::str_latin1(server_port));
+        }
+        for (auto& [name, value] : head.headers) {
+            auto key = header_key(name);
+            // Repeated fields are one comma-separated list (RFC 9110 §5.3).
+            if (auto first = py::get_item(st.last, key))  // (no HTTP_ or CONTENT_ key in the template)
+                py::set_item(st.last, key, py::str_latin1(*py::latin1(first) + "," + value));
+            else
+                py::set_item(st.last, key, py::str_latin1(value));
+        }
+        st.headers = head.headers;
+    }
+    if (new_fields || head.method != st.method) {
+        py::set_item(st.last, sh.REQUEST_METHOD, sh.method(head.method));
+        st.method = head.method;
+    }
+    if (auto protocol = head.sent_protocol(); new_fields || protocol != st.protocol) {
+        py::set_item(st.last, sh.SERVER_PROTOCOL, sh.protocol(protocol));
+        st.protocol = protocol;
+    }
+    if (new_target) {
+        if (script_name != (new_fields ? std::string_view(script_name_) : st.script_name)) py::set_item(st.last, sh.SCRIPT_NAME, py::str_latin1(script_name));
+        auto raw = py::str_latin1(head.target);
+        py::set_item(st.last, sh.RAW_URI, raw);
+        py::set_item(st.last, sh.PATH_INFO, path == head.target ? raw : py::str_latin1(path));  // "/": one str
+        py::set_item(st.last, sh.QUERY_STRING, py::str_latin1(qmark == std::string_view::npos ? "" : target.substr(qmark + 1)));
+        st.target = head.target;
+        st.script_name = script_name;
+    }
+    return py::copy_dict(st.last);
 }
 
 outcome application::handle(connection_info& conn, const http::request_head& head, http::body_source& body,
@@ -519,13 +591,6 @@ outcome application::handle(connection_info& conn, const http::request_head& hea
         return out;
     }
     auto& sh = shared();
-    bool has_socket = false;
-    try {
-        if (auto& sock = conn.socket.get()) py::set_item(env, sh.gunicorn_socket, sock), has_socket = true;
-    } catch (const py::python_error& e) {  // out of descriptors: the request is still served, without it
-        spdlog::warn("environ['gunicorn.socket'] could not be made: {}", e.what());
-    }
-    if (!has_socket) py::del_item(env, sh.gunicorn_socket);
     request_ctx ctx(writer, body, sendfile_);
     if (head.has_body()) {
         ctx.reader = py::native_reader(&request_ctx::read_body, &ctx);

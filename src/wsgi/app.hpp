@@ -2,6 +2,7 @@
 // the response iterable) onto an http::response_writer. Uses py/ for every Python call; no Asio, no Beast.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "config/settings.hpp"
@@ -50,6 +51,25 @@ private:
     bool borrowed_ = false;  // sock_ is over fd_ itself, not over a dup()
 };
 
+// The environ a connection's requests have in common, kept from one request to the next. The connection's own
+// entries (REMOTE_ADDR, gunicorn.socket, ...) are set once, at its first request; the entries of the last request
+// stay too, and a request that sends the same request line or the same header fields as the one before on its
+// connection (the usual case on keep-alive: a client's headers rarely change) gets the same str objects instead of
+// new ones. Each request still gets its own dict: a copy, which the app may change freely. Only wsgi/ sees inside;
+// its Python references are released with the GIL taken.
+class environ_cache {
+public:
+    environ_cache() noexcept;
+    environ_cache(environ_cache&&) noexcept;
+    environ_cache& operator=(environ_cache&&) noexcept;
+    ~environ_cache();
+
+private:
+    friend class application;
+    struct state;
+    std::unique_ptr<state> s_;
+};
+
 // What a worker knows about the connection a request arrived on.
 struct connection_info {
     std::string remote_addr;  // "" for unix sockets
@@ -60,6 +80,7 @@ struct connection_info {
     bool https = false;          // TLS to us (certfile), or to the proxy per its PROXY v2 header: wsgi.url_scheme
     std::string peer_cert;       // the client's TLS certificate (PEM) if it sent one: environ["gcorn.peercert"]
     client_socket socket;        // environ["gunicorn.socket"]
+    environ_cache environ;       // what its requests' environs share
     // request_timeout: environ["gcorn.deadline"](seconds) moves the request's deadline (<= 0 or None: none).
     const std::function<void(double)>* set_deadline = nullptr;
 };
@@ -88,7 +109,8 @@ public:
     }
 
 private:
-    py::object make_environ(const connection_info& conn, const http::request_head& head) const;
+    py::object make_environ(connection_info& conn, const http::request_head& head) const;
+    py::object connection_environ(connection_info& conn) const;
     void run_post_request(const py::object& env, const http::response_writer& writer) const;
 
     py::object app_, pre_request_, post_request_;

@@ -111,6 +111,83 @@ def test_environ_without_body_has_no_content_headers(gcorn):
     assert env["body"] == ""
 
 
+def read_response(sock):
+    """One Content-Length-framed response from a kept-alive connection: (status line, body)."""
+    data = b""
+    while CRLF * 2 not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before a response: %r" % data
+        data += chunk
+    head, _, body = data.partition(CRLF * 2)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(CRLF) if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    assert len(body) == length, "more than one response"
+    return head.split(CRLF)[0].decode(), body
+
+
+MUTATING_ENVIRON_APP = """
+from wsgi_cases import environ_app
+
+def app(environ, start_response):
+    out = environ_app(environ, start_response)
+    # what an app may do to its environ must not reach the next request on the connection
+    environ["PATH_INFO"] = "/changed"
+    environ["HTTP_X_A"] = "changed"
+    environ.pop("HTTP_HOST", None)
+    environ["SCRIPT_NAME"] = "/changed"
+    environ["added.by.app"] = True
+    return out
+"""
+
+
+@pytest.mark.parametrize("worker_class", ["async", "gthread"])
+def test_each_keepalive_request_gets_its_own_environ(gcorn, worker_class):
+    # A connection's environs share what its requests have in common: every request on one kept-alive connection
+    # must still see exactly the environ a fresh connection sends it gets, whatever changed since the request
+    # before (target, one header's value, the method, the protocol, a trusted proxy's SCRIPT_NAME and scheme,
+    # repeated fields) and whatever the app did to the last one.
+    server = gcorn(None, "-k", worker_class, "--forwarder-headers", "SCRIPT_NAME", source=MUTATING_ENVIRON_APP)
+    requests_sent = [
+        b"GET /a?x=1 HTTP/1.1\r\nHost: h1\r\nX-A: 1\r\n\r\n",
+        b"GET /a?x=1 HTTP/1.1\r\nHost: h1\r\nX-A: 1\r\n\r\n",
+        b"GET /a?x=1 HTTP/1.1\r\nHost: h1\r\nX-A: 2\r\n\r\n",
+        b"GET /b%20c HTTP/1.1\r\nHost: h1\r\nX-A: 2\r\n\r\n",
+        b"POST /b%20c HTTP/1.1\r\nHost: h1\r\nX-A: 2\r\nContent-Length: 3\r\n\r\nxyz",
+        b"GET /b%20c HTTP/1.0\r\nHost: h1\r\nX-A: 2\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /b%20c HTTP/1.1\r\nHost: h1\r\nX-A: 2\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /app/x HTTP/1.1\r\nHost: h1\r\nSCRIPT_NAME: /app\r\n\r\n",
+        b"GET /app/x HTTP/1.1\r\nHost: h1\r\nSCRIPT_NAME: /app\r\n\r\n",
+        b"GET /other HTTP/1.1\r\nHost: h1\r\nSCRIPT_NAME: /app\r\n\r\n",  # not under SCRIPT_NAME: 404
+        b"GET /app/x HTTP/1.1\r\nHost: h1\r\nSCRIPT_NAME: /app\r\nX-Forwarded-Proto: https\r\n\r\n",
+        b"GET /app/x HTTP/1.1\r\nHost: h1\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h1\r\nX-M: a\r\nX-M: b\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h1\r\nX-M: a\r\nX-M: b\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h2\r\nX-M: a\r\nX-M: b\r\n\r\n",
+        b"GET /a?x=1 HTTP/1.1\r\nHost: h1\r\nX-A: 1\r\n\r\n",
+    ]
+
+    def comparable(status, body):
+        if not status.endswith(" 200 OK"):
+            return status, body
+        env = json.loads(body)
+        for per_connection in ("REMOTE_PORT", "pid"):
+            env.pop(per_connection)
+        return status, env
+
+    with server.connect(10) as kept:
+        for i, req in enumerate(requests_sent):
+            kept.sendall(req)
+            got = comparable(*read_response(kept))
+            with server.connect(10) as fresh:
+                fresh.sendall(req)
+                expected = comparable(*read_response(fresh))
+            assert got == expected, "request %d: %r" % (i, req)
+            assert expected[0].endswith(" 404 Not Found" if b"/other" in req else " 200 OK")
+
+
 def test_chunked_request_has_no_content_length(gcorn):
     server = gcorn("wsgi_cases:validated_environ")
     req = (b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
