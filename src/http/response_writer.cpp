@@ -1,6 +1,7 @@
 #include "http/response_writer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <ctime>
 
@@ -13,16 +14,20 @@ namespace {
 using ascii::iequals;
 
 // RFC 9110 §5.6.2 tchar, in ASCII whatever the locale.
-bool is_tchar(unsigned char c) {
-    static constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           extra.find(char(c)) != std::string_view::npos;
-}
+constexpr auto tchars = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[(unsigned char)c] = true;
+    return t;
+}();
+bool is_tchar(unsigned char c) { return tchars[c]; }
 
 // RFC 9110 §7.6.1: hop-by-hop fields belong to this connection, not to the app (PEP 3333 too).
 bool is_hop_by_hop(std::string_view name) {
-    for (auto h : {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                   "transfer-encoding", "upgrade"})
+    using namespace std::literals;
+    for (auto h : {"connection"sv, "keep-alive"sv, "proxy-authenticate"sv, "proxy-authorization"sv, "te"sv, "trailer"sv,
+                   "transfer-encoding"sv, "upgrade"sv})
         if (iequals(name, h)) return true;
     return false;
 }

@@ -54,10 +54,7 @@ object object::operator()(std::initializer_list<object> args) const {
 python_error::python_error() {
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
-    if (!t) {
-        summary_ = "unknown Python error";
-        return;
-    }
+    if (!t) return;  // what() says "unknown Python error": nothing allocated for the switch that did not fail
     PyErr_NormalizeException(&t, &v, &tb);
     if (tb) PyException_SetTraceback(v, tb);
     type_ = object::steal(t), value_ = object::steal(v), tb_ = object::steal(tb);
@@ -95,13 +92,13 @@ python_error::python_error(const object& exception)
       tb_(object::steal(PyException_GetTraceback(exception.ptr()))), summary_(str_of(exception)) {}
 
 std::string python_error::traceback() const {
-    if (!value_) return summary_;
+    if (!value_) return what();
     try {
         auto lines = import("traceback").attr("format_exception")({value_});
         auto text = str("").attr("join")({lines});
         return str_of(text);
     } catch (const python_error&) {
-        return summary_;
+        return what();
     }
 }
 
@@ -189,11 +186,18 @@ const char* type_name(const object& o) { return Py_TYPE(o.ptr())->tp_name; }
 object type_of(const object& o) { return object::borrow(reinterpret_cast<PyObject*>(Py_TYPE(o.ptr()))); }
 object copy_dict(const object& d) { return checked(PyDict_Copy(d.ptr())); }
 size_t size(const object& o) {
+    if (PyTuple_CheckExact(o.ptr())) return size_t(PyTuple_GET_SIZE(o.ptr()));  // start_response's arguments
     Py_ssize_t n = PyObject_Size(o.ptr());
     if (n < 0) throw python_error();
     return size_t(n);
 }
-object item(const object& seq, size_t i) { return checked(PySequence_GetItem(seq.ptr(), Py_ssize_t(i))); }
+object item(const object& seq, size_t i) {
+    // The usual tuple and list (start_response's arguments and headers) without the generic protocol.
+    PyObject* p = seq.ptr();
+    if (PyTuple_CheckExact(p) && Py_ssize_t(i) < PyTuple_GET_SIZE(p)) return object::borrow(PyTuple_GET_ITEM(p, Py_ssize_t(i)));
+    if (PyList_CheckExact(p) && Py_ssize_t(i) < PyList_GET_SIZE(p)) return object::borrow(PyList_GET_ITEM(p, Py_ssize_t(i)));
+    return checked(PySequence_GetItem(p, Py_ssize_t(i)));
+}
 object iter(const object& o) { return checked(PyObject_GetIter(o.ptr())); }
 object next(const object& it) {
     PyObject* v = PyIter_Next(it.ptr());

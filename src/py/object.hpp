@@ -53,7 +53,7 @@ public:
     python_error();                             // fetches and clears the current exception
     python_error(kind k, const std::string& message);  // a new exception to raise into Python
     explicit python_error(const object& exception);    // an existing exception instance (exc_info[1])
-    const char* what() const noexcept override { return summary_.c_str(); }
+    const char* what() const noexcept override { return summary_.empty() ? "unknown Python error" : summary_.c_str(); }
     std::string traceback() const;              // the formatted traceback, as Python prints it
     bool is_instance_of(const object& type) const;
     void restore() const;                       // sets it as the current exception again

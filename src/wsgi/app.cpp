@@ -160,7 +160,9 @@ py::object request_ctx::start_response(void* self, const py::object& args, const
     auto list = py::item(args, 1);
     if (!py::is_list_or_tuple(list)) fail(py::python_error::kind::type_error, "headers must be a list");
     http::header_list headers;
-    for (size_t i = 0, count = py::size(list); i < count; ++i) {
+    size_t count = py::size(list);
+    headers.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
         auto pair = py::item(list, i);
         if (!py::is_list_or_tuple(pair) || py::size(pair) != 2)
             fail(py::python_error::kind::type_error, "each header must be a (name, value) tuple");
