@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import re
+import select
 import socket
 import subprocess
 import threading
@@ -91,6 +92,40 @@ def test_idle_keepalive_connection_closed_after_keepalive_seconds(async_server):
         s.settimeout(20)  # far beyond the 1 s keep-alive: a timeout here means it was never closed
         assert s.recv(1) == b""  # the server closed the idle connection...
         assert time.monotonic() - start > 0.5  # ...after keeping it a while, not at once
+
+
+@pytest.mark.parametrize("worker_class", ["async", "gthread"])
+def test_idle_connections_time_out_in_turn_while_busy_ones_stay(gcorn, worker_class):
+    # Idle keep-alive connections share one timer (the reactor's idle list, oldest first): each one that stays idle
+    # is closed after its own keep-alive, whenever it went idle, while one that keeps sending requests, leaving
+    # and rejoining the list, is never closed under them.
+    server = gcorn("asyncapps:app", "-k", worker_class, "--keep-alive", "2")
+
+    def request(s):
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).endswith(b"hello")
+
+    idle = []
+    with server.connect() as busy:
+        for _ in range(3):  # idle connections joining the list at different times, the busy one among them
+            s = server.connect()
+            request(s)
+            idle.append(s)
+            request(busy)
+            time.sleep(0.3)
+        for s in idle:
+            s.settimeout(20)  # far beyond the 2 s keep-alive: a timeout here means it was never closed
+        closed = []
+        for _ in range(40):  # a request every 0.25 s, well inside the keep-alive
+            request(busy)
+            closed = [s for s in idle if select.select([s], [], [], 0)[0] and s.recv(1) == b""]
+            if len(closed) == len(idle):
+                break
+            time.sleep(0.25)
+        assert len(closed) == len(idle), "idle connections left open past their keep-alive"
+        request(busy)  # still served on the same connection
+    for s in idle:
+        s.close()
 
 
 def test_slow_clients_do_not_stop_others(async_server):
