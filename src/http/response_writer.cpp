@@ -100,7 +100,7 @@ void response_writer::start(std::string status, header_list headers) {
 }
 
 void response_writer::send(std::span<const std::string_view> pieces) {
-    stream_.write_all(pieces, clock::now() + write_timeout_);
+    stream_.write_all(pieces, coarse_now() + write_timeout_);
 }
 
 void response_writer::commit_head() {
@@ -208,7 +208,7 @@ void response_writer::write_file(int fd, off_t offset, uint64_t count) {
     std::string size = chunked_ ? hex(count) + "\r\n" : "";
     flush({}, size);
     while (count > 0) {
-        size_t n = stream_.send_file(fd, offset, count, clock::now() + write_timeout_);
+        size_t n = stream_.send_file(fd, offset, count, coarse_now() + write_timeout_);
         if (n == 0) throw stream_error(stream_error::kind::closed, "file shorter than announced");
         offset += off_t(n);
         count -= n;

@@ -42,6 +42,9 @@ public:
     bool keep_alive() const { return keep_alive_; }
     uint64_t body_bytes() const { return body_bytes_; }
     const std::string& status() const { return status_; }
+    int status_code() const {  // of the status start() was given (checked: three digits first); 0 before
+        return status_.size() < 3 ? 0 : (status_[0] - '0') * 100 + (status_[1] - '0') * 10 + (status_[2] - '0');
+    }
     const header_list& headers() const { return headers_; }
     // The app broke the protocol (e.g. wrote past its Content-Length then failed): close after this one.
     void force_close() { keep_alive_ = false; }

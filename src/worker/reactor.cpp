@@ -206,7 +206,9 @@ private:
                     return wait_for_request(s, until);
                 case incoming_head::state::complete:
                     s->head.hand_to(s->conn.reader);
-                    s->conn.ready_at = clock::now();  // queue time starts once the request is whole
+                    // Queue time starts once the request is whole (a kept-alive one's whole head just came: the
+                    // time it was found readable, a moment ago, stands).
+                    if (!first_bytes || !s->conn.served_any) s->conn.ready_at = clock::now();
                     break;
             }
         }
@@ -235,7 +237,7 @@ private:
         } else if (max_in_flight_) {
             for (auto& p : pauses_) p.cancel();  // the accept loops look again
         }
-        if (r == served::idle && !stopping()) return wait_for_request(s, clock::now() + opt_.keepalive, true);
+        if (r == served::idle && !stopping()) return wait_for_request(s, http::coarse_now() + opt_.keepalive, true);
         close(s);
     }
 

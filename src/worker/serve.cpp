@@ -28,7 +28,7 @@ ms seconds(double s) { return ms(static_cast<long long>(s * 1000)); }
 constexpr double no_timeout_fallback = 30.0;
 
 void log_access(const wsgi::connection_info& conn, const http::request_head& head, const http::response_writer& w,
-                const wsgi::outcome& out, std::chrono::system_clock::time_point start_wall, http::clock::duration duration,
+                const wsgi::outcome& out, http::clock::duration duration,
                 std::chrono::nanoseconds queue, int status) {
     log::statsd::request(duration, status);
     if (!log::access_enabled()) return;
@@ -41,7 +41,8 @@ void log_access(const wsgi::connection_info& conn, const http::request_head& hea
     e.request_headers = &head.headers;
     e.response_headers = &w.headers();
     e.response_length = w.body_bytes();
-    e.start = start_wall;
+    // When the request started, on the wall clock: read once the request is over, and only for the log.
+    e.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(duration);
     e.duration = duration;
     e.queue = queue;
     e.environ_lookup = &wsgi::environ_lookup;
@@ -185,16 +186,16 @@ enum class next { request, idle, close };
 next serve_request(connection& c, const wsgi::application& app, const serve_options& opt, serve_state& state) {
     auto& stream = *c.stream;
     // 1. Read the head: a new connection gets the head timeout, an idle keep-alive one `keepalive`.
-    auto now = http::clock::now();
+    auto now = http::coarse_now();
     auto head = c.reader.read_head(now + (c.served_any ? opt.keepalive : opt.head_timeout), now + opt.head_timeout);
     if (!head) return next::close;
     bool reused = std::exchange(c.served_any, true);
-    auto start_wall = std::chrono::system_clock::now();
     auto start = http::clock::now();
     auto arrived = c.ready_at == http::clock::time_point{} ? start : c.ready_at;
     std::chrono::nanoseconds queue = start - arrived;
     if (c.info.trusted_proxy)
-        if (auto front = request_start(*head)) queue = std::max(std::chrono::nanoseconds(0), start_wall - *front);
+        if (auto front = request_start(*head))
+            queue = std::max(std::chrono::nanoseconds(0), std::chrono::system_clock::now() - *front);
     in_flight busy(state.slot, *head, std::chrono::nanoseconds(start.time_since_epoch()).count());  // CLOCK_MONOTONIC
     if (state.label_hub) state.label_hub->set_label(head->method, head->target);
 
@@ -218,7 +219,7 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
     }
     auto end = http::clock::now();
     ++state.requests;
-    int status = std::atoi(writer.status().c_str());
+    int status = writer.status_code();
     if (auto* slot = state.slot) {
         slot->requests.store(state.requests, std::memory_order_relaxed);
         auto& m = slot->counters;
@@ -231,13 +232,13 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
         m.add(sys::metrics::at::bytes_out, writer.body_bytes());
         if (reused) m.add(sys::metrics::at::keepalive_reused);
     }
-    log_access(c.info, *head, writer, out, start_wall, end - start, queue, status);
+    log_access(c.info, *head, writer, out, end - start, queue, status);
     c.ready_at = end;  // a pipelined request waits from here
     if (state.max_rss_pages) state.check_memory();
 
     // 3. Keep-alive only if the response was complete and the unread body can be skipped.
     bool reusable = !out.aborted && writer.keep_alive() && !state.stopping && !state.exhausted();
-    if (reusable && c.reader.discard_body(opt.discard_limit, http::clock::now() + opt.io_timeout)) {
+    if (reusable && c.reader.discard_body(opt.discard_limit, http::coarse_now() + opt.io_timeout)) {
         if (c.reader.has_buffered_bytes() || stream.has_buffered_input() || !opt.return_when_idle) return next::request;
         c.reader.release_buffers();
         return next::idle;  // the driver waits for the next request holding no greenlet or thread
