@@ -2,6 +2,8 @@
 
 #include "http/errors.hpp"
 
+#include <array>
+
 namespace gcorn::http {
 namespace {
 
@@ -15,14 +17,21 @@ constexpr size_t max_leading_empty_lines = 4;
 constexpr size_t max_method = 20;
 
 // <cctype> would depend on the locale Python sets at start-up; the grammar here is ASCII.
-bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+constexpr bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+// A byte class table over `extra` and the ASCII letters and digits.
+constexpr std::array<bool, 256> alnum_and(std::string_view extra) {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = is_alpha(c) || is_digit(c);
+    for (char c : extra) t[(unsigned char)c] = true;
+    return t;
+}
+constexpr auto tchars = alnum_and("!#$%&'*+-.^_`|~");
+constexpr auto host_chars = alnum_and("-._~%!$&'()*+,;=");
 
 // RFC 9110 §5.6.2 tchar.
-bool is_tchar(unsigned char c) {
-    static constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
-    return is_alpha(c) || is_digit(c) || extra.find(char(c)) != std::string_view::npos;
-}
+bool is_tchar(unsigned char c) { return tchars[c]; }
 
 bool is_digits(std::string_view s) {
     for (unsigned char c : s)
@@ -30,8 +39,13 @@ bool is_digits(std::string_view s) {
     return true;
 }
 
-// Everything below 0x20 but HTAB, and DEL: never valid in a head line (NUL, bare CR/LF, ...).
-bool is_forbidden_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+// Everything below 0x20 but HTAB, and DEL: never valid in a head line (NUL, bare CR/LF, ...); CR and LF among them,
+// so the scan stops only at the end of a line or at a byte to refuse.
+constexpr auto line_stoppers = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = (c < 0x20 && c != '\t') || c == 0x7f;
+    return t;
+}();
 
 [[noreturn]] void bad(const char* why) { throw http_error(400, why); }
 
@@ -70,10 +84,7 @@ void check_target(std::string_view method, std::string_view target) {
 
 bool is_host_port(std::string_view v) {
     // RFC 3986 §3.2.2: reg-name and IPv4 are unreserved / pct-encoded / sub-delims; an IP-literal is bracketed.
-    auto is_host_char = [](unsigned char c) {
-        static constexpr std::string_view extra = "-._~%!$&'()*+,;=";
-        return is_alpha(c) || is_digit(c) || extra.find(char(c)) != std::string_view::npos;
-    };
+    auto is_host_char = [](unsigned char c) { return host_chars[c]; };
     std::string_view port;
     if (!v.empty() && v.front() == '[') {
         auto close = v.find(']');
@@ -156,18 +167,18 @@ head_scan::result head_scan::scan(std::string_view buf, const limits& lim) {
     }
     if (line_start < skip) line_start = next = skip;
     for (size_t i = next; i < buf.size(); ++i) {
+        // The ordinary bytes up to the next CR (or byte to refuse) in one tight loop.
+        while (i < buf.size() && !line_stoppers[(unsigned char)buf[i]]) ++i;
+        // Limits apply while the line is still arriving, so an endless line is cut off early. The request line's
+        // limit excludes its CRLF; a field line's includes it, as Gunicorn counts them.
+        size_t length = i - line_start;
+        if (!request_line_done && length > line_limit) throw http_error(414, "request line too long");
+        if (request_line_done && lim.field_size && length + 2 > lim.field_size)
+            throw http_error(431, "header field too long");
+        if (i == buf.size()) break;
         unsigned char c = buf[i];
         if (c == '\n') bad("bare LF in head");
-        if (c != '\r') {
-            if (is_forbidden_control(c)) bad("control character in head");
-            // Limits apply while the line is still arriving, so an endless line is cut off early. The request
-            // line's limit excludes its CRLF; a field line's includes it, as Gunicorn counts them.
-            size_t length = i + 1 - line_start;
-            if (!request_line_done && length > line_limit) throw http_error(414, "request line too long");
-            if (request_line_done && lim.field_size && length + 2 > lim.field_size)
-                throw http_error(431, "header field too long");
-            continue;
-        }
+        if (c != '\r') bad("control character in head");
         if (i + 1 == buf.size()) {  // the LF has not arrived yet: look at this CR again next time
             next = i;
             return result::need_more;

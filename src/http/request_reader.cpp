@@ -67,6 +67,7 @@ private:
             for (auto& c : head.method) c = ascii::upper(c);
         head.target.assign(target.data(), target.size());
         head.version = version;
+        head.headers.reserve(8);  // one allocation for a usual head, not one per doubling
     }
 
     void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {

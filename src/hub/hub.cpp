@@ -90,6 +90,7 @@ hub::hub(net::io_context& ioc, size_t threadpool_size)
     py::greenlet_import();
     hub_greenlet_ = py::greenlet_current();
     main_greenlet_ = hub_greenlet_;
+    spare_jobs_.reserve(max_idle_greenlets);  // so giving a node back (in a destructor) never allocates
     the_hub = this;
 }
 
@@ -237,7 +238,15 @@ std::shared_ptr<hub::task> hub::take_task() {
 uint64_t hub::start_job(std::shared_ptr<task> t) {
     t->token = ++next_token_;
     t->wakeup_pending = false;
-    jobs_[t->token] = t;
+    if (spare_jobs_.empty()) {
+        jobs_.emplace(t->token, t);
+    } else {
+        auto node = std::move(spare_jobs_.back());
+        spare_jobs_.pop_back();
+        node.key() = t->token;
+        node.mapped() = t;
+        jobs_.insert(std::move(node));
+    }
     uint64_t token = t->token;
     net::post(ioc_, [this, t = std::move(t)] { resume(t); });  // the first switch, from a handler (§3.1 (1))
     return token;
@@ -304,7 +313,11 @@ bool hub::run_job(task& t) {
     struct job_end {  // the token dies with the job, however it ends
         task& t;
         ~job_end() {
-            t.owner.jobs_.erase(t.token);
+            auto& h = t.owner;
+            if (auto node = h.jobs_.extract(t.token); node && h.spare_jobs_.size() < max_idle_greenlets) {
+                node.mapped().reset();
+                h.spare_jobs_.push_back(std::move(node));
+            }
             t.token = 0;
             t.job = nullptr;
             t.py_fn = t.py_args = py::object();

@@ -147,7 +147,7 @@ private:
     net::io_context& ioc_;
     net::thread_pool pool_;
     py::object hub_greenlet_;
-    std::unique_ptr<py::gil_release> unlocked_;  // set while run() waits in epoll
+    std::unique_ptr<py::gil_release> unlocked_;  // set while run() may wait in epoll (its handlers take the GIL)
     std::unordered_set<std::shared_ptr<task>> tasks_;  // the only strong references to live greenlets
     std::vector<std::shared_ptr<task>> idle_;          // parked pooled greenlets ready for a job
     std::shared_ptr<task> current_;
@@ -155,6 +155,7 @@ private:
     py::object main_greenlet_;
     std::unordered_map<const void*, std::weak_ptr<task>> by_greenlet_;  // gevent mode: greenlet -> gcorn's task
     std::unordered_map<uint64_t, std::weak_ptr<task>> jobs_;  // token -> the task running that job
+    std::vector<decltype(jobs_)::node_type> spare_jobs_;      // nodes of ended jobs, reused: no malloc per job
     std::unordered_map<uint64_t, pending_throw> throws_;
     uint64_t next_token_ = 0, next_throw_ = 0;
     std::thread::id thread_;

@@ -123,7 +123,7 @@ struct request_ctx {
 std::string checked_latin1(const py::object& o, const char* what) {
     auto s = py::latin1(o);
     if (!s) fail(py::python_error::kind::type_error, std::string(what) + " must be a str of latin-1 characters");
-    return *s;
+    return std::move(*s);
 }
 
 // environ["gcorn.deadline"](seconds): the request's deadline is now + seconds; None or <= 0 removes it.
@@ -468,8 +468,10 @@ application::application(const config::settings& s)
 }
 
 struct environ_cache::state {
-    py::object base;  // the shared entries and this connection's own
-    py::object last;  // base and the last request's entries: what the next request copies
+    // The shared entries, this connection's own and the last request's: what the next request copies. (Only this
+    // one dict per connection: new header fields rebuild it from the shared template, which keeps an idle
+    // connection's memory low.)
+    py::object last;
     // What `last` was filled from, to tell what the next request changes.
     std::string method, protocol, target, script_name;
     http::header_list headers;
@@ -520,10 +522,7 @@ py::object application::connection_environ(connection_info& conn) const {
 py::object application::make_environ(connection_info& conn, const http::request_head& head) const {
     auto& sh = shared();
     auto& cache = conn.environ.s_;
-    if (!cache) {
-        cache = std::make_unique<environ_cache::state>();
-        cache->base = connection_environ(conn);
-    }
+    if (!cache) cache = std::make_unique<environ_cache::state>();
     auto& st = *cache;
     // forwarder_headers: a trusted front end mounting the app under a prefix says so with a SCRIPT_NAME header.
     std::string_view script_name = script_name_;
@@ -545,7 +544,7 @@ py::object application::make_environ(connection_info& conn, const http::request_
         if (!strip_script_name(path, script_name)) return {};
     }
     if (new_fields) {
-        st.last = py::copy_dict(st.base);
+        st.last = connection_environ(conn);
         if (conn.trusted_proxy && !conn.https && !secure_scheme_headers_.empty() &&
             forwarded_https(head.headers, secure_scheme_headers_))
             py::set_item(st.last, sh.url_scheme, sh.https);
