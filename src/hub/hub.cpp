@@ -143,10 +143,12 @@ void hub::run() {
     constexpr int batch = 64;
     for (int ran = 0; !ioc_.stopped(); ran = 0) {
         while (ran < batch && ioc_.poll_one()) ++ran;
+        if (before_wait_) before_wait_();
         unlocked_ = std::make_unique<py::gil_release>();
         if (ran < batch) ioc_.run_one();  // nothing ready: wait (its handler takes the GIL in resume())
         unlocked_.reset();
     }
+    if (before_wait_) before_wait_();
     kill_remaining();
     finish();
 }
@@ -171,6 +173,7 @@ void hub::forget_foreign(const std::shared_ptr<task>& t) {
 }
 
 void hub::poll_without_gil(const std::function<void()>& poll) {
+    if (before_wait_) before_wait_();
     unlocked_ = std::make_unique<py::gil_release>();
     poll();
     unlocked_.reset();

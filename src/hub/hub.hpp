@@ -51,6 +51,9 @@ public:
     // hub greenlet instead (gcorn.gevent._worker): its loop (gcorn.gevent.loop) runs this io_context through
     // poll_without_gil, and gcorn's greenlets, gevent's greenlets and gevent's patched stdlib share one reactor.
     void run();
+    // Called before the reactor waits for events, and every few dozen handlers while it is busy, with the GIL
+    // held: work that batches across requests (the access log) is finished there. Set before run().
+    void before_wait(std::function<void()> fn) { before_wait_ = std::move(fn); }
 
     // ---- gevent's hub on this reactor (gcorn.gevent.loop, through hub/loop_functions) ----
     // Runs `poll` (which runs this io_context) without the GIL; completion handlers take it back to switch.
@@ -147,6 +150,7 @@ private:
     net::io_context& ioc_;
     net::thread_pool pool_;
     py::object hub_greenlet_;
+    std::function<void()> before_wait_;
     std::unique_ptr<py::gil_release> unlocked_;  // set while run() may wait in epoll (its handlers take the GIL)
     std::unordered_set<std::shared_ptr<task>> tasks_;  // the only strong references to live greenlets
     std::vector<std::shared_ptr<task>> idle_;          // parked pooled greenlets ready for a job

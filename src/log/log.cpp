@@ -6,9 +6,13 @@
 
 #include <spdlog/sinks/base_sink.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <fcntl.h>
 #include <mutex>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <spdlog/pattern_formatter.h>
@@ -97,11 +101,58 @@ protected:
     void flush_() override {}
 };
 
+std::atomic<bool> batching{false};
+
+// The access log in a regular file: whole lines, appended (O_APPEND) with one write(2) each time it is flushed,
+// so the workers sharing the file never interleave parts of lines. spdlog's file sink writes through stdio, whose
+// buffer would write out a part of a line once it fills: it flushes every line instead, one write per request.
+// Written here because spdlog has no sink that batches whole lines.
+class batched_file_sink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    explicit batched_file_sink(const std::string& path)
+        : fd_(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666)) {
+        if (fd_ < 0) throw spdlog::spdlog_ex("Failed opening file " + path + " for writing", errno);
+    }
+    ~batched_file_sink() override {
+        write_out();
+        ::close(fd_);
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& m) override {
+        spdlog::memory_buf_t line;
+        formatter_->format(m, line);
+        pending_.append(line.data(), line.size());
+        if (!batching.load(std::memory_order_relaxed) || pending_.size() >= max_pending) write_out();
+    }
+    void flush_() override { write_out(); }
+
+private:
+    static constexpr size_t max_pending = 64 * 1024;
+    void write_out() noexcept {
+        for (size_t done = 0; done < pending_.size();) {
+            ssize_t n = ::write(fd_, pending_.data() + done, pending_.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;  // a full disk loses these lines, as it would lose them unbatched
+            done += size_t(n);
+        }
+        pending_.clear();
+    }
+    int fd_;
+    std::string pending_;
+};
+
+bool is_regular_file(const std::string& path) {
+    struct stat st{};
+    return ::stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode);  // not there yet: it will be made one
+}
+
 spdlog::sink_ptr make_sink(const std::string& path, bool error_log) {
     if (path == "-") {
         if (error_log) return std::make_shared<spdlog::sinks::stderr_sink_mt>();
         return std::make_shared<spdlog::sinks::stdout_sink_mt>();
     }
+    if (!error_log && is_regular_file(path)) return std::make_shared<batched_file_sink>(path);
     return std::make_shared<spdlog::sinks::basic_file_sink_mt>(path);
 }
 
@@ -126,9 +177,12 @@ void build() {
     spdlog::set_default_logger(error);
     s.error_fd = s.error_path == "-" ? 2 : -1;
     if (!s.access_path.empty()) {
-        s.access_logger = std::make_shared<spdlog::logger>("access", make_sink(s.access_path, false));
+        auto sink = make_sink(s.access_path, false);
+        bool batched = dynamic_cast<batched_file_sink*>(sink.get()) != nullptr;
+        s.access_logger = std::make_shared<spdlog::logger>("access", std::move(sink));
         s.access_logger->set_pattern("%v");
-        s.access_logger->flush_on(spdlog::level::trace);
+        // A batched sink writes when it decides (batch_access); the others after every line.
+        s.access_logger->flush_on(batched ? spdlog::level::off : spdlog::level::trace);
     } else {
         s.access_logger.reset();
     }
@@ -206,6 +260,15 @@ void access(const access_entry& e) {
     auto& s = st();
     if (s.forward.access) s.forward.access(e);
     else if (s.access_logger) s.access_logger->info(s.format->render(e));
+}
+
+void batch_access(bool on) {
+    batching.store(on, std::memory_order_relaxed);
+    if (!on) flush_access();
+}
+
+void flush_access() {
+    if (auto& logger = st().access_logger) logger->flush();
 }
 
 void forward_to(external e) {

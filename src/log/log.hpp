@@ -68,6 +68,13 @@ std::string render_json(const access_entry& e);
 bool access_enabled();
 void access(const access_entry& e);
 
+// Batching, for a worker whose requests end on one thread between reactor waits (async): access lines to a
+// regular file are kept in memory, whole, until flush_access() (which the worker calls before its reactor
+// waits, and every few dozen handlers while it is busy) or until 64 KiB are pending, then written with one
+// write(2). Without it (the default), each line is written as it comes. Never throws.
+void batch_access(bool on);
+void flush_access();
+
 // Gunicorn's atoms for one request, as its access logger passes them to Python's logging (name -> value):
 // the single letters, plus "{name}i" / "{name}o" for every request / response header (lower-case names) and
 // "{key}e" for each environ key `format` refers to.

@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hub/deadline_wait.hpp"
+#include "log/log.hpp"
 #include "worker/accept_pause.hpp"
 #include "worker/base.hpp"
 #include "worker/dispatch.hpp"
@@ -75,6 +76,12 @@ public:
           driver_reads_heads_(incoming_head::driver_reads_heads(s_)) {
         metrics().shared_writers = Dispatch::multithread_serving;
         if constexpr (std::is_same_v<Dispatch, green_dispatch>) {
+            // Every request ends on the hub's thread: its access line waits for the hub's next wait (one write
+            // per batch of requests, not per request). gthread's pool threads write theirs as they come.
+            if (log::access_enabled()) {
+                log::batch_access(true);
+                dispatch_.hub().before_wait(&log::flush_access);
+            }
             if (s_.block_warning > 0 && !dispatch_.hub().runs_gevent()) {
                 watchdog_.emplace(dispatch_.hub(), args_.slot, std::chrono::milliseconds(s_.block_warning));
                 state_.label_hub = &dispatch_.hub();

@@ -4,6 +4,8 @@ import re
 import time
 import urllib.request
 
+from conftest import get_all
+
 
 def test_access_log_off_by_default(gcorn):
     server = gcorn("echo:app")
@@ -39,6 +41,25 @@ def test_access_log_custom_atoms(gcorn, tmp_path):
     assert m, line
     assert int(m.group(1)) == length
     assert int(m.group(3)) in server.worker_pids()
+
+
+def test_async_access_log_batches_whole_lines_from_every_worker(gcorn, tmp_path):
+    # The async worker writes its access lines in batches (one write before its reactor waits): no line may be
+    # lost, split or mixed with another worker's appending to the same file, and the last batch is written while
+    # the server then sits idle, not only at exit.
+    logfile = tmp_path / "access.log"
+    server = gcorn("echo:app", "-k", "async", "-w", "2", "--access-logfile", str(logfile))
+    total = 600
+    paths = ["/batch/%d" % i for i in range(total)]
+    responses = get_all(server.port, paths)
+    assert all(r.startswith(b"HTTP/1.1 200 ") for r in responses)
+    deadline = time.time() + 20
+    while logfile.read_text().count("\n") < total and time.time() < deadline:
+        time.sleep(0.05)
+    lines = [l for l in logfile.read_text().splitlines() if "/batch/" in l]
+    pattern = re.compile(r'127\.0\.0\.1 - - \[[^]]+\] "GET (/batch/\d+) HTTP/1\.1" 200 \d+ "-" "-"')
+    assert all(pattern.fullmatch(l) for l in lines), [l for l in lines if not pattern.fullmatch(l)][:3]
+    assert sorted(pattern.fullmatch(l).group(1) for l in lines) == sorted(paths)
 
 
 def test_error_log_file_and_level(gcorn, tmp_path):
