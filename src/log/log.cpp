@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/details/os.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -109,8 +110,9 @@ std::atomic<bool> batching{false};
 // Written here because spdlog has no sink that batches whole lines.
 class batched_file_sink final : public spdlog::sinks::base_sink<std::mutex> {
 public:
-    explicit batched_file_sink(const std::string& path)
-        : fd_(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666)) {
+    explicit batched_file_sink(const std::string& path) {
+        spdlog::details::os::create_dir(spdlog::details::os::dir_name(path));  // as spdlog's own file sink does
+        fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
         if (fd_ < 0) throw spdlog::spdlog_ex("Failed opening file " + path + " for writing", errno);
     }
     ~batched_file_sink() override {
@@ -138,7 +140,7 @@ private:
         }
         pending_.clear();
     }
-    int fd_;
+    int fd_ = -1;
     std::string pending_;
 };
 
