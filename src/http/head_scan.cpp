@@ -171,9 +171,9 @@ head_scan::result head_scan::scan(std::string_view buf, const limits& lim) {
         while (i < buf.size() && !line_stoppers[(unsigned char)buf[i]]) ++i;
         // Limits apply while the line is still arriving, so an endless line is cut off early. The request line's
         // limit excludes its CRLF; a field line's includes it, as Gunicorn counts them.
-        size_t length = i - line_start;
+        size_t length = i - line_start;  // an empty line (the head's end) is not a field: no limit applies
         if (!request_line_done && length > line_limit) throw http_error(414, "request line too long");
-        if (request_line_done && lim.field_size && length + 2 > lim.field_size)
+        if (request_line_done && length && lim.field_size && length + 2 > lim.field_size)
             throw http_error(431, "header field too long");
         if (i == buf.size()) break;
         unsigned char c = buf[i];

@@ -27,6 +27,7 @@
 #include "worker/drivers.hpp"
 #include "worker/incoming_head.hpp"
 #include "worker/watchdog.hpp"
+#include "worker/signals.hpp"
 
 namespace gcorn::worker {
 namespace {
@@ -81,6 +82,7 @@ public:
             if (log::access_enabled()) {
                 log::batch_access(true);
                 dispatch_.hub().before_wait(&log::flush_access);
+                quick_stop_through_thread();  // QUIT writes the held lines before the exit
             }
             if (s_.block_warning > 0 && !dispatch_.hub().runs_gevent()) {
                 watchdog_.emplace(dispatch_.hub(), args_.slot, std::chrono::milliseconds(s_.block_warning));
@@ -263,12 +265,16 @@ private:
     void on_stop() override {
         for (auto& p : pauses_) p.cancel();
         auto last_call = clock::now() + std::min<std::chrono::milliseconds>(opt_.keepalive, max_last_call);
-        for (auto& s : sessions_)
-            if (s->idle.active() && s->idle.expiry() > last_call) {
-                s->idle.settle();
+        for (auto& s : sessions_) {
+            // A wait in the idle list has no timer of its own: its deadline is idle_until.
+            auto expiry = s->idle_hook.is_linked() ? s->idle_until : s->idle.expiry();
+            if (s->idle.active() && expiry > last_call) {
+                s->idle.settle();  // its completion will not run: take it off the idle count here
+                if (s->conn.served_any && !s->head.started()) --idle_;
                 s->socket.cancel();
                 wait_for_request(s, last_call);
             }
+        }
         if (open_ == 0) ioc_.stop();
     }
 
@@ -329,7 +335,7 @@ private:
     std::deque<std::shared_ptr<session>> admission_queue_;
     std::list<std::shared_ptr<session>> sessions_;
     std::list<net::steady_timer> pauses_;  // one per accept loop, woken when a connection ends
-    idle_list idle_list_;                  // declared after sessions_: emptied (auto-unlink) as they go
+    idle_list idle_list_;                  // destroyed before sessions_; its hooks unlink themselves either way
     net::steady_timer idle_timer_{ioc_};   // at the idle list's front's deadline
     bool idle_timer_armed_ = false;
     const bool driver_reads_heads_;

@@ -12,6 +12,9 @@ namespace gcorn::worker {
 // request stuck in the app does not hold the stop up. HUP/TTIN/TTOU/WINCH/USR2 (master signals) are ignored.
 // Returns the pipe's read end (non-blocking).
 int install_worker_signals(bool hook_on_quick_stop);
+// QUIT and INT then go through that thread even without the hook: it writes what the access log still holds
+// (log::batch_access) before the exit. Call after install_worker_signals.
+void quick_stop_through_thread();
 
 // Reads every queued signal; calls on_signal(sig) for each.
 template <class F>

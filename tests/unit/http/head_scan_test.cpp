@@ -49,6 +49,13 @@ TEST(head_scan, field_size_counts_the_crlf_as_gunicorn_does) {
     EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: " + std::string(16, 'a') + "\r\n\r\n", lim), 431);
 }
 
+TEST(head_scan, the_empty_line_ending_the_head_is_not_a_field) {
+    // With limit_request_field_size 1 no field fits, but a head without fields is still whole and accepted.
+    limits lim{4094, 100, 1};
+    EXPECT_EQ(status_of("GET / HTTP/1.0\r\n\r\n", lim), 200);
+    EXPECT_EQ(status_of("GET / HTTP/1.0\r\nX: a\r\n\r\n", lim), 431);
+}
+
 TEST(head_scan, a_dripped_head_is_scanned_once) {
     // Each call resumes where the last stopped, so a client sending one byte at a time costs linear work.
     std::string raw = "GET /" + std::string(4000, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n";
