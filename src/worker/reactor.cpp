@@ -153,8 +153,11 @@ private:
     // us is answered (with Connection: close). Past `until` (keepalive or the head timeout before a first byte,
     // the head timeout for a whole head) a started head is answered 408, and the connection closed.
     // `in_idle_list`: a wait of exactly `keepalive` from now, timed by the idle list rather than a timer of its own.
+    // A wait between keep-alive requests (counted in idle_), not one for a first request or the rest of a head.
+    static bool between_requests(const session& s) { return s.conn.served_any && !s.head.started(); }
+
     void wait_for_request(const std::shared_ptr<session>& s, clock::time_point until, bool in_idle_list = false) {
-        bool keepalive = s->conn.served_any && !s->head.started();
+        bool keepalive = between_requests(*s);
         if (keepalive) ++idle_, metrics().connections_idle.store(uint32_t(idle_), std::memory_order_relaxed);
         s->idle_hook.unlink();
         auto timer_until = until;
@@ -270,7 +273,7 @@ private:
             auto expiry = s->idle_hook.is_linked() ? s->idle_until : s->idle.expiry();
             if (s->idle.active() && expiry > last_call) {
                 s->idle.settle();  // its completion will not run: take it off the idle count here
-                if (s->conn.served_any && !s->head.started()) --idle_;
+                if (between_requests(*s)) --idle_;
                 s->socket.cancel();
                 wait_for_request(s, last_call);
             }

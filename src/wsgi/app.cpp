@@ -536,20 +536,22 @@ py::object application::make_environ(connection_info& conn, const http::request_
     bool new_fields = !st.last || head.headers != st.headers;
     bool new_target = new_fields || head.target != st.target || script_name != st.script_name;
     std::string path;
-    std::string_view target = uri::path_and_query(head.target);
-    auto qmark = target.find('?');
+    std::string_view query;
     if (new_target) {
+        std::string_view target = uri::path_and_query(head.target);
+        auto qmark = target.find('?');
+        if (qmark != std::string_view::npos) query = target.substr(qmark + 1);
         // PEP 3333: PATH_INFO is the URL-decoded path, as bytes decoded latin-1.
         path = uri::percent_decode(target.substr(0, qmark));
         if (!strip_script_name(path, script_name)) return {};
     }
     if (new_fields) {
         st.last = connection_environ(conn);
-        if (conn.trusted_proxy && !conn.https && !secure_scheme_headers_.empty() &&
-            forwarded_https(head.headers, secure_scheme_headers_))
-            py::set_item(st.last, sh.url_scheme, sh.https);
+        st.script_name = script_name_;  // what connection_environ set
+        bool https = conn.https || (conn.trusted_proxy && forwarded_https(head.headers, secure_scheme_headers_));
+        if (https) py::set_item(st.last, sh.url_scheme, sh.https);
         if (conn.server_port.empty()) {
-            auto [server_name, server_port] = server_address(conn, head, py::get_item(st.last, sh.url_scheme).is(sh.https));
+            auto [server_name, server_port] = server_address(conn, head, https);
             py::set_item(st.last, sh.SERVER_NAME, py::str_latin1(server_name));
             py::set_item(st.last, sh.SERVER_PORT, py::str_latin1(server_port));
         }
@@ -572,11 +574,11 @@ py::object application::make_environ(connection_info& conn, const http::request_
         st.protocol = protocol;
     }
     if (new_target) {
-        if (script_name != (new_fields ? std::string_view(script_name_) : st.script_name)) py::set_item(st.last, sh.SCRIPT_NAME, py::str_latin1(script_name));
+        if (script_name != st.script_name) py::set_item(st.last, sh.SCRIPT_NAME, py::str_latin1(script_name));
         auto raw = py::str_latin1(head.target);
         py::set_item(st.last, sh.RAW_URI, raw);
         py::set_item(st.last, sh.PATH_INFO, path == head.target ? raw : py::str_latin1(path));  // "/": one str
-        py::set_item(st.last, sh.QUERY_STRING, py::str_latin1(qmark == std::string_view::npos ? "" : target.substr(qmark + 1)));
+        py::set_item(st.last, sh.QUERY_STRING, py::str_latin1(query));
         st.target = head.target;
         st.script_name = script_name;
     }
