@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -120,9 +121,14 @@ private:
         py::object exception;
         std::unique_ptr<net::steady_timer> timer;
     };
-    void resume(const std::shared_ptr<task>& t);
-    void switch_into(const std::shared_ptr<task>& t);  // GIL held
-    std::vector<std::shared_ptr<task>> ready_;         // gevent mode: resumed after the poll, not in a handler
+    void resume(const std::shared_ptr<task>& t);       // queues it on ready_ (a handler never switches)
+    void switch_into(std::shared_ptr<task> t);         // GIL held
+    void run_ready();                                  // switches into ready_ in order, GIL held
+    std::shared_ptr<task> next_ready_for(task& parking);  // the ready task `parking` can hand the thread to
+    std::vector<std::shared_ptr<task>> ready_;         // resumed by handlers, switched into after the poll
+    size_t ready_next_ = 0;                            // ready_[ready_next_..] not yet switched into
+    // Keeps the reactor from running out of work between a handler queuing a task and the task's own next wait.
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> ready_work_;
     std::shared_ptr<task> waiting_task();             // the task of the calling greenlet (made for a foreign one)
     void kill_remaining();
     void run_gevent(const py::object& gevent_hub);
