@@ -40,7 +40,7 @@ struct hub::task : std::enable_shared_from_this<task> {
     bool foreign = false;             // gevent's greenlet, not one of ours: known only while it waits
     bool queued = false;              // on ready_: a second completion (a throw after the wait ended) adds nothing
 
-    // The completion of a wait: records why and switches into the greenlet.
+    // The completion of a wait: records why and queues the greenlet to be switched into.
     auto resumer() {
         return [t = shared_from_this()](woke w) {
             t->why = w;
@@ -187,10 +187,17 @@ void hub::poll_without_gil(const std::function<void()>& poll) {
 }
 
 void hub::run_ready() {
+    struct drained {  // however it ends: a task left unswitched (an exception) can be queued again
+        hub& h;
+        ~drained() {
+            for (size_t i = h.ready_next_; i < h.ready_.size(); ++i)
+                if (h.ready_[i]) h.ready_[i]->queued = false;
+            h.ready_.clear();
+            h.ready_next_ = 0;
+            h.ready_work_.reset();  // nothing the tasks started since: the reactor may stop
+        }
+    } end{*this};
     while (ready_next_ < ready_.size()) switch_into(std::move(ready_[ready_next_++]));
-    ready_.clear();
-    ready_next_ = 0;
-    ready_work_.reset();  // nothing the tasks started since: the reactor may stop
 }
 
 void hub::finish_in_gevent_hub() {
@@ -314,7 +321,8 @@ std::shared_ptr<hub::task> hub::next_ready_for(task& parking) {
     // greenlet), an exception to throw in and gevent's greenlets go through switch_into() from the hub.
     if (gevent_mode_ || ready_next_ >= ready_.size()) return nullptr;
     auto& n = ready_[ready_next_];
-    if (n.get() == &parking || n->foreign || n->throw_in || !n->greenlet || !py::greenlet_started(n->greenlet))
+    if (n.get() == &parking || n->foreign || n->throw_in || !n->greenlet || !py::greenlet_started(n->greenlet) ||
+        py::greenlet_dead(n->greenlet))
         return nullptr;
     n->queued = false;
     return std::move(ready_[ready_next_++]);

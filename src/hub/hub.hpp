@@ -1,7 +1,7 @@
 // The greenlet <-> Asio bridge (DESIGN §3): the worker's main greenlet runs io_context.run() as the hub;
-// every other greenlet waits by registering an Asio operation and switching to the hub, and is switched
-// back into from that operation's completion handler. Only the hub switches into a child; a child only
-// switches to the hub. Knows nothing of HTTP or WSGI.
+// every other greenlet waits by registering an Asio operation and switching away, and that operation's completion
+// handler queues it to be switched back into. The hub switches into the first queued child once the handlers have
+// run; a child that parks hands the thread to the next queued one, or back to the hub. Knows nothing of HTTP or WSGI.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -57,7 +57,7 @@ public:
     void before_wait(std::function<void()> fn) { before_wait_ = std::move(fn); }
 
     // ---- gevent's hub on this reactor (gcorn.gevent.loop, through hub/loop_functions) ----
-    // Runs `poll` (which runs this io_context) without the GIL; completion handlers take it back to switch.
+    // Runs `poll` (which runs this io_context) without the GIL; the tasks they queued run after it, with the GIL.
     void poll_without_gil(const std::function<void()>& poll);
     // The io_context stopped (the worker is stopping): kills gcorn's greenlets from gevent's hub greenlet, their
     // parent. PRECONDITION: in gevent's hub greenlet, GIL held.
@@ -157,7 +157,7 @@ private:
     net::thread_pool pool_;
     py::object hub_greenlet_;
     std::function<void()> before_wait_;
-    std::unique_ptr<py::gil_release> unlocked_;  // set while run() may wait in epoll (its handlers take the GIL)
+    std::unique_ptr<py::gil_release> unlocked_;  // set while run() may wait in epoll (its handlers only queue)
     std::unordered_set<std::shared_ptr<task>> tasks_;  // the only strong references to live greenlets
     std::vector<std::shared_ptr<task>> idle_;          // parked pooled greenlets ready for a job
     std::shared_ptr<task> current_;

@@ -62,7 +62,7 @@ void green_deadlines::disarm(request_clock& c) {
     c.linked = false;
 }
 
-// On the hub, between greenlets (GIL held by the handler's caller: the hub takes it to run handlers).
+// On the hub, between greenlets (tick() takes the GIL itself: a handler run while the hub waits in epoll has none).
 void green_deadlines::tick() {
     timer_->expires_after(period_);
     timer_->async_wait([this](boost::system::error_code ec) {
