@@ -267,7 +267,7 @@ uint64_t hub::start_job(std::shared_ptr<task> t) {
         jobs_.insert(std::move(node));
     }
     uint64_t token = t->token;
-    net::post(ioc_, [this, t = std::move(t)] { resume(t); });  // queued by a handler, first switched into by the loop (§3.1 (1))
+    net::post(ioc_, [this, t = std::move(t)] { resume(t); });  // queued by a handler, run by the loop (§3.1 (1))
     return token;
 }
 
@@ -295,9 +295,7 @@ void hub::switch_into(std::shared_ptr<task> t) {
         t->greenlet = py::greenlet_new(t->run, hub_greenlet_);
         if (gevent_mode_) by_greenlet_[t->greenlet.ptr()] = t;
     }
-    current_ = t;
-    pulse_.switches.store(pulse_.switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    pulse_.running_token.store(t->token, std::memory_order_relaxed);
+    running(t);
     py::python_error err;
     py::object thrown = std::move(t->throw_in);  // dropped below, still under the GIL
     // Our own reference: a foreign (gevent) task lets go of its greenlet when its wait ends, inside this switch.
@@ -314,6 +312,13 @@ void hub::switch_into(std::shared_ptr<task> t) {
         last->drop_python();
         tasks_.erase(last);
     }
+}
+
+// `t` is about to be switched into: what current_token() and the watchdog's pulse report from now on.
+void hub::running(std::shared_ptr<task> t) {
+    pulse_.switches.store(pulse_.switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    pulse_.running_token.store(t->token, std::memory_order_relaxed);
+    current_ = std::move(t);
 }
 
 std::shared_ptr<hub::task> hub::next_ready_for(task& parking) {
@@ -376,10 +381,8 @@ void hub::park(task& t) {
     py::python_error err;
     py::object to = hub_greenlet_;
     if (auto next = next_ready_for(t)) {
-        pulse_.switches.store(pulse_.switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        pulse_.running_token.store(next->token, std::memory_order_relaxed);
         to = next->greenlet;
-        current_ = std::move(next);
+        running(std::move(next));
     }
     if (py::greenlet_switch(to, &err)) return;
     // Something was thrown into us: GreenletExit kills (sticky, DESIGN §3.1 (5)); any other exception comes
@@ -485,7 +488,7 @@ woke hub::wait_wakeup(deadline until) {
 }
 
 void hub::wakeup(uint64_t token) {
-    // Posted even from a child of this hub: only the loop switches into a greenlet (DESIGN §3.1 (8)), after a handler queued it.
+    // Posted even from a child of this hub: a handler queues the greenlet, the loop switches (DESIGN §3.1 (8)).
     net::post(ioc_, [this, token] {
         auto t = find_job(token);
         if (!t) return;

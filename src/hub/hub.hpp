@@ -124,6 +124,7 @@ private:
     void resume(const std::shared_ptr<task>& t);       // queues it on ready_ (a handler never switches)
     void switch_into(std::shared_ptr<task> t);         // GIL held
     void run_ready();                                  // switches into ready_ in order, GIL held
+    void running(std::shared_ptr<task> t);             // current_ and the pulse, before a switch into t
     std::shared_ptr<task> next_ready_for(task& parking);  // the ready task `parking` can hand the thread to
     std::vector<std::shared_ptr<task>> ready_;         // resumed by handlers, switched into after the poll
     size_t ready_next_ = 0;                            // ready_[ready_next_..] not yet switched into
