@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <ctime>
+#include <stdexcept>
 
 #include "base/ascii.hpp"
 #include "http/errors.hpp"
@@ -23,13 +24,22 @@ constexpr auto tchars = [] {
 }();
 bool is_tchar(unsigned char c) { return tchars[c]; }
 
-// RFC 9110 §7.6.1: hop-by-hop fields belong to this connection, not to the app (PEP 3333 too).
-bool is_hop_by_hop(std::string_view name) {
-    using namespace std::literals;
-    for (auto h : {"connection"sv, "keep-alive"sv, "proxy-authenticate"sv, "proxy-authorization"sv, "te"sv, "trailer"sv,
-                   "transfer-encoding"sv, "upgrade"sv})
-        if (iequals(name, h)) return true;
-    return false;
+// The fields the writer treats apart, told by length first: one comparison per field, not one per name.
+enum class field { other, content_length, date, server, connection, hop_by_hop };
+field classify(std::string_view name) {
+    auto is = [&](std::string_view lower_name) { return iequals(name, lower_name); };
+    switch (name.size()) {
+    case 2: return is("te") ? field::hop_by_hop : field::other;
+    case 4: return is("date") ? field::date : field::other;
+    case 6: return is("server") ? field::server : field::other;
+    case 7: return is("trailer") || is("upgrade") ? field::hop_by_hop : field::other;
+    case 10: return is("connection") ? field::connection : is("keep-alive") ? field::hop_by_hop : field::other;
+    case 14: return is("content-length") ? field::content_length : field::other;
+    case 17: return is("transfer-encoding") ? field::hop_by_hop : field::other;
+    case 18: return is("proxy-authenticate") ? field::hop_by_hop : field::other;
+    case 19: return is("proxy-authorization") ? field::hop_by_hop : field::other;
+    default: return field::other;
+    }
 }
 
 // The Date header changes once a second; format it once a second (RFC 9110 §5.6.7 IMF-fixdate).
@@ -78,14 +88,24 @@ std::string_view check_status(std::string_view status) {
     return {};
 }
 
-std::string_view check_header(std::string_view name, std::string_view value) {
+// Why a field would corrupt the response, or empty; the Content-Length it carries goes to `length`.
+std::string_view check_field(std::string_view name, std::string_view value, field kind, uint64_t& length) {
     if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return is_tchar((unsigned char)c); }))
         return "header name is not a token";
     for (unsigned char c : value)
         if ((c < 0x20 && c != '\t') || c == 0x7f) return "control character in header value";
     // RFC 9110 §8.6: the response is framed by this value, so "abc" or "5, 6" would desynchronise the client.
-    if (iequals(name, "content-length") && !parse_length(value)) return "Content-Length is not a number";
+    if (kind == field::content_length) {
+        auto n = parse_length(value);
+        if (!n) return "Content-Length is not a number";
+        length = *n;
+    }
     return {};
+}
+
+std::string_view check_header(std::string_view name, std::string_view value) {
+    uint64_t length = 0;
+    return check_field(name, value, classify(name), length);
 }
 
 response_writer::response_writer(byte_stream& stream, const request_head& request, bool keepalive_allowed,
@@ -93,10 +113,72 @@ response_writer::response_writer(byte_stream& stream, const request_head& reques
     : stream_(stream), request_(request), write_timeout_(write_timeout),
       keep_alive_(keepalive_allowed && request.keep_alive) {}
 
-void response_writer::start(std::string status, header_list headers) {
-    status_ = std::move(status);
-    headers_ = std::move(headers);
-    started_ = true;
+void response_writer::start(std::string_view status, const header_list& headers) {
+    if (!check_status(status).empty()) throw std::invalid_argument("invalid status " + std::string(status));
+    begin(status);
+    for (auto& [name, value] : headers)
+        if (!add_header(name, value).empty()) throw std::invalid_argument("invalid header " + name);
+    end_headers();
+}
+
+void response_writer::begin(std::string_view status) {
+    status_ = status;
+    started_ = false;
+    bodiless_status_ = status_code() < 200 || status_code() == 204 || status_code() == 304;  // RFC 9110 §6.4.1
+    app_close_ = has_date_ = has_server_ = false;
+    app_length_.reset();
+    dropped_.clear();
+    headers_.reset();
+    head_.clear();
+    head_.reserve(256);
+    head_.append(request_.protocol()).append(" ").append(status).append("\r\n");
+    fields_at_ = head_.size();
+}
+
+// Checked and appended as it comes; hop-by-hop fields are ours to set (RFC 9110 §7.6.1).
+std::string_view response_writer::add_header(std::string_view name, std::string_view value) {
+    auto kind = classify(name);
+    uint64_t length = 0;
+    if (auto why = check_field(name, value, kind, length); !why.empty()) return why;
+    switch (kind) {
+    case field::connection:
+        if (iequals(value, "close")) app_close_ = true;
+        [[fallthrough]];
+    case field::hop_by_hop:
+        dropped_.emplace_back(name, value);
+        return {};
+    case field::content_length:
+        // One Content-Length frames the response (RFC 9112 §6.3); a repeat is dropped, never sent twice, and a
+        // bodiless status sends none.
+        if (app_length_ || bodiless_status_) {
+            if (!app_length_) app_length_ = length;
+            dropped_.emplace_back(name, value);
+            return {};
+        }
+        app_length_ = length;
+        break;
+    case field::date: has_date_ = true; break;
+    case field::server: has_server_ = true; break;
+    case field::other: break;
+    }
+    head_.append(name).append(": ").append(value).append("\r\n");
+    return {};
+}
+
+const header_list& response_writer::headers() const {
+    if (headers_) return *headers_;
+    headers_.emplace();
+    // Field lines as add_header() wrote them: a token name (no ':'), ": ", a value without CR or LF.
+    size_t end = head_sent_ ? fields_end_ : head_.size();
+    auto fields = std::string_view(head_).substr(std::min(fields_at_, end), end - std::min(fields_at_, end));
+    while (!fields.empty()) {
+        auto line = fields.substr(0, fields.find("\r\n"));
+        auto colon = line.find(": ");
+        headers_->emplace_back(line.substr(0, colon), line.substr(colon + 2));
+        fields.remove_prefix(std::min(fields.size(), line.size() + 2));
+    }
+    headers_->insert(headers_->end(), dropped_.begin(), dropped_.end());
+    return *headers_;
 }
 
 void response_writer::send(std::span<const std::string_view> pieces) {
@@ -106,41 +188,17 @@ void response_writer::send(std::span<const std::string_view> pieces) {
 void response_writer::commit_head() {
     if (claim_ && claim_->exchange(true))
         throw stream_error(stream_error::kind::cancelled, "the request deadline answered first");
-    code_ = (status_[0] - '0') * 100 + (status_[1] - '0') * 10 + (status_[2] - '0');
-    // RFC 9110 §6.4.1: HEAD, 1xx, 204 and 304 carry no body.
-    bool bodiless_status = code_ < 200 || code_ == 204 || code_ == 304;
-    no_body_ = bodiless_status || request_.method == "HEAD";
-    head_.reserve(256);
-    if (stopping_ && stopping_->load(std::memory_order_relaxed)) keep_alive_ = false;
-    head_.append(request_.protocol()).append(" ").append(status_).append("\r\n");
-    bool has_date = false, has_server = false;
-    append_app_headers(bodiless_status, has_date, has_server);
-    append_framing(bodiless_status);
-    if (!has_date) head_.append("Date: ").append(http_date()).append("\r\n");
-    if (!has_server) head_.append("Server: gcorn\r\n");
+    code_ = status_code();
+    no_body_ = bodiless_status_ || request_.method == "HEAD";
+    if ((stopping_ && stopping_->load(std::memory_order_relaxed)) || app_close_) keep_alive_ = false;
+    fields_end_ = head_.size();
+    append_framing(bodiless_status_);
+    if (!has_date_) head_.append("Date: ").append(http_date()).append("\r\n");
+    if (!has_server_) head_.append("Server: gcorn\r\n");
     if (!keep_alive_) head_.append("Connection: close\r\n");
     else if (request_.version == 10) head_.append("Connection: keep-alive\r\n");
     head_.append("\r\n");
-    head_sent_ = true;
-}
-
-// The app's fields, validated by check_header; hop-by-hop ones are ours to set (RFC 9110 §7.6.1).
-void response_writer::append_app_headers(bool bodiless_status, bool& has_date, bool& has_server) {
-    for (auto& [name, value] : headers_) {
-        if (is_hop_by_hop(name)) {
-            if (iequals(name, "connection") && iequals(value, "close")) keep_alive_ = false;
-            continue;
-        }
-        if (iequals(name, "content-length")) {
-            // One Content-Length frames the response (RFC 9112 §6.3); a repeat is dropped, never sent twice.
-            if (app_length_) continue;
-            app_length_ = parse_length(value).value_or(0);  // check_header made sure it parses
-            if (bodiless_status) continue;
-        }
-        has_date |= iequals(name, "date");
-        has_server |= iequals(name, "server");
-        head_.append(name).append(": ").append(value).append("\r\n");
-    }
+    head_sent_ = head_unsent_ = true;
 }
 
 // Without the app's Content-Length: wsgi.file_wrapper's length, chunked on HTTP/1.1, or close on HTTP/1.0.
@@ -165,7 +223,7 @@ void response_writer::flush(std::string_view data, std::string_view trailer) {
     std::string_view pieces[5];
     size_t n = 0;
     std::string size;
-    if (!head_.empty()) pieces[n++] = head_;
+    if (head_unsent_) pieces[n++] = head_;
     if (!data.empty()) {
         if (chunked_) pieces[n++] = size = hex(data.size()) + "\r\n";
         pieces[n++] = data;
@@ -173,7 +231,7 @@ void response_writer::flush(std::string_view data, std::string_view trailer) {
     }
     if (!trailer.empty()) pieces[n++] = trailer;
     if (n) send(std::span(pieces, n));
-    head_.clear();
+    head_unsent_ = false;  // head_ stays: headers() reads the fields back from it
 }
 
 // A client that reads as fast as we send never makes a write wait, so a big body would hold the async worker's

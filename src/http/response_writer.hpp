@@ -23,8 +23,16 @@ public:
     response_writer(byte_stream& stream, const request_head& request, bool keepalive_allowed,
                     std::chrono::milliseconds write_timeout);
 
-    // The app's status and headers, already checked. May be called again until the head is sent (exc_info).
-    void start(std::string status, header_list headers);
+    // A head of gcorn's own (a 503, a 500): `status` and `headers` checked, std::invalid_argument if one is
+    // refused. May be called again until the head is sent.
+    void start(std::string_view status, const header_list& headers);
+    // The app's head (start_response) in one pass: begin() with its checked status, add_header() each field as it
+    // comes (checked, classified and framed at once, no list kept), then end_headers(). Until end_headers() the
+    // writer is not started(): a refused field leaves it so, and the app has to call start_response again. May be
+    // called again until the head is sent (exc_info), replacing what was there.
+    void begin(std::string_view status);
+    std::string_view add_header(std::string_view name, std::string_view value);  // why it is refused, or empty
+    void end_headers() { started_ = true; }
     // The server knows the whole body's size (a list of bytes): frame with Content-Length, not chunked.
     void set_length_hint(uint64_t total) { length_hint_ = total; }
 
@@ -45,7 +53,9 @@ public:
     int status_code() const {  // of the status start() was given (checked: three digits first); 0 before
         return status_.size() < 3 ? 0 : (status_[0] - '0') * 100 + (status_[1] - '0') * 10 + (status_[2] - '0');
     }
-    const header_list& headers() const { return headers_; }
+    // The app's fields as Gunicorn's resp.headers has them: those it sent, then those it gave that were ours to
+    // set (hop-by-hop, a repeated or bodiless Content-Length). Read back from the head on first use (access log).
+    const header_list& headers() const;
     // The app broke the protocol (e.g. wrote past its Content-Length then failed): close after this one.
     void force_close() { keep_alive_ = false; }
     // A server-wide "stopping" flag: if it is set by the time the head is committed, say Connection: close.
@@ -58,7 +68,6 @@ public:
 
 private:
     void commit_head();
-    void append_app_headers(bool bodiless_status, bool& has_date, bool& has_server);
     void append_framing(bool bodiless_status);
     void flush(std::string_view data, std::string_view trailer);
     void send(std::span<const std::string_view> pieces);
@@ -69,13 +78,16 @@ private:
     const request_head& request_;
     std::chrono::milliseconds write_timeout_;
     std::string status_;
-    std::string head_;
+    std::string head_;  // the status line and the app's fields as they come, then (committed) the rest of the head
+    size_t fields_at_ = 0, fields_end_ = 0;  // where the app's fields are in head_
+    header_list dropped_;                    // the app's fields not sent as given
+    mutable std::optional<header_list> headers_;
     const std::atomic<bool>* stopping_ = nullptr;  // committed but not yet sent
     std::atomic<bool>* claim_ = nullptr;
-    header_list headers_;
     std::optional<uint64_t> app_length_, length_hint_;
     int code_ = 0;
-    bool started_ = false, head_sent_ = false, chunked_ = false, no_body_ = false, keep_alive_;
+    bool started_ = false, head_sent_ = false, head_unsent_ = false, chunked_ = false, no_body_ = false, keep_alive_;
+    bool bodiless_status_ = false, app_close_ = false, has_date_ = false, has_server_ = false;  // from the app's head
     uint64_t body_bytes_ = 0;
     uint64_t unyielded_ = 0;  // body bytes sent since the stream last let other connections run
 };

@@ -164,11 +164,16 @@ bool is_bytes(const object& o) { return PyBytes_Check(o.ptr()); }
 std::string_view bytes_view(const object& o) { return {PyBytes_AS_STRING(o.ptr()), size_t(PyBytes_GET_SIZE(o.ptr()))}; }
 bool is_str(const object& o) { return PyUnicode_Check(o.ptr()); }
 
-std::optional<std::string> latin1(const object& s) {
+std::optional<std::string_view> latin1_view(const object& s) {
     if (!PyUnicode_Check(s.ptr())) return std::nullopt;
     if (PyUnicode_KIND(s.ptr()) == PyUnicode_1BYTE_KIND)  // already latin-1 code points: no encoding step
-        return std::string(static_cast<const char*>(PyUnicode_DATA(s.ptr())), size_t(PyUnicode_GET_LENGTH(s.ptr())));
+        return std::string_view(static_cast<const char*>(PyUnicode_DATA(s.ptr())), size_t(PyUnicode_GET_LENGTH(s.ptr())));
     return std::nullopt;
+}
+
+std::optional<std::string> latin1(const object& s) {
+    auto v = latin1_view(s);
+    return v ? std::optional<std::string>(*v) : std::nullopt;
 }
 
 std::string str_of(const object& o) {

@@ -92,6 +92,7 @@ bool is_bytes(const object& o);
 std::string_view bytes_view(const object& o);  // valid while `o` lives
 bool is_str(const object& o);
 std::optional<std::string> latin1(const object& str);  // nullopt if not a str or not latin-1
+std::optional<std::string_view> latin1_view(const object& str);  // the same, no copy: valid while `str` lives
 std::string str_of(const object& o);               // str(o) as UTF-8
 bool is_list_or_tuple(const object& o);
 bool is_none(const object& o);

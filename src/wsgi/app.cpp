@@ -120,11 +120,12 @@ struct request_ctx {
 
 [[noreturn]] void fail(py::python_error::kind k, const std::string& why) { throw py::python_error(k, why); }
 
-std::string checked_latin1(const py::object& o, const char* what) {
-    auto s = py::latin1(o);
+std::string_view checked_latin1_view(const py::object& o, const char* what) {
+    auto s = py::latin1_view(o);
     if (!s) fail(py::python_error::kind::type_error, std::string(what) + " must be a str of latin-1 characters");
-    return std::move(*s);
+    return *s;
 }
+std::string checked_latin1(const py::object& o, const char* what) { return std::string(checked_latin1_view(o, what)); }
 
 // environ["gcorn.deadline"](seconds): the request's deadline is now + seconds; None or <= 0 removes it.
 py::object request_ctx::deadline(void* self, const py::object& args, const py::object&) {
@@ -154,25 +155,26 @@ py::object request_ctx::start_response(void* self, const py::object& args, const
     } else if (c.writer.started()) {
         fail(py::python_error::kind::assertion_error, "start_response called a second time without exc_info");
     }
-    std::string status = checked_latin1(py::item(args, 0), "status");
+    auto status_str = py::item(args, 0);
+    auto status = checked_latin1_view(status_str, "status");
     if (auto why = http::check_status(status); !why.empty())
-        fail(py::python_error::kind::value_error, "invalid status " + status + ": " + std::string(why));
+        fail(py::python_error::kind::value_error, "invalid status " + std::string(status) + ": " + std::string(why));
     auto list = py::item(args, 1);
     if (!py::is_list_or_tuple(list)) fail(py::python_error::kind::type_error, "headers must be a list");
-    http::header_list headers;
-    size_t count = py::size(list);
-    headers.reserve(count);
-    for (size_t i = 0; i < count; ++i) {
+    // Each field is checked and framed as it comes (no list of copies); one refused leaves the writer unstarted.
+    // No Python code runs in this loop, so the views into the app's strings stay valid.
+    c.writer.begin(status);
+    for (size_t i = 0, count = py::size(list); i < count; ++i) {
         auto pair = py::item(list, i);
         if (!py::is_list_or_tuple(pair) || py::size(pair) != 2)
             fail(py::python_error::kind::type_error, "each header must be a (name, value) tuple");
-        auto name = checked_latin1(py::item(pair, 0), "header name");
-        auto value = checked_latin1(py::item(pair, 1), "header value");
-        if (auto why = http::check_header(name, value); !why.empty())
-            fail(py::python_error::kind::value_error, "invalid header " + name + ": " + std::string(why));
-        headers.emplace_back(std::move(name), std::move(value));
+        auto name_str = py::item(pair, 0), value_str = py::item(pair, 1);
+        auto name = checked_latin1_view(name_str, "header name");
+        auto value = checked_latin1_view(value_str, "header value");
+        if (auto why = c.writer.add_header(name, value); !why.empty())
+            fail(py::python_error::kind::value_error, "invalid header " + std::string(name) + ": " + std::string(why));
     }
-    c.writer.start(std::move(status), std::move(headers));
+    c.writer.end_headers();
     if (!c.write_fn) c.write_fn = py::native_function(&request_ctx::write, self);
     return c.write_fn;
 }

@@ -164,6 +164,49 @@ TEST(response_writer, hop_by_hop_headers_from_the_app_are_dropped) {
     EXPECT_EQ(s.output.substr(s.output.size() - 6), "\r\n\r\nok");
 }
 
+// The fields are framed as they are added, so the access log and post_request read them back from the head:
+// what was sent in order, then what the app gave that was the server's to set.
+TEST(response_writer, headers_read_back_from_the_head) {
+    memory_stream s;
+    auto h = head();
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    w.start("200 OK", {{"Content-Type", "text/plain"}, {"Connection", "close"}, {"X-Empty", ""},
+                       {"Set-Cookie", "a=b; Path=/"}, {"Content-Length", "2"}, {"Content-Length", "2"}});
+    header_list before_sent = w.headers();
+    w.write("ok");
+    w.finish();
+    header_list expected = {{"Content-Type", "text/plain"}, {"X-Empty", ""}, {"Set-Cookie", "a=b; Path=/"},
+                            {"Content-Length", "2"}, {"Connection", "close"}, {"Content-Length", "2"}};
+    EXPECT_EQ(before_sent, expected);
+    EXPECT_EQ(w.headers(), expected);
+    EXPECT_NE(s.output.find("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Empty: \r\nSet-Cookie: a=b; Path=/\r\n"
+                            "Content-Length: 2\r\n"),
+              std::string::npos) << s.output;
+    EXPECT_EQ(s.output.find("Content-Length: 2\r\nContent-Length"), std::string::npos);
+    EXPECT_FALSE(w.keep_alive());  // the app's Connection: close is honoured, and sent once, by the server
+}
+
+// start_response checks each field as it frames it: a refused one leaves the writer unstarted, whatever an earlier
+// start (exc_info) had set, so nothing half-checked is ever sent.
+TEST(response_writer, a_refused_field_leaves_the_writer_unstarted) {
+    memory_stream s;
+    auto h = head();
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    w.start("200 OK", {{"Content-Length", "2"}});
+    w.begin("500 Internal Server Error");
+    EXPECT_TRUE(w.add_header("X-Fine", "1").empty());
+    EXPECT_FALSE(w.add_header("X-Bad", "a\r\nSet-Cookie: x").empty());
+    EXPECT_FALSE(w.started());
+    w.begin("502 Bad Gateway");
+    EXPECT_TRUE(w.add_header("Content-Length", "0").empty());
+    w.end_headers();
+    EXPECT_TRUE(w.started());
+    w.finish();
+    EXPECT_EQ(s.output.find("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"), 0u) << s.output;
+    EXPECT_EQ(s.output.find("X-Fine"), std::string::npos);
+    EXPECT_EQ(w.status_code(), 502);
+}
+
 // RFC 8297: 103 Early Hints go out at once and before the final head (also after start(), which sends nothing).
 TEST(response_writer, early_hints_precede_the_response) {
     memory_stream s;
