@@ -267,7 +267,11 @@ uint64_t hub::start_job(std::shared_ptr<task> t) {
         jobs_.insert(std::move(node));
     }
     uint64_t token = t->token;
-    net::post(ioc_, [this, t = std::move(t)] { resume(t); });  // queued by a handler, run by the loop (§3.1 (1))
+    // Queued like any resumed greenlet (no Asio operation of its own): run_ready() or a parking greenlet's handoff
+    // starts it. gevent's loop only looks at ready_ after a poll returns, so there a handler queues it, which
+    // makes the poll return.
+    if (gevent_mode_) net::post(ioc_, [this, t = std::move(t)] { resume(t); });
+    else resume(t);
     return token;
 }
 
