@@ -288,7 +288,7 @@ void send_result(const py::object& result, http::response_writer& writer, bool s
 
 // PEP 3333: the iterable's close() is called once per request, however the request ended.
 void close_result(const py::object& result, const http::request_head& head) noexcept {
-    if (!result) return;
+    if (!result || py::is_list_or_tuple(result)) return;  // (exactly) a list or a tuple has no close()
     try {
         if (auto close = result.attr_or_null(shared().close)) close();
     } catch (const py::python_error& e) {
