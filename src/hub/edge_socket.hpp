@@ -26,6 +26,8 @@
 #if !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
+
+#include "hub/recycler.hpp"
 #endif
 
 namespace gcorn::hub {
@@ -113,6 +115,10 @@ struct edge_socket::wait_op final : net::detail::reactor_op {
         ssize_t n = ::recv(o->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? not_done : done_and_exhausted;
     }
+
+    // One per wait: recycled, not a malloc and a free each time.
+    static void* operator new(std::size_t n) { return recycler::allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { recycler::deallocate(p, n); }
 
     static void complete(void* owner, net::detail::operation* base, const boost::system::error_code&, std::size_t) {
         auto* o = static_cast<wait_op*>(base);

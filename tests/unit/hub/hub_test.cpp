@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "hub/deadline_wait.hpp"
+#include "hub/recycler.hpp"
 #include "py/interpreter.hpp"
 #include "py/object.hpp"
 
@@ -237,6 +238,28 @@ TEST_F(hub_test, run_in_threadpool_parks_only_its_greenlet) {
 }
 
 // deadline_wait without a hub: the reactor's idle keep-alive wait.
+// A wait's block goes back to its size class and the next wait of that class reuses it; past `keep` blocks, or
+// past the largest class, the heap takes them.
+TEST(recycler, a_freed_block_is_reused_by_the_next_allocation_of_its_class) {
+    void* a = recycler::allocate(100);
+    recycler::deallocate(a, 100);
+    EXPECT_EQ(recycler::allocate(120), a);  // same class (128)
+    void* small = recycler::allocate(64);
+    EXPECT_NE(small, a);
+    recycler::deallocate(small, 64);
+    recycler::deallocate(a, 120);
+    EXPECT_EQ(recycler::allocate(16), small);
+    EXPECT_EQ(recycler::allocate(128), a);
+    std::vector<void*> many;
+    for (unsigned i = 0; i < recycler::detail::keep + 10; ++i) many.push_back(recycler::allocate(200));
+    for (void* p : many) recycler::deallocate(p, 200);
+    EXPECT_EQ(recycler::detail::mine().count[2], recycler::detail::keep);
+    void* big = recycler::allocate(1000);  // no class: plain heap, never kept
+    recycler::deallocate(big, 1000);
+    EXPECT_EQ(recycler::detail::mine().count[2], recycler::detail::keep);
+    recycler::deallocate(small, 16), recycler::deallocate(a, 128);
+}
+
 TEST(deadline_wait, the_first_half_wins_and_settle_ends_it_from_outside) {
     net::io_context ioc;
     deadline_wait w(ioc.get_executor());
