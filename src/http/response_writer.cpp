@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <stdexcept>
 
@@ -22,12 +23,39 @@ constexpr auto tchars = [] {
     for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[(unsigned char)c] = true;
     return t;
 }();
-bool is_tchar(unsigned char c) { return tchars[c]; }
+bool is_token(std::string_view s) {
+    unsigned ok = !s.empty();
+    for (unsigned char c : s) ok &= tchars[c];  // no branch per byte
+    return ok;
+}
+
+// RFC 9110 §5.5: no control character but HTAB in a field value (CR/LF would split the response).
+bool is_field_value(std::string_view v) {
+    unsigned bad = 0;
+    for (unsigned char c : v) bad |= unsigned(c < 0x20 && c != '\t') | unsigned(c == 0x7f);
+    return !bad;
+}
+
+// A token equals `lower` (lower-case letters and '-', of the same size) but for case: OR-ing in 0x20 lower-cases
+// a letter and turns no other token character into a letter or '-', so it compares eight bytes at a time.
+bool token_is(std::string_view token, std::string_view lower) {
+    size_t i = 0, n = token.size();
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a, b;
+        std::memcpy(&a, token.data() + i, 8);
+        std::memcpy(&b, lower.data() + i, 8);
+        if ((a | 0x2020202020202020u) != b) return false;
+    }
+    for (; i < n; ++i)
+        if ((token[i] | 0x20) != lower[i]) return false;
+    return true;
+}
 
 // The fields the writer treats apart, told by length first: one comparison per field, not one per name.
+// PRECONDITION: `name` is a token.
 enum class field { other, content_length, date, server, connection, hop_by_hop };
 field classify(std::string_view name) {
-    auto is = [&](std::string_view lower_name) { return iequals(name, lower_name); };
+    auto is = [&](std::string_view lower) { return token_is(name, lower); };
     switch (name.size()) {
     case 2: return is("te") ? field::hop_by_hop : field::other;
     case 4: return is("date") ? field::date : field::other;
@@ -88,12 +116,11 @@ std::string_view check_status(std::string_view status) {
     return {};
 }
 
-// Why a field would corrupt the response, or empty; the Content-Length it carries goes to `length`.
-std::string_view check_field(std::string_view name, std::string_view value, field kind, uint64_t& length) {
-    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return is_tchar((unsigned char)c); }))
-        return "header name is not a token";
-    for (unsigned char c : value)
-        if ((c < 0x20 && c != '\t') || c == 0x7f) return "control character in header value";
+// Why a field would corrupt the response, or empty; what kind of field it is, and the Content-Length it carries.
+std::string_view check_field(std::string_view name, std::string_view value, field& kind, uint64_t& length) {
+    if (!is_token(name)) return "header name is not a token";
+    if (!is_field_value(value)) return "control character in header value";
+    kind = classify(name);
     // RFC 9110 §8.6: the response is framed by this value, so "abc" or "5, 6" would desynchronise the client.
     if (kind == field::content_length) {
         auto n = parse_length(value);
@@ -104,8 +131,17 @@ std::string_view check_field(std::string_view name, std::string_view value, fiel
 }
 
 std::string_view check_header(std::string_view name, std::string_view value) {
+    field kind;
     uint64_t length = 0;
-    return check_field(name, value, classify(name), length);
+    return check_field(name, value, kind, length);
+}
+
+void head_buffer::grow(size_t need) {
+    size_t cap = std::max(cap_ * 2, need);
+    auto bigger = std::make_unique<char[]>(cap);
+    std::memcpy(bigger.get(), data_, size_);
+    heap_ = std::move(bigger);
+    data_ = heap_.get(), cap_ = cap;
 }
 
 response_writer::response_writer(byte_stream& stream, const request_head& request, bool keepalive_allowed,
@@ -130,14 +166,13 @@ void response_writer::begin(std::string_view status) {
     dropped_.clear();
     headers_.reset();
     head_.clear();
-    head_.reserve(256);
-    head_.append(request_.protocol()).append(" ").append(status).append("\r\n");
+    head_.append(request_.protocol(), " ", status, "\r\n");
     fields_at_ = head_.size();
 }
 
 // Checked and appended as it comes; hop-by-hop fields are ours to set (RFC 9110 §7.6.1).
 std::string_view response_writer::add_header(std::string_view name, std::string_view value) {
-    auto kind = classify(name);
+    field kind;
     uint64_t length = 0;
     if (auto why = check_field(name, value, kind, length); !why.empty()) return why;
     switch (kind) {
@@ -161,7 +196,7 @@ std::string_view response_writer::add_header(std::string_view name, std::string_
     case field::server: has_server_ = true; break;
     case field::other: break;
     }
-    head_.append(name).append(": ").append(value).append("\r\n");
+    head_.append(name, ": ", value, "\r\n");
     return {};
 }
 
@@ -170,7 +205,7 @@ const header_list& response_writer::headers() const {
     headers_.emplace();
     // Field lines as add_header() wrote them: a token name (no ':'), ": ", a value without CR or LF.
     size_t end = head_sent_ ? fields_end_ : head_.size();
-    auto fields = std::string_view(head_).substr(std::min(fields_at_, end), end - std::min(fields_at_, end));
+    auto fields = head_.view().substr(std::min(fields_at_, end), end - std::min(fields_at_, end));
     while (!fields.empty()) {
         auto line = fields.substr(0, fields.find("\r\n"));
         auto colon = line.find(": ");
@@ -193,7 +228,7 @@ void response_writer::commit_head() {
     if ((stopping_ && stopping_->load(std::memory_order_relaxed)) || app_close_) keep_alive_ = false;
     fields_end_ = head_.size();
     append_framing(bodiless_status_);
-    if (!has_date_) head_.append("Date: ").append(http_date()).append("\r\n");
+    if (!has_date_) head_.append("Date: ", http_date(), "\r\n");
     if (!has_server_) head_.append("Server: gcorn\r\n");
     if (!keep_alive_) head_.append("Connection: close\r\n");
     else if (request_.version == 10) head_.append("Connection: keep-alive\r\n");
@@ -206,7 +241,9 @@ void response_writer::append_framing(bool bodiless_status) {
     if (!app_length_ && !bodiless_status) {
         if (length_hint_) {
             app_length_ = length_hint_;
-            head_.append("Content-Length: ").append(std::to_string(*length_hint_)).append("\r\n");
+            char digits[24];
+            auto end = std::to_chars(digits, digits + sizeof digits, *length_hint_).ptr;
+            head_.append("Content-Length: ", std::string_view(digits, size_t(end - digits)), "\r\n");
         } else if (request_.method == "HEAD") {
             // nothing follows a HEAD response, so the connection stays usable without framing
         } else if (request_.version == 11) {
@@ -223,7 +260,7 @@ void response_writer::flush(std::string_view data, std::string_view trailer) {
     std::string_view pieces[5];
     size_t n = 0;
     std::string size;
-    if (head_unsent_) pieces[n++] = head_;
+    if (head_unsent_) pieces[n++] = head_.view();
     if (!data.empty()) {
         if (chunked_) pieces[n++] = size = hex(data.size()) + "\r\n";
         pieces[n++] = data;

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +18,37 @@ namespace gcorn::http {
 // Why the app's status or header would corrupt the response (CR/LF/NUL: response splitting), or empty.
 std::string_view check_status(std::string_view status);
 std::string_view check_header(std::string_view name, std::string_view value);
+
+// Bytes of a response head: inline up to a size that holds a usual head (no malloc per request), on the heap
+// past it. append() takes every piece of a line at once: one bounds check, then the copies.
+class head_buffer {
+public:
+    head_buffer() = default;
+    head_buffer(const head_buffer&) = delete;
+    head_buffer& operator=(const head_buffer&) = delete;
+
+    template <class... Pieces>
+    void append(const Pieces&... pieces) {
+        size_t n = (std::string_view(pieces).size() + ...);
+        if (size_ + n > cap_) grow(size_ + n);
+        ((put(std::string_view(pieces))), ...);
+    }
+    void clear() { size_ = 0; }
+    size_t size() const { return size_; }
+    std::string_view view() const { return {data_, size_}; }
+
+private:
+    void put(std::string_view piece) {
+        std::memcpy(data_ + size_, piece.data(), piece.size());
+        size_ += piece.size();
+    }
+    void grow(size_t need);
+
+    char inline_[320];
+    char* data_ = inline_;
+    size_t size_ = 0, cap_ = sizeof inline_;
+    std::unique_ptr<char[]> heap_;
+};
 
 class response_writer {
 public:
@@ -78,7 +111,7 @@ private:
     const request_head& request_;
     std::chrono::milliseconds write_timeout_;
     std::string status_;
-    std::string head_;  // the status line and the app's fields as they come, then (committed) the rest of the head
+    head_buffer head_;  // the status line and the app's fields as they come, then (committed) the rest of the head
     size_t fields_at_ = 0, fields_end_ = 0;  // where the app's fields are in head_
     header_list dropped_;                    // the app's fields not sent as given
     mutable std::optional<header_list> headers_;

@@ -207,6 +207,44 @@ TEST(response_writer, a_refused_field_leaves_the_writer_unstarted) {
     EXPECT_EQ(w.status_code(), 502);
 }
 
+// Field names are told apart eight bytes at a time with case folded by one OR: any case matches, and no other
+// token character folds into a letter or '-' (an '_' or a '^' in place of '-' is another field).
+TEST(response_writer, field_names_match_in_any_case_and_only_exactly) {
+    memory_stream s;
+    auto h = head();
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    w.start("200 OK", {{"CONTENT-LENGTH", "2"}, {"content-length", "9"}, {"Content_Length", "x"},
+                       {"Content^Length", "y"}, {"cOnNeCtIoN", "close"}, {"DATE", "today"}, {"sErVeR", "me"}});
+    w.write("ok");
+    w.finish();
+    auto out = s.output;
+    EXPECT_NE(out.find("CONTENT-LENGTH: 2\r\n"), std::string::npos) << out;
+    EXPECT_EQ(out.find("content-length: 9"), std::string::npos);  // a repeat
+    EXPECT_NE(out.find("Content_Length: x\r\nContent^Length: y\r\n"), std::string::npos);
+    EXPECT_EQ(out.find("cOnNeCtIoN"), std::string::npos);
+    EXPECT_EQ(out.find("Date: "), std::string::npos);  // the app's DATE stands
+    EXPECT_EQ(out.find("Server: gcorn"), std::string::npos);
+    EXPECT_EQ(out.substr(out.size() - 6), "\r\n\r\nok");
+    EXPECT_FALSE(w.keep_alive());
+}
+
+// A head past the inline buffer moves to the heap whole, in order.
+TEST(response_writer, a_long_head_is_sent_whole) {
+    memory_stream s;
+    auto h = head();
+    response_writer w(s, h, true, std::chrono::seconds(1));
+    header_list fields;
+    for (int i = 0; i < 40; ++i) fields.emplace_back("X-Field-" + std::to_string(i), std::string(30, char('a' + i % 26)));
+    w.start("200 OK", fields);
+    w.write("ok");
+    w.finish();
+    std::string expected = "HTTP/1.1 200 OK\r\n";
+    for (auto& [name, value] : fields) expected += name + ": " + value + "\r\n";
+    EXPECT_EQ(s.output.substr(0, expected.size()), expected);
+    EXPECT_EQ(w.headers(), fields);
+    EXPECT_TRUE(s.output.ends_with("\r\n\r\n2\r\nok\r\n0\r\n\r\n"));  // chunked
+}
+
 // RFC 8297: 103 Early Hints go out at once and before the final head (also after start(), which sends nothing).
 TEST(response_writer, early_hints_precede_the_response) {
     memory_stream s;
