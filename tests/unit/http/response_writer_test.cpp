@@ -245,6 +245,24 @@ TEST(response_writer, a_long_head_is_sent_whole) {
     EXPECT_TRUE(s.output.ends_with("\r\n\r\n2\r\nok\r\n0\r\n\r\n"));  // chunked
 }
 
+// Values are checked eight bytes at a time: a control byte is found at every position of every length, and a tab,
+// DEL's neighbours and obs-text (0x80-0xff) pass wherever they are.
+TEST(response_writer, field_values_are_checked_at_every_position) {
+    for (size_t len = 1; len <= 24; ++len)
+        for (size_t pos = 0; pos < len; ++pos) {
+            for (unsigned char bad : {0x00, 0x0a, 0x0d, 0x1f, 0x7f}) {
+                std::string v(len, 'a');
+                v[pos] = char(bad);
+                EXPECT_FALSE(check_header("X-A", v).empty()) << len << " " << pos << " " << int(bad);
+            }
+            for (unsigned char fine : {0x09, 0x20, 0x7e, 0x80, 0xff}) {
+                std::string v(len, 'a');
+                v[pos] = char(fine);
+                EXPECT_TRUE(check_header("X-A", v).empty()) << len << " " << pos << " " << int(fine);
+            }
+        }
+}
+
 // RFC 8297: 103 Early Hints go out at once and before the final head (also after start(), which sends nothing).
 TEST(response_writer, early_hints_precede_the_response) {
     memory_stream s;
