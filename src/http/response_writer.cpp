@@ -29,26 +29,8 @@ bool is_token(std::string_view s) {
     return ok;
 }
 
-// RFC 9110 §5.5: no control character but HTAB in a field value (CR/LF would split the response). Eight bytes at a
-// time: a word with no byte below 0x20 and none equal to 0x7f is clean (bytes from 0x80 are obs-text, allowed);
-// only a word that has one (a tab, or a bad byte) is looked at byte by byte.
-bool is_field_value(std::string_view v) {
-    constexpr uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-    auto byte_ok = [](unsigned char c) { return (c >= 0x20 || c == '\t') && c != 0x7f; };
-    size_t i = 0, n = v.size();
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x;
-        std::memcpy(&x, v.data() + i, 8);
-        uint64_t below_space = (x - 0x20 * ones) & ~x & highs;
-        uint64_t del = ((x ^ (0x7f * ones)) - ones) & ~(x ^ (0x7f * ones)) & highs;
-        if ((below_space | del) == 0) continue;
-        for (size_t j = i; j < i + 8; ++j)
-            if (!byte_ok(v[j])) return false;
-    }
-    for (; i < n; ++i)
-        if (!byte_ok(v[i])) return false;
-    return true;
-}
+// RFC 9110 §5.5: no control character but HTAB in a field value (CR/LF would split the response).
+bool is_field_value(std::string_view v) { return ascii::find_control(v) == v.size(); }
 
 // A token equals `lower` (lower-case letters and '-', of the same size) but for case: OR-ing in 0x20 lower-cases
 // a letter and turns no other token character into a letter or '-', so it compares eight bytes at a time.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/ascii.hpp"
+
 #include "http/errors.hpp"
 #include "memory_stream.hpp"
 
@@ -20,6 +22,26 @@ int status_of(std::string_view raw, limits lim = gunicorn_limits) {
 }
 
 TEST(head_scan, accepts_a_simple_head) { EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 200); }
+
+// The scan looks at eight bytes at a time: every control byte is found wherever it sits in a head line (long
+// field values included), and a tab, DEL's neighbour and bytes from 0x80 never stop it.
+TEST(head_scan, control_bytes_are_found_at_every_position) {
+    for (size_t len = 1; len <= 40; ++len)
+        for (size_t pos = 0; pos < len; ++pos) {
+            for (unsigned char c : {0x00, 0x0a, 0x0d, 0x1f, 0x7f}) {
+                std::string v(len, 'v');
+                v[pos] = char(c);
+                EXPECT_EQ(ascii::find_control(v), pos) << len << " " << pos << " " << int(c);
+                EXPECT_EQ(ascii::find_control(v, pos), pos);
+                EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX-Long: " + v + "\r\n\r\n"), 400) << len << " " << pos;
+            }
+            for (unsigned char c : {0x09, 0x20, 0x7e, 0x80, 0xff}) {
+                std::string v(len, 'v');
+                v[pos] = char(c);
+                EXPECT_EQ(ascii::find_control(v), len);
+            }
+        }
+}
 
 TEST(head_scan, waits_for_the_rest) { EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\n"), 0); }
 
