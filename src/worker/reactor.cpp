@@ -171,7 +171,9 @@ private:
         s->idle.start([&socket = s->socket](auto handler) {
                           socket.async_wait(wait_type::wait_read, socket.input(), std::move(handler));
                       },
-                      timer_until, [this, s, keepalive, until](hub::woke why) { idle_wait_over(s, keepalive, until, why); });
+                      timer_until, [this, s = std::shared_ptr(s), keepalive, until](hub::woke why) {
+                          idle_wait_over(s, keepalive, until, why);
+                      });
     }
 
     void idle_wait_over(const std::shared_ptr<session>& s, bool keepalive, clock::time_point until, hub::woke why) {
@@ -230,8 +232,10 @@ private:
 
     void start_serving(const std::shared_ptr<session>& s) {
         ++busy_;
-        dispatch_.dispatch([this, s] { return serve(s->conn, app_, t_, opt_, state_); },
-                           [this, s](served r) { finished(s, r); });
+        // Captured by init-capture: a plain [s] of a const reference would be a const member, which every move
+        // of the handler copies (two atomic operations each).
+        dispatch_.dispatch([this, s = std::shared_ptr(s)] { return serve(s->conn, app_, t_, opt_, state_); },
+                           [this, s = std::shared_ptr(s)](served r) { finished(s, r); });
     }
 
     // max_in_flight: a connection that is not waiting between keep-alive requests counts as in flight from its
