@@ -192,6 +192,7 @@ object type_of(const object& o) { return object::borrow(reinterpret_cast<PyObjec
 object copy_dict(const object& d) { return checked(PyDict_Copy(d.ptr())); }
 size_t size(const object& o) {
     if (PyTuple_CheckExact(o.ptr())) return size_t(PyTuple_GET_SIZE(o.ptr()));  // start_response's arguments
+    if (PyList_CheckExact(o.ptr())) return size_t(PyList_GET_SIZE(o.ptr()));    // and its headers
     Py_ssize_t n = PyObject_Size(o.ptr());
     if (n < 0) throw python_error();
     return size_t(n);
