@@ -143,13 +143,16 @@ void hub::run() {
     // busy reactor running little bytecode; the interpreter's switch interval covers the bytecode in between.
     // Handlers only queue the greenlets they resume; run_ready() switches into the first, and each one that parks
     // hands the thread straight to the next (park()): one switch per resumed greenlet instead of two.
+    // After a wait, the handlers that became ready with it run before any switch (still without the GIL: handlers
+    // never need it), so one epoll batch makes one run of switches and one GIL round trip, not two.
     constexpr int batch = 64;
     for (int ran = 0; !ioc_.stopped(); ran = 0) {
         while (ran < batch && ioc_.poll_one()) ++ran;
         run_ready();
         if (before_wait_) before_wait_();
         unlocked_ = std::make_unique<py::gil_release>();
-        if (ran < batch) ioc_.run_one();  // nothing ready: wait
+        if (ran < batch && ioc_.run_one())  // nothing ready: wait, then take what came with it
+            for (int more = 1; more < batch && ioc_.poll_one();) ++more;
         unlocked_.reset();
         run_ready();
     }

@@ -237,7 +237,6 @@ TEST_F(hub_test, run_in_threadpool_parks_only_its_greenlet) {
     EXPECT_EQ(order, "op");
 }
 
-// deadline_wait without a hub: the reactor's idle keep-alive wait.
 // A wait's block goes back to its size class and the next wait of that class reuses it; past `keep` blocks, or
 // past the largest class, the heap takes them.
 TEST(recycler, a_freed_block_is_reused_by_the_next_allocation_of_its_class) {
@@ -260,6 +259,34 @@ TEST(recycler, a_freed_block_is_reused_by_the_next_allocation_of_its_class) {
     recycler::deallocate(small, 16), recycler::deallocate(a, 128);
 }
 
+// A wait's completion and a throw_later that land in the same batch switch into the greenlet once: the exception is
+// raised in that wait, and the next wait is not ended early by a second, stale switch (it would return cancelled).
+TEST_F(hub_test, a_completion_and_a_throw_in_one_batch_resume_the_greenlet_once) {
+    hub h(ioc);
+    pipe_pair p, q;
+    edge_socket d(ioc, p.r), e(ioc, q.r);
+    py::object error_type = py::import("builtins").attr("ValueError");
+    std::string seen;
+    woke next = woke::ready;
+    h.spawn([&] {
+        // Both become ready while the job waits: the readiness at the reactor's next epoll_wait, and the throw's
+        // timer, already due then. The hub runs every handler that came with a wait before it switches.
+        h.throw_later(h.current_token(), clock::now(), error_type({py::str("thrown")}));
+        p.put();
+        try {
+            h.wait(d, wait_read, known::nothing, clock::now() + 10s);
+            seen = "woke";
+        } catch (const py::python_error& err) {
+            seen = err.what();
+        }
+        next = h.wait(e, wait_read, known::fresh, clock::now() + 50ms);
+    });
+    h.run();
+    EXPECT_NE(seen.find("thrown"), std::string::npos) << seen;
+    EXPECT_EQ(next, woke::timeout);
+}
+
+// deadline_wait without a hub: the reactor's idle keep-alive wait.
 TEST(deadline_wait, the_first_half_wins_and_settle_ends_it_from_outside) {
     net::io_context ioc;
     deadline_wait w(ioc.get_executor());
