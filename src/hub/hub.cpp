@@ -29,7 +29,7 @@ struct hub::task : std::enable_shared_from_this<task> {
     hub& owner;
     py::object greenlet, run;         // dropped by the hub, with the GIL, when the greenlet ends
     py::object py_fn, py_args;        // a job spawned from Python
-    std::function<void()> job;        // a job spawned from C++
+    job_fn job;                       // a job spawned from C++
     py::object throw_in;              // raised into the greenlet by its next resume (throw_later)
     deadline_wait wait;               // the current wait: its operation, its deadline, which of them won
     uint64_t token = 0;               // the current job's name (0 between jobs)
@@ -49,7 +49,7 @@ struct hub::task : std::enable_shared_from_this<task> {
     }
     void drop_python() {
         greenlet = run = py_fn = py_args = throw_in = py::object();
-        job = nullptr;
+        job.reset();
     }
 };
 
@@ -238,7 +238,7 @@ void hub::finish() {
     pool_.join();
 }
 
-void hub::spawn(std::function<void()> job) {
+void hub::spawn(job_fn job) {
     auto t = take_task();
     t->job = std::move(job);
     start_job(std::move(t));
@@ -365,7 +365,7 @@ bool hub::run_job(task& t) {
                 h.spare_jobs_.push_back(std::move(node));
             }
             t.token = 0;
-            t.job = nullptr;
+            t.job.reset();
             t.py_fn = t.py_args = py::object();
         }
     } end_of_job{t};

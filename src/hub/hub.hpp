@@ -22,6 +22,7 @@
 
 #include "hub/deadline_wait.hpp"
 #include "hub/edge_socket.hpp"
+#include "hub/job.hpp"
 #include "py/gil.hpp"
 #include "py/object.hpp"
 
@@ -64,9 +65,10 @@ public:
     void finish_in_gevent_hub();
     bool runs_gevent() const noexcept { return gevent_mode_; }
 
-    // Runs `job` in a (pooled) greenlet. Never switches inline: the first switch is posted into the running
-    // io_context (DESIGN §3.1 (1)). `job` must not throw. PRECONDITION: on the hub's thread.
-    void spawn(std::function<void()> job);
+    // Runs `job` in a (pooled) greenlet. Never switches inline: the greenlet is queued like a resumed one and
+    // switched into by the loop, or by a greenlet that parks, once the caller has returned (DESIGN §3.1 (1)).
+    // `job` must not throw. PRECONDITION: on the hub's thread.
+    void spawn(job_fn job);
     // Runs fn(*args) in a greenlet; returns the job's token (below). PRECONDITION: GIL held, on the hub's thread.
     uint64_t spawn_python(const py::object& fn, const py::object& args);
 
@@ -138,7 +140,7 @@ private:
     std::unordered_set<std::shared_ptr<task>> foreign_;  // tasks of gevent's greenlets, while they wait
     void park(task& t);
     std::shared_ptr<task> take_task();               // a pooled greenlet, or a new one
-    uint64_t start_job(std::shared_ptr<task> t);     // names the job and posts its first switch
+    uint64_t start_job(std::shared_ptr<task> t);     // names the job and queues its first switch
     std::shared_ptr<task> find_job(uint64_t token) const;
     void deliver_throw(uint64_t id);
     static py::object task_main(void* ctx, const py::object&, const py::object&);

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "hub/deadline_wait.hpp"
+#include "hub/job.hpp"
 #include "hub/recycler.hpp"
 #include "py/interpreter.hpp"
 #include "py/object.hpp"
@@ -235,6 +236,35 @@ TEST_F(hub_test, run_in_threadpool_parks_only_its_greenlet) {
     h.spawn([&] { order += 'o'; });  // runs while the first one's call is on the pool
     h.run();
     EXPECT_EQ(order, "op");
+}
+
+// A job is stored inline up to 64 bytes and on the heap past that; moving it moves the callable (a shared_ptr it
+// holds keeps one owner), and whatever owns it last destroys it exactly once.
+TEST(job_fn, holds_small_and_large_callables_and_destroys_each_once) {
+    auto owner = std::make_shared<int>(0);
+    struct big {
+        std::shared_ptr<int> p;
+        char pad[100] = {};
+        void operator()() const { ++*p; }
+    };
+    {
+        job_fn small = [p = owner] { ++*p; };
+        job_fn large = big{owner};
+        EXPECT_EQ(owner.use_count(), 3);
+        job_fn moved = std::move(small);
+        job_fn moved_large = std::move(large);
+        EXPECT_FALSE(small);
+        EXPECT_FALSE(large);
+        EXPECT_EQ(owner.use_count(), 3);  // moved, not copied
+        moved();
+        moved_large();
+        EXPECT_EQ(*owner, 2);
+        moved = std::move(moved_large);  // the small one is destroyed here, the large one changes hands
+        EXPECT_EQ(owner.use_count(), 2);
+        moved();
+        EXPECT_EQ(*owner, 3);
+    }
+    EXPECT_EQ(owner.use_count(), 1);
 }
 
 // A wait's block goes back to its size class and the next wait of that class reuses it; past `keep` blocks, or
