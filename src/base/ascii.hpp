@@ -2,6 +2,7 @@
 // <cctype> is not used because it depends on the locale, which Python sets at start-up.
 #pragma once
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -24,21 +25,25 @@ constexpr std::string_view trim(std::string_view v) noexcept {
 }
 
 // The first byte at or after `from` that is a control character other than HTAB (below 0x20, CR and LF among
-// them, or DEL), or s.size(). Bytes from 0x80 are not control characters. Eight bytes at a time: a word is looked
-// at byte by byte only if it holds a byte below 0x20 (a tab, or a stopper) or a DEL.
+// them, or DEL), or s.size(). Bytes from 0x80 are not control characters. Eight bytes at a time (SWAR): in the mask
+// of bytes below 0x20 or equal to 0x7f, the lowest set byte is always a true one (a false one needs a borrow from a
+// true one below it), so it is the answer unless it is a tab; then the scan goes on after the tab.
 constexpr bool is_control(unsigned char c) noexcept { return (c < 0x20 && c != '\t') || c == 0x7f; }
 inline size_t find_control(std::string_view s, size_t from = 0) noexcept {
+    static_assert(std::endian::native == std::endian::little, "the byte order the mask's lowest byte assumes");
     constexpr uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u, del = 0x7f * ones;
     size_t i = from, n = s.size();
-    for (; i + 8 <= n; i += 8) {
+    while (i + 8 <= n) {
         uint64_t x;
-        std::memcpy(&x, s.data() + i, 8);
-        // Exact as a whole (SWAR "has a byte less than"): no false negative, and a word it flags is rescanned.
-        uint64_t below_space = (x - 0x20 * ones) & ~x & highs;
-        uint64_t is_del = ((x ^ del) - ones) & ~(x ^ del) & highs;
-        if ((below_space | is_del) == 0) continue;
-        for (size_t j = i; j < i + 8; ++j)
-            if (is_control(s[j])) return j;
+        std::memcpy(&x, s.data() + i, 8);  // little-endian: s[i] is the lowest byte
+        uint64_t found = ((x - 0x20 * ones) & ~x & highs) | (((x ^ del) - ones) & ~(x ^ del) & highs);
+        if (found == 0) {
+            i += 8;
+            continue;
+        }
+        size_t at = i + size_t(std::countr_zero(found) >> 3);
+        if (s[at] != '\t') return at;
+        i = at + 1;
     }
     for (; i < n; ++i)
         if (is_control(s[i])) return i;

@@ -43,6 +43,16 @@ TEST(head_scan, control_bytes_are_found_at_every_position) {
         }
 }
 
+// Tabs are allowed where a control byte is looked for: the scan goes on after each, in the same word or the next.
+TEST(head_scan, tabs_do_not_hide_the_control_byte_after_them) {
+    using namespace std::literals;
+    EXPECT_EQ(ascii::find_control("\t\x01" "abcdefgh"sv), 1u);
+    EXPECT_EQ(ascii::find_control("a\t\tb\t\t\t\tc\t\x7f"sv), 10u);
+    EXPECT_EQ(ascii::find_control("\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\r\n"sv), 16u);
+    EXPECT_EQ(ascii::find_control("abc\x80\xff\xa0\x9f\x7e\t "sv), 10u);
+    EXPECT_EQ(ascii::find_control("0123456789\r\n"sv, 11), 11u);
+}
+
 TEST(head_scan, waits_for_the_rest) { EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\n"), 0); }
 
 TEST(head_scan, refuses_bare_lf_and_obs_fold) {
