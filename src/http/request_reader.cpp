@@ -214,7 +214,8 @@ public:
     // Room for `n` more bytes after size(); returns where they go.
     char* reserve_tail(size_t n) {
         if (size_ + n <= cap_) return data_.get() + size_;
-        size_t cap = std::max({cap_ * 2, size_ + n, read_size});  // a first request seeded from its head: a pooled block
+        // At least a pooled block, also for a first request seeded from the head the reactor read.
+        size_t cap = std::max({cap_ * 2, size_ + n, read_size});
         auto grown = cap == read_size ? take_block() : std::unique_ptr<char[]>(new char[cap]);
         if (size_) std::memcpy(grown.get(), data_.get(), size_);
         give_back();
