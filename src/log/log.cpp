@@ -385,7 +385,7 @@ std::string access_format::render(const access_entry& e) const {
         switch (p.kind) {
             case 0: out += p.text; break;
             case 'i': append_safe(out, or_dash(header(e.request_headers, p.text))); break;
-            case 'o': append_safe(out, or_dash(header(e.response_headers, p.text))); break;
+            case 'o': append_safe(out, or_dash(header(e.response_headers(), p.text))); break;
             case 'e': append_safe(out, e.environ_lookup ? e.environ_lookup(e.environ_ctx, p.text) : "-"); break;
             default: append_atom(out, p.text, e);
         }
@@ -416,7 +416,7 @@ std::vector<std::pair<std::string, std::string>> atoms(const access_entry& e, st
         }
     };
     add_headers(e.request_headers, 'i');
-    add_headers(e.response_headers, 'o');
+    add_headers(e.response_headers(), 'o');
     // Only the environ keys the format names: the whole environ is the app's (and may hold any object).
     for (size_t at = 0; (at = format.find("%({", at)) != std::string_view::npos;) {
         auto close = format.find("}e)s", at);

@@ -30,7 +30,13 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 struct access_entry {
     std::string_view remote_addr, method, target, protocol, status;  // status: "200 OK"
     const header_list* request_headers = nullptr;
-    const header_list* response_headers = nullptr;
+    // The response's fields, read on demand (%({name}o)s, the atoms a custom logger gets): the writer reads them back
+    // from the head it sent, which a format that names none should not pay for. Null if there are none.
+    const header_list* (*response_headers_of)(const void* ctx) = nullptr;
+    const void* response_ctx = nullptr;
+    const header_list* response_headers() const {
+        return response_headers_of ? response_headers_of(response_ctx) : nullptr;
+    }
     unsigned long long response_length = 0;
     std::chrono::system_clock::time_point start;
     std::chrono::steady_clock::duration duration{};

@@ -39,7 +39,10 @@ void log_access(const wsgi::connection_info& conn, const http::request_head& hea
     e.protocol = head.sent_protocol();
     e.status = w.status();
     e.request_headers = &head.headers;
-    e.response_headers = &w.headers();
+    e.response_headers_of = [](const void* writer) {
+        return &static_cast<const http::response_writer*>(writer)->headers();
+    };
+    e.response_ctx = &w;
     e.response_length = w.body_bytes();
     // When the request started, on the wall clock: read once the request is over, and only for the log.
     e.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(duration);

@@ -15,7 +15,8 @@ TEST(access_format, gunicorn_atoms) {
     e.protocol = "HTTP/1.1";
     e.status = "200 OK";
     e.request_headers = &req;
-    e.response_headers = &resp;
+    e.response_headers_of = [](const void* h) { return static_cast<const header_list*>(h); };
+    e.response_ctx = &resp;
     e.response_length = 5;
     e.duration = std::chrono::microseconds(1500);
     access_format f(R"(%(h)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(U)s %(q)s %(m)s %(H)s %(D)s %(M)s %({x-id}i)s %({content-type}o)s)");
