@@ -219,7 +219,6 @@ void response_writer::send(std::span<const std::string_view> pieces) {
 void response_writer::commit_head() {
     if (claim_ && claim_->exchange(true))
         throw stream_error(stream_error::kind::cancelled, "the request deadline answered first");
-    code_ = status_code();
     no_body_ = bodiless_status_ || request_.method == "HEAD";
     if ((stopping_ && stopping_->load(std::memory_order_relaxed)) || app_close_) keep_alive_ = false;
     fields_end_ = head_.size();

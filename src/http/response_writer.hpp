@@ -118,7 +118,6 @@ private:
     const std::atomic<bool>* stopping_ = nullptr;  // committed but not yet sent
     std::atomic<bool>* claim_ = nullptr;
     std::optional<uint64_t> app_length_, length_hint_;
-    int code_ = 0;
     bool started_ = false, head_sent_ = false, head_unsent_ = false, chunked_ = false, no_body_ = false, keep_alive_;
     bool bodiless_status_ = false, app_close_ = false, has_date_ = false, has_server_ = false;  // from the app's head
     uint64_t body_bytes_ = 0;

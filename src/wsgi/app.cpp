@@ -125,7 +125,6 @@ std::string_view checked_latin1_view(const py::object& o, const char* what) {
     if (!s) fail(py::python_error::kind::type_error, std::string(what) + " must be a str of latin-1 characters");
     return *s;
 }
-std::string checked_latin1(const py::object& o, const char* what) { return std::string(checked_latin1_view(o, what)); }
 
 // environ["gcorn.deadline"](seconds): the request's deadline is now + seconds; None or <= 0 removes it.
 py::object request_ctx::deadline(void* self, const py::object& args, const py::object&) {
@@ -193,7 +192,7 @@ py::object request_ctx::write(void* self, const py::object& args, const py::obje
 // A header name or value for wsgi.early_hints: a latin-1 str, or bytes (taken as latin-1), as Gunicorn accepts.
 std::string header_text(const py::object& o, const char* what) {
     if (py::is_bytes(o)) return std::string(py::bytes_view(o));
-    return checked_latin1(o, what);
+    return std::string(checked_latin1_view(o, what));
 }
 
 // wsgi.early_hints(headers), Gunicorn 25+: a 103 Early Hints response (RFC 8297) with the (name, value) pairs,

@@ -424,6 +424,18 @@ def test_exc_info_after_head_sent_reraises_and_closes(gcorn, tmp_path):
         requests.get(server.url("/after"), timeout=10).content
 
 
+def test_a_refused_replacement_head_leaves_the_response_unstarted(gcorn):
+    # The fields are framed as start_response checks them: a refused one must not leave the earlier head (or half of
+    # the new one) to be sent; the app did not call start_response again, so it gets the server's 500.
+    server = gcorn("wsgi_cases:exc_info_app")
+    raw = server.raw(b"GET /refused-replacement HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = split_response(raw)
+    assert status == "HTTP/1.1 500 Internal Server Error"
+    assert "x-first" not in headers and "injected" not in headers and "x-bad" not in headers
+    assert body == b"Internal Server Error"
+    server.wait_for_log("start_response was not called")
+
+
 def test_second_start_response_without_exc_info_is_500(gcorn):
     server = gcorn("wsgi_cases:exc_info_app")
     r = requests.get(server.url("/twice"), timeout=10)

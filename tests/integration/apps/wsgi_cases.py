@@ -169,6 +169,17 @@ def exc_info_app(environ, start_response):
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write("a str")
         return [b"should not be sent"]
+    if path == "/refused-replacement":
+        # The replacement head has a field that is refused: the app swallows the ValueError and returns a body.
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "yes")])
+        try:
+            raise KeyError("replaced")
+        except KeyError:
+            try:
+                start_response("503 Service Unavailable", [("X-Bad", "a\r\nInjected: yes")], sys.exc_info())
+            except ValueError:
+                pass  # swallowed: the app goes on without a head
+        return [b"should not be sent"]
     if path == "/twice":
         start_response("200 OK", [("Content-Type", "text/plain")])
         start_response("201 Created", [("Content-Type", "text/plain")])
