@@ -17,6 +17,22 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
            std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
+// A token (RFC 9110 §5.6.2) equals `lower` (lower-case letters and '-', of the same size) but for case: OR-ing in
+// 0x20 lower-cases a letter and turns no other token character into a letter or '-', so it compares eight bytes at a
+// time. PRECONDITION: `token` is a token and token.size() == lower.size().
+inline bool token_iequals(std::string_view token, std::string_view lower) noexcept {
+    size_t i = 0, n = token.size();
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a, b;
+        std::memcpy(&a, token.data() + i, 8);
+        std::memcpy(&b, lower.data() + i, 8);
+        if ((a | 0x2020202020202020u) != b) return false;
+    }
+    for (; i < n; ++i)
+        if ((token[i] | 0x20) != lower[i]) return false;
+    return true;
+}
+
 // Without leading and trailing SP and HTAB (RFC 9110 §5.6.3 optional whitespace).
 constexpr std::string_view trim(std::string_view v) noexcept {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);

@@ -75,6 +75,13 @@ void check_target(std::string_view method, std::string_view target) {
 
 }  // namespace
 
+bool is_token(std::string_view s) {
+    if (s.empty()) return false;
+    for (unsigned char c : s)
+        if (!is_tchar(c)) return false;
+    return true;
+}
+
 bool is_host_port(std::string_view v) {
     // RFC 3986 §3.2.2: reg-name and IPv4 are unreserved / pct-encoded / sub-delims; an IP-literal is bracketed.
     auto is_host_char = [](unsigned char c) { return host_chars[c]; };
@@ -133,19 +140,23 @@ void head_scan::end_line(std::string_view line, const limits& lim) {
     }
     // RFC 9112 §2.2 and §5.2: whitespace at the start of a field line is either obsolete line folding or
     // whitespace between the start-line and the first field; both are refused.
-    // Gunicorn's permit_obsolete_folding lets a continuation through (Beast joins it with one SP, as Gunicorn
+    // Gunicorn's permit_obsolete_folding lets a continuation through (the reader joins it with one SP, as Gunicorn
     // does); whitespace before the first field is still refused.
     if (line.front() == ' ' || line.front() == '\t') {
         if (!lim.permit_obsolete_folding || fields == 0) bad("obsolete line folding or leading whitespace");
         return;
     }
-    // RFC 9112 §5.1: no whitespace between a field name and its colon (a smuggling vector: refused by Beast), unless
-    // strip_header_spaces, when the head is rewritten before Beast reads it.
-    if (auto colon = line.find(':'); colon != std::string_view::npos && colon > 0 &&
-                                     (line[colon - 1] == ' ' || line[colon - 1] == '\t')) {
+    // RFC 9112 §5.1: field-name ":" OWS field-value OWS, the name a token. No whitespace between the name and its
+    // colon (a smuggling vector), unless strip_header_spaces: then the reader takes the name without it.
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) bad("malformed request: field line without a colon");
+    auto name = line.substr(0, colon);
+    if (!name.empty() && (name.back() == ' ' || name.back() == '\t')) {
         if (!lim.strip_header_spaces) bad("malformed request: whitespace before a field's colon");
-        spaces_before_colon = true;
+        while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
     }
+    if (name.empty()) bad("malformed request: empty field name");
+    if (!is_token(name)) bad("malformed request: field name is not a token");
     // As Gunicorn: 0 means the maximum, and a larger setting is clamped to it.
     if (++fields > (lim.fields && lim.fields < max_fields ? lim.fields : max_fields))
         throw http_error(431, "too many header fields");

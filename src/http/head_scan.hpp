@@ -1,5 +1,5 @@
-// The byte-level checks Beast's parser does not make on a request head (DESIGN §6): line endings,
-// control characters, obsolete folding, the request line's form and the size limits.
+// The byte-level checks of a request head (DESIGN §6): line endings, control characters, obsolete folding,
+// the request line's form, field lines' names and the size limits. request_reader splits a head this has passed.
 // Pure functions over a buffer; no I/O.
 #pragma once
 #include <cstddef>
@@ -38,7 +38,6 @@ struct head_scan {
     size_t request_line_end = 0;  // where the request line's CRLF starts, once it is complete
     size_t fields = 0;            // header lines seen
     size_t head_end = 0;          // one past the final CRLF, when complete
-    bool spaces_before_colon = false;  // strip_header_spaces has something to strip: the head needs rewriting
 
     // Throws http_error (400, 414, 431, 505). `buf` always starts at the request's first byte.
     result scan(std::string_view buf, const limits& lim);
@@ -49,6 +48,9 @@ private:
 
 // RFC 9112 §3: method SP request-target SP HTTP-version. Throws http_error.
 void check_request_line(std::string_view line, const limits& lim = {});
+
+// RFC 9110 §5.6.2: token = 1*tchar.
+bool is_token(std::string_view s);
 
 // RFC 9110 §7.2: Host = uri-host [ ":" port ] (empty allowed); also CONNECT's authority-form target.
 bool is_host_port(std::string_view value);

@@ -40,68 +40,146 @@ void apply_transfer_encoding(request_head& h, std::string_view value) {
     if (!seen_any) throw http_error(400, "empty Transfer-Encoding");
 }
 
-// Beast's parser, with gcorn's field rules (DESIGN §6) in its callbacks and the body copied straight
-// into the caller's buffer (the buffer_body pattern).
-class parser final : public bhttp::basic_parser<true> {
-public:
-    request_head head;
-    std::span<char> dest;  // where body bytes go during a read
-    size_t copied = 0;
-    const char* put_end = nullptr;  // end of the bytes given to the current put(): the trailer section's bound
-    const std::vector<std::string>* forwarders = nullptr;  // forwarder_headers, when the peer is trusted
+// The fields gcorn's rules single out (DESIGN §6), told by length first. PRECONDITION: `name` is a token.
+enum class known { other, host, expect, connection, content_type, content_length, proxy_connection, transfer_encoding };
+known classify(std::string_view name) {
+    auto is = [&](std::string_view lower) { return ascii::token_iequals(name, lower); };
+    switch (name.size()) {
+    case 4: return is("host") ? known::host : known::other;
+    case 6: return is("expect") ? known::expect : known::other;
+    case 10: return is("connection") ? known::connection : known::other;
+    case 12: return is("content-type") ? known::content_type : known::other;
+    case 14: return is("content-length") ? known::content_length : known::other;
+    case 16: return is("proxy-connection") ? known::proxy_connection : known::other;
+    case 17: return is("transfer-encoding") ? known::transfer_encoding : known::other;
+    default: return known::other;
+    }
+}
 
-    explicit parser(const limits& lim) : lim_(lim) {
-        eager(false);
-        body_limit(boost::none);          // bodies stream to the app; no size limit here
-        header_limit(std::uint32_t(-1));  // head_scan enforces gcorn's limits, on trailers too
+// A request head from the bytes head_scan passed (so every line ends in CRLF, has no control byte, and every
+// field line has a token name and a colon): one pass over its lines, with gcorn's field rules.
+class head_parser {
+public:
+    head_parser(const limits& lim, const std::vector<std::string>* forwarders) : lim_(lim), forwarders_(forwarders) {}
+
+    // `head` runs from the request line to the empty line's CRLF included; `request_line_end` is where the
+    // request line's CRLF starts.
+    request_head parse(std::string_view head, size_t request_line_end) {
+        request_line(head.substr(0, request_line_end));
+        h_.headers.reserve(8);  // one allocation for a usual head, not one per doubling
+        size_t end = head.size() - 2;  // the empty line
+        std::string folded;
+        for (size_t at = request_line_end + 2; at < end;) {
+            size_t cr = head.find('\r', at);
+            auto line = head.substr(at, cr - at);
+            at = cr + 2;
+            auto colon = line.find(':');
+            auto name = line.substr(0, colon);
+            while (name.back() == ' ' || name.back() == '\t') name.remove_suffix(1);  // strip_header_spaces
+            auto value = trim(line.substr(colon + 1));
+            if (at < end && (head[at] == ' ' || head[at] == '\t')) {
+                // permit_obsolete_folding (head_scan refused it otherwise): each continuation's trimmed text joins
+                // the value after one SP, as Gunicorn and Beast join it.
+                folded.assign(value);
+                while (at < end && (head[at] == ' ' || head[at] == '\t')) {
+                    size_t next_cr = head.find('\r', at);
+                    auto more = trim(head.substr(at, next_cr - at));
+                    at = next_cr + 2;
+                    if (more.empty()) continue;
+                    if (!folded.empty()) folded += ' ';
+                    folded.append(more);
+                }
+                value = folded;
+            }
+            field(name, value);
+        }
+        finish();
+        return std::move(h_);
     }
 
 private:
     const limits& lim_;
+    const std::vector<std::string>* forwarders_;  // forwarder_headers, when the peer is trusted
+    request_head h_;
     bool connection_close_ = false, connection_keep_alive_ = false;
+    bool seen_host_ = false, seen_content_type_ = false;
+    std::vector<std::string> transfer_codings_;  // Transfer-Encoding values, in order (a folded one is not in the head)
 
-    void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int version,
-                         beast::error_code&) override {
-        head.method.assign(method.data(), method.size());
+    // head_scan checked its form: METHOD SP TARGET SP HTTP/D.D.
+    void request_line(std::string_view line) {
+        auto sp1 = line.find(' '), sp2 = line.find(' ', sp1 + 1);
+        h_.method.assign(line.substr(0, sp1));
         if (lim_.casefold_method)  // after head_scan checked it, as Gunicorn's casefold_http_method
-            for (auto& c : head.method) c = ascii::upper(c);
-        head.target.assign(target.data(), target.size());
-        head.version = version;
-        head.headers.reserve(8);  // one allocation for a usual head, not one per doubling
+            for (auto& c : h_.method) c = ascii::upper(c);
+        h_.target.assign(line.substr(sp1 + 1, sp2 - sp1 - 1));
+        // RFC 9110 §2.5: HTTP/1.x with x > 1 is served as HTTP/1.1 (head_scan let it through); under
+        // permit_unconventional_http_version HTTP/0.x is served as 1.0 and 2.0 and above as 1.1, and the version
+        // the client sent is kept for SERVER_PROTOCOL.
+        char major = line[line.size() - 3], minor = line[line.size() - 1];
+        if (major != '1') h_.unconventional_version = line.substr(sp2 + 1);
+        h_.version = major == '0' || (major == '1' && minor == '0') ? 10 : 11;
     }
 
-    void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
-        ec = bhttp::error::bad_method;  // never called: this is a request parser
-    }
-
-    void on_field_impl(bhttp::field f, beast::string_view name, beast::string_view value,
-                       beast::error_code& ec) override {
-        std::string_view n(name.data(), name.size()), v = trim({value.data(), value.size()});
-        if (is_header_done()) return on_trailer(f, n, ec);
+    void field(std::string_view n, std::string_view v) {
+        auto f = classify(n);
         // RFC 9112 §3.2 and §6.3: more than one Host or Content-Length is refused; a second Content-Type
         // would let a front end and the app disagree on how to read the body.
-        if (f == bhttp::field::host || f == bhttp::field::content_type || f == bhttp::field::content_length) {
-            if (seen(n)) throw http_error(400, "duplicate " + std::string(n));
+        switch (f) {
+        case known::host:
+            if (std::exchange(seen_host_, true)) throw http_error(400, "duplicate " + std::string(n));
+            // RFC 9112 §3.2: a Host with an invalid value is refused like a missing one.
+            if (!is_host_port(v)) throw http_error(400, "bad Host");
+            break;
+        case known::content_type:
+            if (std::exchange(seen_content_type_, true)) throw http_error(400, "duplicate " + std::string(n));
+            break;
+        case known::content_length:
+            if (h_.content_length) throw http_error(400, "duplicate " + std::string(n));
+            if (!transfer_codings_.empty()) both_framings();
+            h_.content_length = parse_content_length(v);
+            break;
+        case known::transfer_encoding:
+            if (h_.content_length) both_framings();
+            if (transfer_codings_.empty()) transfer_codings_.reserve(2);
+            transfer_codings_.emplace_back(v);  // judged once the head is read (finish)
+            break;
+        case known::connection: note_connection_options(v); break;
+        case known::proxy_connection: note_connection_options(v, false); break;
+        case known::expect:
+            if (iequals(v, "100-continue")) h_.expect_continue = true;
+            break;
+        case known::other: break;
         }
-        // RFC 9112 §3.2: a Host with an invalid value is refused like a missing one.
-        if (f == bhttp::field::host && !is_host_port(v)) throw http_error(400, "bad Host");
-        if (f == bhttp::field::content_length) head.content_length = parse_content_length(v);
-        if (f == bhttp::field::transfer_encoding) apply_transfer_encoding(head, v);
-        if (f == bhttp::field::connection) note_connection_options(v);
-        if (f == bhttp::field::expect && iequals(v, "100-continue")) head.expect_continue = true;
         // A '_' would alias '-' in the environ (HTTP_X_FORWARDED_FOR): dropped, unless header_map says to refuse
         // the request or (dangerous, as Gunicorn before 22) to map it anyway (DESIGN §6).
-        if (n.find('_') != std::string_view::npos && !forwarded(n)) {
+        if (f == known::other && n.find('_') != std::string_view::npos && !forwarded(n)) {
             if (lim_.header_map == underscores::refuse) throw http_error(400, "header name with '_'");
             if (lim_.header_map == underscores::drop) return;
         }
-        head.headers.emplace_back(std::string(n), std::string(v));
+        h_.headers.emplace_back(std::string(n), std::string(v));
+    }
+
+    // RFC 9112 §6.1: a request with both is a smuggling attempt or a broken intermediary: 400, whatever else is
+    // wrong with either field.
+    [[noreturn]] static void both_framings() { throw http_error(400, "both Content-Length and Transfer-Encoding"); }
+
+    void finish() {
+        for (auto& v : transfer_codings_) apply_transfer_encoding(h_, v);
+        // RFC 9112 §6.1: an HTTP/1.0 recipient cannot know chunked, so a 1.0 message claiming it is faulty framing.
+        if (h_.chunked && h_.version == 10) throw http_error(400, "chunked on HTTP/1.0");
+        // RFC 9112 §6.3 (4): without a final chunked the body length cannot be known: 400 and close.
+        if (!transfer_codings_.empty() && !h_.chunked) throw http_error(400, "Transfer-Encoding does not end in chunked");
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused (a 1.0 one may omit it).
+        if (h_.version == 11 && !seen_host_) throw http_error(400, "missing Host");
+        // RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"; "close" always wins.
+        bool persistent = h_.version == 11 || connection_keep_alive_;
+        h_.keep_alive = persistent && !connection_close_ && !h_.must_close;
     }
 
     // forwarder_headers: a trusted front end (forwarded_allow_ips) may set these '_' names (SCRIPT_NAME ...).
     bool forwarded(std::string_view name) const {
-        if (!forwarders) return false;
-        for (auto& f : *forwarders)
+        if (!forwarders_) return false;
+        for (auto& f : *forwarders_)
             if (trim(f) == "*" || iequals(trim(f), name)) return true;
         return false;
     }
@@ -116,44 +194,65 @@ private:
         return n;
     }
 
-    // RFC 9112 §9.3: "close" ends the connection after this response whatever else is listed.
-    void note_connection_options(std::string_view v) {
+    // RFC 9110 §7.6.1: Connection = #connection-option, a list of tokens (empty elements allowed, RFC 9110 §5.6.1);
+    // anything else is refused, for Proxy-Connection too. RFC 9112 §9.3: "close" ends the connection after this
+    // response whatever else is listed.
+    void note_connection_options(std::string_view v, bool connection = true) {
         for (size_t start = 0; start <= v.size();) {
             auto comma = std::min(v.find(',', start), v.size());
             auto option = trim(v.substr(start, comma - start));
+            start = comma + 1;
+            if (option.empty()) continue;
+            if (!is_token(option)) throw http_error(400, "malformed request: bad connection option");
+            if (!connection) continue;
             connection_close_ |= iequals(option, "close");
             connection_keep_alive_ |= iequals(option, "keep-alive");
-            start = comma + 1;
         }
     }
 
+};
+
+// Beast's parser for the body only, the buffer_body pattern: head_parser has read the head, so Beast is given a
+// head of its own that states the same framing (framing_head), and the body goes straight into the caller's buffer.
+class body_parser final : public bhttp::basic_parser<true> {
+public:
+    std::span<char> dest;  // where body bytes go during a read
+    size_t copied = 0;
+    const char* put_end = nullptr;  // end of the bytes given to the current put(): the trailer section's bound
+
+    explicit body_parser(const limits& lim) : lim_(lim) {
+        body_limit(boost::none);          // bodies stream to the app; no size limit here
+        header_limit(std::uint32_t(-1));  // head_scan enforces gcorn's limits on trailers
+    }
+
+    // The request line and the one field that frame `h`'s body for Beast. PRECONDITION: h.has_body().
+    static std::string framing_head(const request_head& h) {
+        if (h.chunked) return "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        std::string framing = "POST / HTTP/1.1\r\nContent-Length: ";
+        framing += std::to_string(*h.content_length);
+        return framing += "\r\n\r\n";
+    }
+
+private:
+    const limits& lim_;
+
+    void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int, beast::error_code&) override {}
+
+    void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
+        ec = bhttp::error::bad_method;  // never called: this is a request parser
+    }
+
     // RFC 9110 §6.5.1: trailer fields are never merged into the head (gcorn reads and drops them). Framing and
-    // routing fields there are refused: a peer that sends them is confused about framing (DESIGN §6).
-    void on_trailer(bhttp::field f, std::string_view, beast::error_code&) {
-        using bf = bhttp::field;
-        if (f == bf::content_length || f == bf::transfer_encoding || f == bf::host)
+    // routing fields there are refused: a peer that sends them is confused about framing (DESIGN §6). The framing
+    // head's own field comes here too, before the header is done.
+    void on_field_impl(bhttp::field, beast::string_view name, beast::string_view, beast::error_code&) override {
+        if (!is_header_done()) return;
+        auto f = classify({name.data(), name.size()});
+        if (f == known::content_length || f == known::transfer_encoding || f == known::host)
             throw http_error(400, "forbidden trailer field");
     }
 
-    void on_header_impl(beast::error_code&) override {
-        // RFC 9112 §6.1: a request with both is a smuggling attempt or a broken intermediary; refuse it.
-        if (head.content_length && (head.chunked || head.must_close || seen("transfer-encoding")))
-            throw http_error(400, "both Content-Length and Transfer-Encoding");
-        // RFC 9112 §6.1: an HTTP/1.0 recipient cannot know chunked, so a 1.0 message claiming it is faulty framing.
-        if (head.chunked && head.version == 10) throw http_error(400, "chunked on HTTP/1.0");
-        // RFC 9112 §6.3 (4): without a final chunked the body length cannot be known: 400 and close.
-        if (seen("transfer-encoding") && !head.chunked)
-            throw http_error(400, "Transfer-Encoding does not end in chunked");
-        // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused (a 1.0 one may omit it).
-        if (head.version == 11 && !seen("host")) throw http_error(400, "missing Host");
-        // RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"; "close" always wins.
-        bool persistent = head.version == 11 || connection_keep_alive_;
-        head.keep_alive = persistent && !connection_close_ && !head.must_close;
-    }
-
-    bool seen(std::string_view name) const {
-        return std::any_of(head.headers.begin(), head.headers.end(), [&](auto& h) { return iequals(h.first, name); });
-    }
+    void on_header_impl(beast::error_code&) override {}
 
     void on_body_init_impl(boost::optional<std::uint64_t> const&, beast::error_code&) override {}
 
@@ -256,35 +355,13 @@ private:
     size_t size_ = 0, cap_ = 0;
 };
 
-// "Name \t: value" lines as "Name: value" (strip_header_spaces); folded lines and values are left alone.
-std::string strip_spaces_before_colons(std::string_view head) {
-    std::string out;
-    out.reserve(head.size());
-    bool first = true;  // the request line
-    for (size_t start = 0; start < head.size(); first = false) {
-        auto end = head.find("\r\n", start);
-        end = end == std::string_view::npos ? head.size() : end + 2;
-        auto line = head.substr(start, end - start);
-        auto colon = line.find(':');
-        if (!first && colon != std::string_view::npos && line.front() != ' ' && line.front() != '\t') {
-            auto name = line.substr(0, colon);
-            while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-            out.append(name).append(line.substr(colon));
-        } else {
-            out.append(line);
-        }
-        start = end;
-    }
-    return out;
-}
-
 struct request_reader::impl {
     byte_stream& stream;
     limits lim;
     std::chrono::milliseconds body_timeout;
     read_buffer buf;       // received bytes; [pos, buf.size()) not yet consumed
     size_t pos = 0;
-    std::optional<parser> p;
+    std::optional<body_parser> p;  // the current request's body, if it has one
     std::optional<head_scan> trailer_scan;  // a trailer section Beast is still waiting for
     bool continue_pending = false;
     bool trusted = false;  // trust_forwarders
@@ -398,29 +475,22 @@ std::optional<request_head> request_reader::read_head(deadline idle_until, deadl
         }
     }
     m.pos += scan.skip;
-    m.p.emplace(m.lim);
-    m.p->forwarders = m.trusted ? m.lim.forwarder_headers : nullptr;
+    m.p.reset();
     m.trailer_scan.reset();
     size_t head_size = scan.head_end - scan.skip;
-    // Beast knows HTTP/1.0 and 1.1 only. RFC 9110 §2.5: HTTP/1.x with x > 1 is served as HTTP/1.1 (head_scan let it
-    // through); under permit_unconventional_http_version HTTP/0.x is served as 1.0 and 2.0 and above as 1.1. The
-    // version digits that end the request line are rewritten before Beast sees them.
-    auto version = m.pending().substr(scan.request_line_end - scan.skip - 8, 8);
-    auto* digits = &m.buf[m.pos + scan.request_line_end - scan.skip - 3];  // "D.D"
-    if (digits[0] != '1') m.p->head.unconventional_version = version;
-    if (digits[0] == '0') digits[0] = '1', digits[2] = '0';
-    else if (digits[0] != '1' || digits[2] > '1') digits[0] = '1', digits[2] = '1';
-    auto head_bytes = m.pending().substr(0, head_size);
-    // strip_header_spaces: Beast refuses "Name : value", so it reads a copy with that whitespace removed.
-    std::string stripped;
-    if (scan.spaces_before_colon) head_bytes = stripped = strip_spaces_before_colons(head_bytes);
-    size_t used = m.put(head_bytes);
-    if (!m.p->is_header_done() || used != head_bytes.size()) throw http_error(400, "malformed request head");
-    used = head_size;
-    m.pos += used;
-    m.p->eager(true);  // from here on, one put() may run through several chunks
-    m.continue_pending = m.p->head.expect_continue && m.p->head.version == 11 && !m.p->is_done();
-    return std::move(m.p->head);
+    head_parser parser(m.lim, m.trusted ? m.lim.forwarder_headers : nullptr);
+    auto head = parser.parse(m.pending().substr(0, head_size), scan.request_line_end - scan.skip);
+    m.pos += head_size;
+    if (head.has_body()) {
+        m.p.emplace(m.lim);
+        auto framing = body_parser::framing_head(head);
+        beast::error_code ec;
+        m.p->put(boost::asio::buffer(framing), ec);
+        if (ec || !m.p->is_header_done()) throw std::logic_error("Beast refused a framing head: " + ec.message());
+        m.p->eager(true);  // one put() may run through several chunks
+    }
+    m.continue_pending = head.expect_continue && head.version == 11 && m.p.has_value();
+    return head;
 }
 
 size_t request_reader::read(std::span<char> into) {

@@ -1,5 +1,5 @@
-// Reads requests off one connection: heads through Beast's parser after head_scan's checks, then bodies
-// (Content-Length or chunked with trailers) on demand. Keeps pipelined bytes for the next request.
+// Reads requests off one connection: heads in one pass over what head_scan checked, then bodies (Content-Length
+// or chunked with trailers, through Beast's parser) on demand. Keeps pipelined bytes for the next request.
 // No Python, no sockets: everything goes through byte_stream.
 #pragma once
 #include <chrono>

@@ -32,26 +32,11 @@ bool is_token(std::string_view s) {
 // RFC 9110 §5.5: no control character but HTAB in a field value (CR/LF would split the response).
 bool is_field_value(std::string_view v) { return ascii::find_control(v) == v.size(); }
 
-// A token equals `lower` (lower-case letters and '-', of the same size) but for case: OR-ing in 0x20 lower-cases
-// a letter and turns no other token character into a letter or '-', so it compares eight bytes at a time.
-bool token_is(std::string_view token, std::string_view lower) {
-    size_t i = 0, n = token.size();
-    for (; i + 8 <= n; i += 8) {
-        uint64_t a, b;
-        std::memcpy(&a, token.data() + i, 8);
-        std::memcpy(&b, lower.data() + i, 8);
-        if ((a | 0x2020202020202020u) != b) return false;
-    }
-    for (; i < n; ++i)
-        if ((token[i] | 0x20) != lower[i]) return false;
-    return true;
-}
-
 // The fields the writer treats apart, told by length first: one comparison per field, not one per name.
 // PRECONDITION: `name` is a token.
 enum class field { other, content_length, date, server, connection, hop_by_hop };
 field classify(std::string_view name) {
-    auto is = [&](std::string_view lower) { return token_is(name, lower); };
+    auto is = [&](std::string_view lower) { return ascii::token_iequals(name, lower); };
     switch (name.size()) {
     case 2: return is("te") ? field::hop_by_hop : field::other;
     case 4: return is("date") ? field::date : field::other;

@@ -1,5 +1,5 @@
 // libFuzzer target for the HTTP/1.1 request reader: bytes from a client go through request_reader (head_scan,
-// Beast's parser and gcorn's field rules) as a keep-alive connection would, heads and bodies until error or EOF.
+// the head's split and gcorn's field rules, Beast's body parser) as a keep-alive connection would, heads and bodies until error or EOF.
 // No sockets, no Python; built with clang, ASan and UBSan (tests/fuzz/meson.build), run by scripts/fuzz.
 #include <algorithm>
 #include <cstdint>

@@ -60,6 +60,19 @@ TEST(head_scan, refuses_bare_lf_and_obs_fold) {
     EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n"), 400);
 }
 
+// RFC 9112 §5.1: a field line is a token, a colon and a value; anything else is refused before it is split.
+TEST(head_scan, field_lines_are_a_token_and_a_colon) {
+    for (auto line : {"Host a", "Host", ": a", "Ho st: a", "Host\"x: a", "X(1): a", "\xc3\xa9: a"})
+        EXPECT_EQ(status_of(std::string("GET / HTTP/1.1\r\n") + line + "\r\n\r\n"), 400) << line;
+    for (auto line : {"Host:a", "Host: a:b", "X-!#$%&'*+.^_`|~: a", "X:", "X: \xc3\xa9"})
+        EXPECT_EQ(status_of(std::string("GET / HTTP/1.1\r\n") + line + "\r\n\r\n"), 200) << line;
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400);
+    auto strip = gunicorn_limits;
+    strip.strip_header_spaces = true;
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost \t: a\r\n\r\n", strip), 200);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHo st : a\r\n\r\n", strip), 400);
+}
+
 TEST(head_scan, limits_answer_414_and_431) {
     EXPECT_EQ(status_of("GET /" + std::string(5000, 'a') + " HTTP/1.1\r\n\r\n"), 414);
     EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: " + std::string(9000, 'a') + "\r\n\r\n"), 431);

@@ -71,6 +71,82 @@ TEST(request_reader, content_length_with_transfer_encoding_is_400) {
     EXPECT_EQ(refusal("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
 }
 
+// permit_obsolete_folding: each continuation's trimmed text joins the value after one SP (an empty first line
+// adds none), and the joined value goes through the field rules like any other (here, the body's framing).
+TEST(request_reader, folded_values_are_joined_and_then_checked) {
+    auto lim = gunicorn_limits;
+    lim.permit_obsolete_folding = true;
+    memory_stream s;
+    s.input = {"POST / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n  two \r\n\tthree\r\nX-B:\r\n b\r\n \r\n"
+               "Content-Length:\r\n 3\r\n\r\nabc"};
+    request_reader r(s, lim, std::chrono::seconds(1));
+    auto h = next_head(r);
+    ASSERT_TRUE(h);
+    header_list want{{"Host", "a"}, {"X-A", "one two three"}, {"X-B", "b"}, {"Content-Length", "3"}};
+    EXPECT_EQ(h->headers, want);
+    EXPECT_EQ(h->content_length, 3u);
+    EXPECT_EQ(read_body(r), "abc");
+    EXPECT_EQ(refusal("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n 2\r\n\r\n12", lim), 400);  // "1 2"
+}
+
+// strip_header_spaces: "Name \t: value" is the field Name, with the rules a field of that name has.
+TEST(request_reader, spaces_before_a_colon_are_stripped_when_asked) {
+    auto lim = gunicorn_limits;
+    lim.strip_header_spaces = true;
+    memory_stream s;
+    s.input = {"POST / HTTP/1.1\r\nHost : a\r\nContent-Length \t: 2\r\n\r\nok"};
+    request_reader r(s, lim, std::chrono::seconds(1));
+    auto h = next_head(r);
+    ASSERT_TRUE(h);
+    header_list want{{"Host", "a"}, {"Content-Length", "2"}};
+    EXPECT_EQ(h->headers, want);
+    EXPECT_EQ(read_body(r), "ok");
+    EXPECT_EQ(refusal("GET / HTTP/1.1\r\nHost : a\r\nHost: b\r\n\r\n", lim), 400);  // still two Hosts
+}
+
+// A request without a body reads as empty and leaves what follows it for the next request, whatever it looks like.
+TEST(request_reader, a_request_without_a_body_reads_empty) {
+    memory_stream s;
+    s.input = {"GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"};
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
+    for (auto target : {"/a", "/b"}) {
+        auto h = next_head(r);
+        ASSERT_TRUE(h);
+        EXPECT_EQ(h->target, target);
+        EXPECT_TRUE(r.body_complete());
+        EXPECT_EQ(read_body(r), "");
+        EXPECT_TRUE(r.discard_body(0, clock::now() + forever));
+    }
+    EXPECT_FALSE(next_head(r));
+}
+
+// Content-Length with Transfer-Encoding is refused as a smuggling attempt (400) in either order, before the
+// coding itself is looked at (an unknown one would be 501 alone).
+TEST(request_reader, both_framings_are_400_before_the_coding_is_judged) {
+    EXPECT_EQ(refusal("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: foo, chunked\r\n\r\n"), 400);
+    EXPECT_EQ(refusal("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\nContent-Length: 3\r\n\r\n"), 400);
+    EXPECT_EQ(refusal("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n"), 501);
+}
+
+// RFC 9110 §7.6.1: Connection (and Proxy-Connection) is a list of tokens; empty elements are allowed.
+TEST(request_reader, connection_options_are_tokens) {
+    for (auto v : {"a b", "k\xe9", "close;x", "\"close\""}) {
+        EXPECT_EQ(refusal(std::string("GET / HTTP/1.1\r\nHost: a\r\nConnection: ") + v + "\r\n\r\n"), 400) << v;
+        EXPECT_EQ(refusal(std::string("GET / HTTP/1.1\r\nHost: a\r\nProxy-Connection: ") + v + "\r\n\r\n"), 400) << v;
+    }
+    memory_stream s;
+    s.input = {"GET / HTTP/1.1\r\nHost: a\r\nProxy-Connection: close\r\nConnection: ,, Close ,\r\n\r\n"};
+    request_reader r(s, gunicorn_limits, std::chrono::seconds(1));
+    auto h = next_head(r);
+    ASSERT_TRUE(h);
+    EXPECT_FALSE(h->keep_alive);
+    s.input = {"GET / HTTP/1.1\r\nHost: a\r\nProxy-Connection: close\r\n\r\n"};
+    request_reader r2(s, gunicorn_limits, std::chrono::seconds(1));
+    h = next_head(r2);
+    ASSERT_TRUE(h);
+    EXPECT_TRUE(h->keep_alive);  // Proxy-Connection is checked, not obeyed
+}
+
 TEST(request_reader, expect_continue_sent_on_first_read) {
     memory_stream s;
     s.input = {"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", "ok"};
