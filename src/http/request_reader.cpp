@@ -168,7 +168,8 @@ private:
         // RFC 9112 §6.1: an HTTP/1.0 recipient cannot know chunked, so a 1.0 message claiming it is faulty framing.
         if (h_.chunked && h_.version == 10) throw http_error(400, "chunked on HTTP/1.0");
         // RFC 9112 §6.3 (4): without a final chunked the body length cannot be known: 400 and close.
-        if (!transfer_codings_.empty() && !h_.chunked) throw http_error(400, "Transfer-Encoding does not end in chunked");
+        if (!transfer_codings_.empty() && !h_.chunked)
+            throw http_error(400, "Transfer-Encoding does not end in chunked");
         // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused (a 1.0 one may omit it).
         if (h_.version == 11 && !seen_host_) throw http_error(400, "missing Host");
         // RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"; "close" always wins.

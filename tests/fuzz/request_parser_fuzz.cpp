@@ -1,5 +1,6 @@
 // libFuzzer target for the HTTP/1.1 request reader: bytes from a client go through request_reader (head_scan,
-// the head's split and gcorn's field rules, Beast's body parser) as a keep-alive connection would, heads and bodies until error or EOF.
+// the head's split and gcorn's field rules, Beast's body parser) as a keep-alive connection would, heads and
+// bodies until error or EOF.
 // No sockets, no Python; built with clang, ASan and UBSan (tests/fuzz/meson.build), run by scripts/fuzz.
 #include <algorithm>
 #include <cstdint>
