@@ -92,7 +92,7 @@ void set_listeners(const std::vector<int>& fds) {
 }
 
 void become_worker(int age, sys::worker_slot& slot) {
-    auto beat = [](void* ctx, const py::object&, const py::object&) {
+    auto beat = [](void* ctx, const py::call_args&) {
         static_cast<sys::worker_slot*>(ctx)->beat();
         return py::none();
     };

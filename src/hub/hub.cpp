@@ -340,7 +340,7 @@ std::shared_ptr<hub::task> hub::next_ready_for(task& parking) {
     return std::move(ready_[ready_next_++]);
 }
 
-py::object hub::task_main(void* ctx, const py::object&, const py::object&) {
+py::object hub::task_main(void* ctx, const py::call_args&) {
     auto self = static_cast<task*>(ctx)->shared_from_this();
     hub& h = self->owner;
     for (;;) {

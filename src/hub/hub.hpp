@@ -26,6 +26,10 @@
 #include "py/gil.hpp"
 #include "py/object.hpp"
 
+namespace gcorn::py {
+class call_args;
+}
+
 namespace gcorn::hub {
 
 // The waiting greenlet was killed (GreenletExit thrown into it). Sticky: every later wait throws too
@@ -143,7 +147,7 @@ private:
     uint64_t start_job(std::shared_ptr<task> t);     // names the job and queues its first switch
     std::shared_ptr<task> find_job(uint64_t token) const;
     void deliver_throw(uint64_t id);
-    static py::object task_main(void* ctx, const py::object&, const py::object&);
+    static py::object task_main(void* ctx, const py::call_args&);
     static bool run_job(task& t);  // false if the greenlet was killed
 
     struct label {

@@ -28,9 +28,9 @@ hub& hub_thread_only(const char* what) {
 }
 
 // timeout argument: None (no deadline) or seconds as a number.
-std::optional<double> timeout_arg(const py::object& args, size_t i) {
-    if (py::size(args) <= i || py::is_none(py::item(args, i))) return std::nullopt;
-    double t = py::to_double(py::item(args, i));
+std::optional<double> timeout_arg(const py::call_args& args, size_t i) {
+    if (args.size() <= i || py::is_none(args[i])) return std::nullopt;
+    double t = py::to_double(args[i]);
     if (t < 0 || std::isnan(t)) throw py::python_error(kind::value_error, "timeout must be a non-negative number");
     return t;
 }
@@ -52,9 +52,9 @@ auto cooperative(F&& f) {
     }
 }
 
-py::object wait_io(void* ctx, const py::object& args, bool writable) {
-    if (py::size(args) < 1) throw py::python_error(kind::type_error, "wait_read(fd, timeout=None)");
-    int fd = int(py::to_integer(py::item(args, 0)));
+py::object wait_io(void* ctx, const py::call_args& args, bool writable) {
+    if (args.size() < 1) throw py::python_error(kind::type_error, "wait_read(fd, timeout=None)");
+    int fd = int(py::to_integer(args[0]));
     auto timeout = timeout_arg(args, 1);
     if (hub* h = active(ctx)) {
         if (cooperative([&] { return h->wait_fd(fd, writable, deadline_after(timeout)); }) == woke::timeout)
@@ -71,10 +71,10 @@ py::object wait_io(void* ctx, const py::object& args, bool writable) {
     return py::none();
 }
 
-py::object wait_read(void* ctx, const py::object& args, const py::object&) { return wait_io(ctx, args, false); }
-py::object wait_write(void* ctx, const py::object& args, const py::object&) { return wait_io(ctx, args, true); }
+py::object wait_read(void* ctx, const py::call_args& args) { return wait_io(ctx, args, false); }
+py::object wait_write(void* ctx, const py::call_args& args) { return wait_io(ctx, args, true); }
 
-py::object sleep(void* ctx, const py::object& args, const py::object&) {
+py::object sleep(void* ctx, const py::call_args& args) {
     auto seconds = timeout_arg(args, 0).value_or(0);
     if (hub* h = active(ctx)) {
         cooperative([&] {
@@ -91,26 +91,26 @@ py::object sleep(void* ctx, const py::object& args, const py::object&) {
 }
 
 // spawn(fn, *args) -> token: fn(*args) runs in a new greenlet once the caller next yields.
-py::object spawn(void*, const py::object& args, const py::object&) {
+py::object spawn(void*, const py::call_args& args) {
     auto& h = hub_thread_only("spawn()");
-    if (py::size(args) < 1) throw py::python_error(kind::type_error, "spawn(fn, *args)");
-    return py::integer(static_cast<long long>(h.spawn_python(py::item(args, 0), py::slice_tuple(args, 1))));
+    if (args.size() < 1) throw py::python_error(kind::type_error, "spawn(fn, *args)");
+    return py::integer(static_cast<long long>(h.spawn_python(args[0], args.tuple_from(1))));
 }
 
 // current_token() -> int: the running job's token, 0 outside a hub greenlet.
-py::object current_token(void* ctx, const py::object&, const py::object&) {
+py::object current_token(void* ctx, const py::call_args&) {
     hub* h = active(ctx);
     return py::integer(h ? static_cast<long long>(h->current_token()) : 0);
 }
 
-uint64_t token_arg(const py::object& args, size_t i) {
-    if (py::size(args) <= i) throw py::python_error(kind::type_error, "a token argument is required");
-    return static_cast<uint64_t>(py::to_integer(py::item(args, i)));
+uint64_t token_arg(const py::call_args& args, size_t i) {
+    if (args.size() <= i) throw py::python_error(kind::type_error, "a token argument is required");
+    return static_cast<uint64_t>(py::to_integer(args[i]));
 }
 
 // wait_wakeup(timeout=None) -> bool: parks until wakeup(current_token()) (True) or the timeout (False).
 // Wakeups may be spurious. Only in a hub greenlet: other threads wait on a lock of their own.
-py::object wait_wakeup(void* ctx, const py::object& args, const py::object&) {
+py::object wait_wakeup(void* ctx, const py::call_args& args) {
     hub* h = active(ctx);
     if (!h) throw py::python_error(kind::runtime_error, "wait_wakeup() outside a hub greenlet");
     auto until = deadline_after(timeout_arg(args, 0));
@@ -118,31 +118,31 @@ py::object wait_wakeup(void* ctx, const py::object& args, const py::object&) {
 }
 
 // wakeup(token): from any thread; a finished job's token (or no hub at all) is ignored.
-py::object wakeup(void*, const py::object& args, const py::object&) {
+py::object wakeup(void*, const py::call_args& args) {
     auto token = token_arg(args, 0);
     if (auto* h = hub::current()) h->wakeup(token);
     return py::none();
 }
 
 // throw_later(token, seconds, exception) -> id: raises `exception` in that job if it is waiting by then.
-py::object throw_later(void*, const py::object& args, const py::object&) {
+py::object throw_later(void*, const py::call_args& args) {
     auto& h = hub_thread_only("throw_later()");
-    if (py::size(args) != 3 || !py::is_exception(py::item(args, 2)))
+    if (args.size() != 3 || !py::is_exception(args[2]))
         throw py::python_error(kind::type_error, "throw_later(token, seconds, exception instance)");
-    auto id = h.throw_later(token_arg(args, 0), deadline_after(timeout_arg(args, 1).value_or(0)), py::item(args, 2));
+    auto id = h.throw_later(token_arg(args, 0), deadline_after(timeout_arg(args, 1).value_or(0)), args[2]);
     return py::integer(static_cast<long long>(id));
 }
 
-py::object cancel_throw(void*, const py::object& args, const py::object&) {
+py::object cancel_throw(void*, const py::call_args& args) {
     hub_thread_only("cancel_throw()").cancel_throw(token_arg(args, 0));
     return py::none();
 }
 
 // run_in_threadpool(fn, *args): fn runs on a pool thread (taking the GIL there) while only this greenlet
 // waits; outside the hub it simply runs here.
-py::object run_in_threadpool(void* ctx, const py::object& args, const py::object&) {
-    if (py::size(args) < 1) throw py::python_error(kind::type_error, "run_in_threadpool(fn, *args)");
-    auto fn = py::item(args, 0), rest = py::slice_tuple(args, 1);
+py::object run_in_threadpool(void* ctx, const py::call_args& args) {
+    if (args.size() < 1) throw py::python_error(kind::type_error, "run_in_threadpool(fn, *args)");
+    auto fn = args[0], rest = args.tuple_from(1);
     hub* h = active(ctx);
     if (!h) return py::call_tuple(fn, rest);
     struct outcome {
@@ -169,7 +169,7 @@ py::object run_in_threadpool(void* ctx, const py::object& args, const py::object
     return out->result;
 }
 
-py::object in_hub(void* ctx, const py::object&, const py::object&) { return py::boolean(active(ctx) != nullptr); }
+py::object in_hub(void* ctx, const py::call_args&) { return py::boolean(active(ctx) != nullptr); }
 
 }  // namespace
 

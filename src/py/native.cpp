@@ -1,5 +1,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include "py/native.hpp"
 
@@ -9,6 +10,7 @@ namespace {
 // One small type serves both roles: `fn` makes it callable, `read` gives it readinto().
 struct native_object {
     PyObject_HEAD
+    vectorcallfunc vectorcall;  // the type's tp_vectorcall_offset points here
     native_fn fn;
     read_fn read;
     void* ctx;
@@ -34,11 +36,17 @@ PyObject* guarded(F&& f) {
     return nullptr;
 }
 
-PyObject* native_call(PyObject* self, PyObject* args, PyObject* kwargs) {
+PyObject* native_vectorcall(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
     auto* n = reinterpret_cast<native_object*>(self);
     if (!n->ctx || !n->fn) return detached();
-    return guarded([&] { return n->fn(n->ctx, object::borrow(args), object::borrow(kwargs)).release(); });
+    call_args a(args, size_t(PyVectorcall_NARGS(nargsf)), kwnames);
+    return guarded([&] { return n->fn(n->ctx, a).release(); });
 }
+
+PyMemberDef native_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(native_object, vectorcall), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr},
+};
 
 PyObject* native_readinto(PyObject* self, PyObject* arg) {
     auto* n = reinterpret_cast<native_object*>(self);
@@ -74,12 +82,14 @@ PyGetSetDef native_getset[] = {
 PyTypeObject* native_type() {
     static PyTypeObject* type = [] {
         static PyType_Slot slots[] = {
-            {Py_tp_call, reinterpret_cast<void*>(native_call)},
+            {Py_tp_call, reinterpret_cast<void*>(PyVectorcall_Call)},  // a call with a tuple and a dict
+            {Py_tp_members, native_members},
             {Py_tp_methods, native_methods},
             {Py_tp_getset, native_getset},
             {0, nullptr},
         };
-        static PyType_Spec spec = {"gcorn.native", sizeof(native_object), 0, Py_TPFLAGS_DEFAULT, slots};
+        static PyType_Spec spec = {"gcorn.native", sizeof(native_object), 0,
+                                   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL, slots};
         return reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
     }();
     if (!type) throw python_error();
@@ -89,11 +99,31 @@ PyTypeObject* native_type() {
 object make(native_fn fn, read_fn read, void* ctx) {
     auto* n = PyObject_New(native_object, native_type());
     if (!n) throw python_error();
+    n->vectorcall = native_vectorcall;
     n->fn = fn, n->read = read, n->ctx = ctx;
     return object::steal(reinterpret_cast<PyObject*>(n));
 }
 
 }  // namespace
+
+object call_args::operator[](size_t i) const { return object::borrow(args_[i]); }
+
+object call_args::tuple_from(size_t first) const {
+    size_t n = first < count_ ? count_ - first : 0;
+    PyObject* t = PyTuple_New(Py_ssize_t(n));
+    if (!t) throw python_error();
+    for (size_t i = 0; i < n; ++i) PyTuple_SET_ITEM(t, Py_ssize_t(i), Py_NewRef(args_[first + i]));
+    return object::steal(t);
+}
+
+object call_args::keyword(const object& name) const {
+    if (!keyword_names_) return {};
+    for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(keyword_names_); i < n; ++i) {
+        PyObject* k = PyTuple_GET_ITEM(keyword_names_, i);
+        if (k == name.ptr() || PyUnicode_Compare(k, name.ptr()) == 0) return object::borrow(args_[count_ + size_t(i)]);
+    }
+    return {};
+}
 
 object native_function(native_fn fn, void* ctx) { return make(fn, nullptr, ctx); }
 object native_reader(read_fn fn, void* ctx) { return make(nullptr, fn, ctx); }

@@ -210,9 +210,6 @@ object next(const object& it) {
     if (!v && PyErr_Occurred()) throw python_error();
     return object::steal(v);
 }
-object slice_tuple(const object& t, size_t from) {
-    return checked(PyTuple_GetSlice(t.ptr(), Py_ssize_t(from), PY_SSIZE_T_MAX));
-}
 double to_double(const object& o) {
     double v = PyFloat_AsDouble(o.ptr());
     if (v == -1.0 && PyErr_Occurred()) throw python_error();

@@ -105,7 +105,6 @@ object item(const object& seq, size_t i);
 object iter(const object& o);
 object next(const object& iterator);
 object call_tuple(const object& fn, const object& args);  // fn(*args)
-object slice_tuple(const object& tuple, size_t from);       // tuple[from:]
 double to_double(const object& o);
 void set_attr(const object& o, const char* name, const object& value);         // null at the end
 long long to_integer(const object& o);

@@ -111,10 +111,10 @@ struct request_ctx {
     request_ctx(const request_ctx&) = delete;
     ~request_ctx() { py::detach(start_response_fn), py::detach(write_fn), py::detach(reader), py::detach(early_hints_fn); }
 
-    static py::object start_response(void* self, const py::object& args, const py::object& kwargs);
-    static py::object write(void* self, const py::object& args, const py::object& kwargs);
-    static py::object early_hints(void* self, const py::object& args, const py::object& kwargs);
-    static py::object deadline(void* self, const py::object& args, const py::object& kwargs);
+    static py::object start_response(void* self, const py::call_args& args);
+    static py::object write(void* self, const py::call_args& args);
+    static py::object early_hints(void* self, const py::call_args& args);
+    static py::object deadline(void* self, const py::call_args& args);
     static size_t read_body(void* self, std::span<char> into);
 };
 
@@ -127,22 +127,22 @@ std::string_view checked_latin1_view(const py::object& o, const char* what) {
 }
 
 // environ["gcorn.deadline"](seconds): the request's deadline is now + seconds; None or <= 0 removes it.
-py::object request_ctx::deadline(void* self, const py::object& args, const py::object&) {
+py::object request_ctx::deadline(void* self, const py::call_args& args) {
     auto& c = *static_cast<request_ctx*>(self);
-    if (py::size(args) != 1) fail(py::python_error::kind::type_error, "gcorn.deadline(seconds) takes one argument");
-    auto v = py::item(args, 0);
+    if (args.size() != 1) fail(py::python_error::kind::type_error, "gcorn.deadline(seconds) takes one argument");
+    auto v = args[0];
     double seconds = py::is_none(v) ? 0 : py::to_double(v);
     (*c.set_deadline)(seconds);
     return py::none();
 }
 
 // start_response(status, response_headers, exc_info=None), PEP 3333.
-py::object request_ctx::start_response(void* self, const py::object& args, const py::object& kwargs) {
+py::object request_ctx::start_response(void* self, const py::call_args& args) {
     auto& c = *static_cast<request_ctx*>(self);
-    size_t n = py::size(args);
-    py::object exc_info = n > 2 ? py::item(args, 2) : py::none();
-    if (kwargs && n <= 2) {
-        if (auto e = py::get_item(kwargs, shared().exc_info)) exc_info = e;
+    size_t n = args.size();
+    py::object exc_info = n > 2 ? args[2] : py::none();
+    if (args.has_keywords() && n <= 2) {
+        if (auto e = args.keyword(shared().exc_info)) exc_info = e;
     }
     if (n < 2 || n > 3) fail(py::python_error::kind::type_error, "start_response(status, headers, exc_info=None)");
     if (!py::is_none(exc_info)) {
@@ -154,11 +154,11 @@ py::object request_ctx::start_response(void* self, const py::object& args, const
     } else if (c.writer.started()) {
         fail(py::python_error::kind::assertion_error, "start_response called a second time without exc_info");
     }
-    auto status_str = py::item(args, 0);
+    auto status_str = args[0];
     auto status = checked_latin1_view(status_str, "status");
     if (auto why = http::check_status(status); !why.empty())
         fail(py::python_error::kind::value_error, "invalid status " + std::string(status) + ": " + std::string(why));
-    auto list = py::item(args, 1);
+    auto list = args[1];
     if (!py::is_list_or_tuple(list)) fail(py::python_error::kind::type_error, "headers must be a list");
     // Each field is checked and framed as it comes (no list of copies); one refused leaves the writer unstarted.
     // No Python code runs in this loop, so the views into the app's strings stay valid.
@@ -179,11 +179,11 @@ py::object request_ctx::start_response(void* self, const py::object& args, const
 }
 
 // The legacy write() callable start_response returns.
-py::object request_ctx::write(void* self, const py::object& args, const py::object&) {
+py::object request_ctx::write(void* self, const py::call_args& args) {
     auto& c = *static_cast<request_ctx*>(self);
     if (!c.writer.started()) fail(py::python_error::kind::assertion_error, "write() before start_response");
-    if (py::size(args) != 1) fail(py::python_error::kind::type_error, "write() takes one bytes argument");
-    auto data = py::item(args, 0);
+    if (args.size() != 1) fail(py::python_error::kind::type_error, "write() takes one bytes argument");
+    auto data = args[0];
     if (!py::is_bytes(data)) fail(py::python_error::kind::type_error, std::string("write() takes bytes, not ") + py::type_name(data));
     c.writer.write(py::bytes_view(data));
     return py::none();
@@ -199,11 +199,11 @@ std::string header_text(const py::object& o, const char* what) {
 // written at once. The fields are checked as start_response's are (no CR/LF: response splitting) before anything
 // else, so a bad one raises even where nothing would be sent: to an HTTP/1.0 client, or once the final head is
 // out (then the call does nothing, as Gunicorn's).
-py::object request_ctx::early_hints(void* self, const py::object& args, const py::object&) {
+py::object request_ctx::early_hints(void* self, const py::call_args& args) {
     auto& c = *static_cast<request_ctx*>(self);
-    if (py::size(args) != 1) fail(py::python_error::kind::type_error, "wsgi.early_hints(headers) takes one list");
+    if (args.size() != 1) fail(py::python_error::kind::type_error, "wsgi.early_hints(headers) takes one list");
     http::header_list headers;
-    auto it = py::iter(py::item(args, 0));
+    auto it = py::iter(args[0]);
     while (auto pair = py::next(it)) {
         if (!py::is_list_or_tuple(pair) || py::size(pair) != 2)
             fail(py::python_error::kind::type_error, "each early hint must be a (name, value) tuple");

@@ -49,6 +49,27 @@ def write_app(environ, start_response):
     write(b"hello ")
     return [b"world"]
 
+def exc_info_keyword_app(environ, start_response):
+    import sys
+    start_response("200 OK", [("X-First", "1")])
+    try:
+        raise KeyError("x")
+    except KeyError:
+        start_response("503 Later", [("X-Second", "2")], exc_info=sys.exc_info())
+    return [b"replaced"]
+
+def call_forms_app(environ, start_response):
+    # The interpreter calls start_response with a vector of arguments; a call through a tuple and a dict (the
+    # type's __call__, f(*args, **kwargs)) and a wrong count must work the same way.
+    try:
+        start_response("200 OK")
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("one argument was taken")
+    type(start_response).__call__(start_response, *("202 Accepted", [("X-Form", "tuple")]), **{"exc_info": None})
+    return [b"ok"]
+
 def error_after_head_app(environ, start_response):
     start_response("200 OK", [("Content-Length", "100")])
     yield b"part"
@@ -137,6 +158,22 @@ TEST_F(wsgi_test, an_error_after_the_head_cuts_the_response_short) {
     EXPECT_TRUE(out.starts_with("HTTP/1.1 200 OK\r\n")) << out;
     EXPECT_EQ(body_of(out), "part");
     EXPECT_TRUE(last_.aborted);  // the connection must close: the client cannot tell where the body ends
+}
+
+// PEP 3333: exc_info replaces a head not yet sent, given by keyword as well as by position.
+TEST_F(wsgi_test, exc_info_by_keyword_replaces_the_head) {
+    auto out = serve("exc_info_keyword_app", "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_TRUE(out.starts_with("HTTP/1.1 503 Later\r\n")) << out;
+    EXPECT_NE(out.find("X-Second: 2"), std::string::npos) << out;
+    EXPECT_EQ(out.find("X-First"), std::string::npos) << out;
+    EXPECT_EQ(body_of(out), "replaced");
+}
+
+TEST_F(wsgi_test, start_response_takes_every_call_form) {
+    auto out = serve("call_forms_app", "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_TRUE(out.starts_with("HTTP/1.1 202 Accepted\r\n")) << out;
+    EXPECT_NE(out.find("X-Form: tuple"), std::string::npos) << out;
+    EXPECT_EQ(body_of(out), "ok");
 }
 
 }  // namespace
