@@ -96,8 +96,18 @@ PyTypeObject* native_type() {
     return type;
 }
 
+// Native objects nobody else holds any more, for the next request to reuse (recycle). Per thread, as each worker
+// thread makes its own; never destroyed (the interpreter may be gone when the thread ends): at most max_spare
+// objects are left at exit.
+constexpr size_t max_spare = 16;
+struct spares {
+    native_object* objects[max_spare];
+    size_t count = 0;
+};
+thread_local spares spare;
+
 object make(native_fn fn, read_fn read, void* ctx) {
-    auto* n = PyObject_New(native_object, native_type());
+    auto* n = spare.count ? spare.objects[--spare.count] : PyObject_New(native_object, native_type());
     if (!n) throw python_error();
     n->vectorcall = native_vectorcall;
     n->fn = fn, n->read = read, n->ctx = ctx;
@@ -130,6 +140,12 @@ object native_reader(read_fn fn, void* ctx) { return make(nullptr, fn, ctx); }
 
 void detach(const object& o) {
     if (o && Py_IS_TYPE(o.ptr(), native_type())) reinterpret_cast<native_object*>(o.ptr())->ctx = nullptr;
+}
+
+void recycle(object&& o) {
+    detach(o);
+    if (o && Py_REFCNT(o.ptr()) == 1 && Py_IS_TYPE(o.ptr(), native_type()) && spare.count < max_spare)
+        spare.objects[spare.count++] = reinterpret_cast<native_object*>(o.release());
 }
 
 }  // namespace gcorn::py

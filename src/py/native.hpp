@@ -34,5 +34,8 @@ using read_fn = size_t (*)(void* ctx, std::span<char> into);
 object native_reader(read_fn fn, void* ctx);
 
 void detach(const object& native);
+// Detaches `native`; when the caller held its only reference, keeps it for a later native_function/native_reader
+// of this thread instead of freeing it (a request makes several).
+void recycle(object&& native);
 
 }  // namespace gcorn::py

@@ -225,6 +225,44 @@ def test_the_app_may_move_its_deadline(gcorn, worker):
     assert "Request timeout" not in server.log()
 
 
+KEEPER_APP = r"""
+kept = {}
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/keep":
+        kept["deadline"] = environ["gcorn.deadline"]
+        kept["start_response"] = start_response
+        kept["hints"] = environ["wsgi.early_hints"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"kept"]
+    results = []
+    for name, call in [("deadline", lambda: kept["deadline"](5)),
+                       ("start_response", lambda: kept["start_response"]("200 OK", [])),
+                       ("hints", lambda: kept["hints"]([]))]:
+        try:
+            call()
+            results.append(name + ": called")
+        except RuntimeError as e:
+            results.append(name + ": " + str(e))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(results).encode()]
+"""
+
+
+# An app may keep the request's callables past it; a later call raises instead of reaching a finished request
+# (gcorn.deadline's did not: it reached freed memory).
+@pytest.mark.parametrize("worker", ["sync", "gthread", "async"])
+def test_callables_kept_past_their_request_raise(gcorn, worker):
+    server = gcorn(None, "-k", worker, "--request-timeout", "30", source=KEEPER_APP)
+    for _ in range(3):  # the kept objects are never handed to a later request
+        with server.get("/keep") as r:
+            assert r.read() == b"kept"
+        with server.get("/stale") as r:
+            lines = r.read().decode().splitlines()
+        assert lines == ["%s: this object belonged to a finished request" % n
+                         for n in ("deadline", "start_response", "hints")]
+
+
 BLOCKING = r"""
 import ctypes, os
 libc = ctypes.CDLL(None)
