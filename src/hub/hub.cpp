@@ -39,6 +39,7 @@ struct hub::task : std::enable_shared_from_this<task> {
     bool wakeup_pending = false;      // a wakeup arrived while the job was not in wait_wakeup
     bool foreign = false;             // gevent's greenlet, not one of ours: known only while it waits
     bool queued = false;              // on ready_: a second completion (a throw after the wait ended) adds nothing
+    bool job_pending = false;         // given a job it has not begun: another task may run it instead
 
     // The completion of a wait: records why and queues the greenlet to be switched into.
     auto resumer() {
@@ -260,6 +261,7 @@ std::shared_ptr<hub::task> hub::take_task() {
 uint64_t hub::start_job(std::shared_ptr<task> t) {
     t->token = ++next_token_;
     t->wakeup_pending = false;
+    t->job_pending = true;
     if (spare_jobs_.empty()) {
         jobs_.emplace(t->token, t);
     } else {
@@ -340,12 +342,34 @@ std::shared_ptr<hub::task> hub::next_ready_for(task& parking) {
     return std::move(ready_[ready_next_++]);
 }
 
+bool hub::take_queued_job(const std::shared_ptr<task>& self) {
+    // Only the next in line, so ready_ keeps its order; only a job no greenlet has begun, so nothing is on the other
+    // task's stack yet (a throw_later for it is thrown at its first switch: left to that task). gevent's loop reads
+    // ready_ itself.
+    if (gevent_mode_ || ready_next_ >= ready_.size() || idle_.size() >= max_idle_greenlets) return false;
+    auto& n = ready_[ready_next_];
+    if (n == self || !n->job_pending || n->throw_in || n->foreign) return false;
+    self->job = std::move(n->job);
+    self->py_fn = std::move(n->py_fn), self->py_args = std::move(n->py_args);
+    self->token = std::exchange(n->token, 0);
+    self->wakeup_pending = std::exchange(n->wakeup_pending, false);
+    self->job_pending = true;
+    n->job_pending = n->queued = false;
+    if (auto it = jobs_.find(self->token); it != jobs_.end()) it->second = self;
+    idle_.push_back(std::move(ready_[ready_next_++]));  // still parked where it waited for a job (or never started)
+    running(self);
+    return true;
+}
+
 py::object hub::task_main(void* ctx, const py::call_args&) {
     auto self = static_cast<task*>(ctx)->shared_from_this();
     hub& h = self->owner;
     for (;;) {
         if (!run_job(*self)) return py::none();
-        if (h.stopping_ || self->killed || h.idle_.size() >= max_idle_greenlets) return py::none();
+        if (h.stopping_ || self->killed) return py::none();
+        // The next ready entry is a request's new job: run it on this greenlet, with no switch at all.
+        if (h.take_queued_job(self)) continue;
+        if (h.idle_.size() >= max_idle_greenlets) return py::none();
         h.idle_.push_back(self);
         try {
             h.park(*self);  // resumed by spawn() with the next job
@@ -369,6 +393,7 @@ bool hub::run_job(task& t) {
             t.py_fn = t.py_args = py::object();
         }
     } end_of_job{t};
+    t.job_pending = false;
     try {
         py::context_scope fresh;  // each job starts with empty contextvars (Flask's request context)
         if (t.job) t.job();

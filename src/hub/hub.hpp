@@ -149,6 +149,7 @@ private:
     void deliver_throw(uint64_t id);
     static py::object task_main(void* ctx, const py::call_args&);
     static bool run_job(task& t);  // false if the greenlet was killed
+    bool take_queued_job(const std::shared_ptr<task>& self);  // runs the next ready task's unbegun job on `self`
 
     struct label {
         std::atomic<uint64_t> seq{0};  // odd while being written

@@ -316,6 +316,51 @@ TEST_F(hub_test, a_completion_and_a_throw_in_one_batch_resume_the_greenlet_once)
     EXPECT_EQ(next, woke::timeout);
 }
 
+// Jobs spawned in one batch (a reactor's handlers after one epoll_wait) run in order, and a job that ends takes
+// the next one queued on its own greenlet, with no switch; a job that parks leaves the next to another greenlet.
+// Tokens stay with their jobs: a throw_later and a wakeup sent before a job began reach it where it runs.
+TEST_F(hub_test, jobs_queued_together_run_in_order_on_as_few_greenlets_and_keep_their_tokens) {
+    hub h(ioc);
+    auto getcurrent = py::import("greenlet").attr("getcurrent");
+    py::object error_type = py::import("builtins").attr("ValueError");
+    std::vector<int> order;
+    std::vector<py::object> greenlets;
+    uint64_t first = 0;
+    std::string second_saw;
+    woke fourth_woke = woke::timeout;
+    auto started = [&](int n) { order.push_back(n), greenlets.push_back(getcurrent()); };
+    net::post(ioc, [&] {
+        h.spawn([&] {
+            started(1);
+            first = h.current_token();  // the others' tokens follow in spawn order
+            h.throw_later(first + 1, clock::now(), error_type({py::str("for the second")}));
+            h.wakeup(first + 3);
+        });
+        h.spawn([&] {
+            started(2);  // on the first job's greenlet
+            try {
+                h.sleep(clock::now() + 10s);
+                second_saw = "slept";
+            } catch (const py::python_error& e) {
+                second_saw = e.what();
+            }
+        });
+        h.spawn([&] { started(3); });  // the first greenlet is parked in the second job: a new one
+        h.spawn([&] {
+            started(4);  // on the third job's greenlet
+            fourth_woke = h.wait_wakeup(clock::now() + 10s);
+        });
+    });
+    h.run();
+    EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4}));
+    ASSERT_EQ(greenlets.size(), 4u);
+    EXPECT_TRUE(greenlets[1].is(greenlets[0]));
+    EXPECT_FALSE(greenlets[2].is(greenlets[0]));
+    EXPECT_TRUE(greenlets[3].is(greenlets[2]));
+    EXPECT_NE(second_saw.find("for the second"), std::string::npos) << second_saw;
+    EXPECT_EQ(fourth_woke, woke::ready);
+}
+
 // deadline_wait without a hub: the reactor's idle keep-alive wait.
 TEST(deadline_wait, the_first_half_wins_and_settle_ends_it_from_outside) {
     net::io_context ioc;
