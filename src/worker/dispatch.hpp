@@ -51,6 +51,7 @@ class thread_dispatch {
 public:
     static constexpr bool multithread = true;  // wsgi.multithread: requests run on several threads at once
     static constexpr bool multithread_serving = true;  // serve() runs on several OS threads at once
+    static constexpr int concurrency_hint = 1;         // the reactor's io_context: one thread runs it
     thread_dispatch(net::io_context& ioc, size_t threads) : ioc_(ioc), threads_(threads) {}
 
     std::unique_ptr<http::byte_stream> open(const transport& t, int fd, hub::edge_socket& socket) {
@@ -82,6 +83,9 @@ public:
     // must not keep per-request state in globals.
     static constexpr bool multithread = true;
     static constexpr bool multithread_serving = false;  // every greenlet runs on the hub's thread
+    // Every socket operation starts and completes on the hub's thread (pool threads only post back to it): the
+    // reactor needs no lock per descriptor operation. Posting and timers keep theirs.
+    static constexpr int concurrency_hint = BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO;
     // PRECONDITION: GIL held (the hub takes the interpreter's greenlet API).
     explicit green_dispatch(net::io_context& ioc) : hub_(ioc) {}
 

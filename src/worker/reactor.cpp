@@ -332,7 +332,7 @@ private:
     size_t cap() const { return size_t(s_.worker_connections); }
     sys::metrics::counters& metrics() { return args_.slot.counters; }
 
-    net::io_context ioc_{1};  // run by this thread only; pool threads post to it
+    net::io_context ioc_{Dispatch::concurrency_hint};  // run by this thread only; pool threads post to it
     Dispatch dispatch_;
     std::optional<hub_watchdog> watchdog_;  // async: --block-warning
     size_t open_ = 0;
