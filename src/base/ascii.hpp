@@ -2,6 +2,7 @@
 // <cctype> is not used because it depends on the locale, which Python sets at start-up.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +16,23 @@ constexpr char upper(char c) noexcept { return c >= 'a' && c <= 'z' ? char(c & ~
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
     return a.size() == b.size() &&
            std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
+
+// RFC 9110 §5.6.2 tchar: the letters, the digits and !#$%&'*+-.^_`|~.
+inline constexpr auto tchar_table = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[(unsigned char)c] = true;
+    return t;
+}();
+constexpr bool is_tchar(unsigned char c) noexcept { return tchar_table[c]; }
+
+// token = 1*tchar.
+constexpr bool is_token(std::string_view s) noexcept {
+    unsigned ok = !s.empty();
+    for (unsigned char c : s) ok &= tchar_table[c];  // no branch per byte
+    return ok;
 }
 
 // A token (RFC 9110 §5.6.2) equals `lower` (lower-case letters and '-', of the same size) but for case: OR-ing in

@@ -28,11 +28,10 @@ constexpr std::array<bool, 256> alnum_and(std::string_view extra) {
     for (char c : extra) t[(unsigned char)c] = true;
     return t;
 }
-constexpr auto tchars = alnum_and("!#$%&'*+-.^_`|~");
 constexpr auto host_chars = alnum_and("-._~%!$&'()*+,;=");
 
-// RFC 9110 §5.6.2 tchar.
-bool is_tchar(unsigned char c) { return tchars[c]; }
+using ascii::is_tchar;
+using ascii::is_token;
 
 bool is_digits(std::string_view s) {
     for (unsigned char c : s)
@@ -74,13 +73,6 @@ void check_target(std::string_view method, std::string_view target) {
 }
 
 }  // namespace
-
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (unsigned char c : s)
-        if (!is_tchar(c)) return false;
-    return true;
-}
 
 bool is_host_port(std::string_view v) {
     // RFC 3986 §3.2.2: reg-name and IPv4 are unreserved / pct-encoded / sub-delims; an IP-literal is bracketed.

@@ -49,9 +49,6 @@ private:
 // RFC 9112 §3: method SP request-target SP HTTP-version. Throws http_error.
 void check_request_line(std::string_view line, const limits& lim = {});
 
-// RFC 9110 §5.6.2: token = 1*tchar.
-bool is_token(std::string_view s);
-
 // RFC 9110 §7.2: Host = uri-host [ ":" port ] (empty allowed); also CONNECT's authority-form target.
 bool is_host_port(std::string_view value);
 

@@ -204,7 +204,7 @@ private:
             auto option = trim(v.substr(start, comma - start));
             start = comma + 1;
             if (option.empty()) continue;
-            if (!is_token(option)) throw http_error(400, "malformed request: bad connection option");
+            if (!ascii::is_token(option)) throw http_error(400, "malformed request: bad connection option");
             if (!connection) continue;
             connection_close_ |= iequals(option, "close");
             connection_keep_alive_ |= iequals(option, "keep-alive");

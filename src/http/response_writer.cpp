@@ -14,20 +14,7 @@ namespace gcorn::http {
 namespace {
 
 using ascii::iequals;
-
-// RFC 9110 §5.6.2 tchar, in ASCII whatever the locale.
-constexpr auto tchars = [] {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[(unsigned char)c] = true;
-    return t;
-}();
-bool is_token(std::string_view s) {
-    unsigned ok = !s.empty();
-    for (unsigned char c : s) ok &= tchars[c];  // no branch per byte
-    return ok;
-}
+using ascii::is_token;
 
 // RFC 9110 §5.5: no control character but HTAB in a field value (CR/LF would split the response).
 bool is_field_value(std::string_view v) { return ascii::find_control(v) == v.size(); }
