@@ -116,7 +116,13 @@ object make(native_fn fn, read_fn read, void* ctx) {
 
 }  // namespace
 
-object call_args::operator[](size_t i) const { return object::borrow(args_[i]); }
+object call_args::operator[](size_t i) const {
+    // A caller passing too few arguments (or a keyword where a position was expected) gets a TypeError, not a read
+    // past the interpreter's argument vector.
+    if (i >= count_)
+        throw python_error(python_error::kind::type_error, "missing positional argument " + std::to_string(i + 1));
+    return object::borrow(args_[i]);
+}
 
 object call_args::tuple_from(size_t first) const {
     size_t n = first < count_ ? count_ - first : 0;

@@ -15,7 +15,7 @@ public:
     call_args(PyObject* const* args, size_t count, PyObject* keyword_names) noexcept
         : args_(args), count_(count), keyword_names_(keyword_names) {}
     size_t size() const noexcept { return count_; }  // positional arguments
-    object operator[](size_t i) const;               // PRECONDITION: i < size()
+    object operator[](size_t i) const;               // TypeError (python_error) past size()
     object keyword(const object& name) const;        // a keyword argument by its (interned) name, or null
     bool has_keywords() const noexcept { return keyword_names_ != nullptr; }
     object tuple_from(size_t first) const;           // the positional arguments from `first` on

@@ -57,6 +57,9 @@ worker_base::~worker_base() {
 int worker_base::run() {
     spdlog::debug("Worker {} ready ({})", ::getpid(), config::worker_class_name(s_));
     loop();
+    // The async worker's request clock runs a timer on the driver's io_context, which is gone before this base is.
+    state_.deadlines = nullptr;
+    deadlines_.reset();
     if (state_.exhausted() && !state_.over_memory) spdlog::info("Autorestarting worker after current request.");
     spdlog::info("Worker exiting (pid: {})", ::getpid());
     return 0;

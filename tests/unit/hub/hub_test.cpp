@@ -17,6 +17,7 @@
 #include "hub/job.hpp"
 #include "hub/recycler.hpp"
 #include "py/interpreter.hpp"
+#include "py/native.hpp"
 #include "py/object.hpp"
 
 // The hub with an embedded interpreter: jobs in greenlets, waits that race their deadlines, tokens, kills and
@@ -359,6 +360,27 @@ TEST_F(hub_test, jobs_queued_together_run_in_order_on_as_few_greenlets_and_keep_
     EXPECT_TRUE(greenlets[3].is(greenlets[2]));
     EXPECT_NE(second_saw.find("for the second"), std::string::npos) << second_saw;
     EXPECT_EQ(fourth_woke, woke::ready);
+}
+
+// A native function reading an argument the caller did not pass raises TypeError in the caller (not a read past the
+// interpreter's argument vector); keywords are found by name and are not positional arguments.
+TEST_F(hub_test, native_functions_check_their_arguments) {
+    int ctx = 0;
+    auto second = py::native_function([](void*, const py::call_args& a) { return a[1]; }, &ctx);
+    EXPECT_EQ(py::to_integer(second({py::integer(1), py::integer(2)})), 2);
+    try {
+        second({py::integer(1)});
+        ADD_FAILURE() << "no exception";
+    } catch (const py::python_error& e) {
+        EXPECT_NE(std::string(e.what()).find("TypeError"), std::string::npos) << e.what();
+    }
+    auto keyword = py::native_function(
+        [](void*, const py::call_args& a) { return a.keyword(py::str("k")) ? a.keyword(py::str("k")) : py::none(); },
+        &ctx);
+    auto call_kw = py::import("builtins").attr("eval")({py::str("lambda f: (f(k=5), f(1))"), py::dict()});
+    auto got = call_kw({keyword});
+    EXPECT_EQ(py::to_integer(py::item(got, 0)), 5);
+    EXPECT_TRUE(py::is_none(py::item(got, 1)));
 }
 
 // deadline_wait without a hub: the reactor's idle keep-alive wait.
