@@ -144,13 +144,10 @@ object call_args::keyword(const object& name) const {
 object native_function(native_fn fn, void* ctx) { return make(fn, nullptr, ctx); }
 object native_reader(read_fn fn, void* ctx) { return make(nullptr, fn, ctx); }
 
-void detach(const object& o) {
-    if (o && Py_IS_TYPE(o.ptr(), native_type())) reinterpret_cast<native_object*>(o.ptr())->ctx = nullptr;
-}
-
 void recycle(object&& o) {
-    detach(o);
-    if (o && Py_REFCNT(o.ptr()) == 1 && Py_IS_TYPE(o.ptr(), native_type()) && spare.count < max_spare)
+    if (!o || !Py_IS_TYPE(o.ptr(), native_type())) return;
+    reinterpret_cast<native_object*>(o.ptr())->ctx = nullptr;  // a later call raises
+    if (Py_REFCNT(o.ptr()) == 1 && spare.count < max_spare)
         spare.objects[spare.count++] = reinterpret_cast<native_object*>(o.release());
 }
 

@@ -1,5 +1,5 @@
 // Python objects whose behaviour is C++: a callable (start_response) and a raw reader (wsgi.input).
-// They do not own their context; `detach` makes any later use raise instead of touching freed memory.
+// They do not own their context; `recycle` makes any later use raise instead of touching freed memory.
 #pragma once
 #include <cstddef>
 #include <span>
@@ -33,9 +33,8 @@ object native_function(native_fn fn, void* ctx);
 using read_fn = size_t (*)(void* ctx, std::span<char> into);
 object native_reader(read_fn fn, void* ctx);
 
-void detach(const object& native);
-// Detaches `native`; when the caller held its only reference, keeps it for a later native_function/native_reader
-// of this thread instead of freeing it (a request makes several).
+// Detaches `native` (a later call raises instead of touching its context); when the caller held its only reference,
+// keeps it for a later native_function/native_reader of this thread instead of freeing it (a request makes several).
 void recycle(object&& native);
 
 }  // namespace gcorn::py

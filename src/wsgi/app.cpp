@@ -110,7 +110,8 @@ struct request_ctx {
     request_ctx(http::response_writer& w, http::body_source& b, bool send_files) : writer(w), body(b), sendfile(send_files) {}
     request_ctx(const request_ctx&) = delete;
     ~request_ctx() {
-        for (auto* fn : {&start_response_fn, &write_fn, &reader, &early_hints_fn, &deadline_fn}) py::recycle(std::move(*fn));
+        for (auto* fn : {&start_response_fn, &write_fn, &reader, &early_hints_fn, &deadline_fn})
+            py::recycle(std::move(*fn));
     }
 
     static py::object start_response(void* self, const py::call_args& args);
