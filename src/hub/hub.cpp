@@ -92,7 +92,6 @@ hub::hub(net::io_context& ioc, size_t threadpool_size)
     py::greenlet_import();
     hub_greenlet_ = py::greenlet_current();
     main_greenlet_ = hub_greenlet_;
-    spare_jobs_.reserve(max_idle_greenlets);  // so giving a node back (in a destructor) never allocates
     the_hub = this;
 }
 
@@ -145,18 +144,19 @@ void hub::run() {
     // Handlers only queue the greenlets they resume; run_ready() switches into the first, and each one that parks
     // hands the thread straight to the next (park()): one switch per resumed greenlet instead of two.
     // After a wait, the handlers that became ready with it run before any switch (still without the GIL: handlers
-    // never need it), so one epoll batch makes one run of switches and one GIL round trip, not two.
+    // never need it), so one epoll batch makes one run of switches and one GIL round trip, not two. The loop goes
+    // from the switches straight to the wait: run_one() waits only when no handler is queued (the greenlets'
+    // own completions), and a poll in between would add an epoll_wait with a zero timeout to every batch.
     constexpr int batch = 64;
-    for (int ran = 0; !ioc_.stopped(); ran = 0) {
-        while (ran < batch && ioc_.poll_one()) ++ran;
+    while (!ioc_.stopped()) {
         run_ready();
         if (before_wait_) before_wait_();
-        unlocked_ = std::make_unique<py::gil_release>();
-        if (ran < batch && ioc_.run_one())  // nothing ready: wait, then take what came with it
+        unlocked_.emplace();
+        if (ioc_.run_one())  // waits only if no handler is queued; then takes what came with it
             for (int more = 1; more < batch && ioc_.poll_one();) ++more;
         unlocked_.reset();
-        run_ready();
     }
+    run_ready();
     if (before_wait_) before_wait_();
     kill_remaining();
     finish();
@@ -183,7 +183,7 @@ void hub::forget_foreign(const std::shared_ptr<task>& t) {
 
 void hub::poll_without_gil(const std::function<void()>& poll) {
     if (before_wait_) before_wait_();
-    unlocked_ = std::make_unique<py::gil_release>();
+    unlocked_.emplace();
     poll();
     unlocked_.reset();
     // What the handlers made ready, in order, now that no Asio frame is live (see resume()).
@@ -232,6 +232,7 @@ void hub::kill_remaining() {
 void hub::finish() {
     idle_.clear();
     jobs_.clear();
+    free_slots_.clear();
     throws_.clear();  // the GIL is held again here
     foreign_.clear();
     by_greenlet_.clear();
@@ -239,10 +240,10 @@ void hub::finish() {
     pool_.join();
 }
 
-void hub::spawn(job_fn job) {
+uint64_t hub::spawn(job_fn job) {
     auto t = take_task();
     t->job = std::move(job);
-    start_job(std::move(t));
+    return start_job(std::move(t));
 }
 
 uint64_t hub::spawn_python(const py::object& fn, const py::object& args) {
@@ -259,19 +260,21 @@ std::shared_ptr<hub::task> hub::take_task() {
 }
 
 uint64_t hub::start_job(std::shared_ptr<task> t) {
-    t->token = ++next_token_;
+    uint64_t slot;
+    if (free_slots_.empty()) {
+        slot = jobs_.size();
+        if (slot > slot_mask) throw std::length_error("too many greenlets");
+        jobs_.emplace_back();
+        free_slots_.reserve(jobs_.capacity());
+    } else {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
+    }
+    uint64_t token = (++next_token_ << slot_bits) | slot;
+    jobs_[slot].token = t->token = token;
+    jobs_[slot].runner = t;
     t->wakeup_pending = false;
     t->job_pending = true;
-    if (spare_jobs_.empty()) {
-        jobs_.emplace(t->token, t);
-    } else {
-        auto node = std::move(spare_jobs_.back());
-        spare_jobs_.pop_back();
-        node.key() = t->token;
-        node.mapped() = t;
-        jobs_.insert(std::move(node));
-    }
-    uint64_t token = t->token;
     // Queued like any resumed greenlet (no Asio operation of its own): run_ready() or a parking greenlet's handoff
     // starts it. gevent's loop only looks at ready_ after a poll returns, so there a handler queues it, which
     // makes the poll return.
@@ -281,10 +284,20 @@ uint64_t hub::start_job(std::shared_ptr<task> t) {
 }
 
 std::shared_ptr<hub::task> hub::find_job(uint64_t token) const {
-    auto it = jobs_.find(token);
-    if (it == jobs_.end()) return nullptr;
-    auto t = it->second.lock();
+    auto slot = token & slot_mask;
+    if (slot >= jobs_.size() || jobs_[slot].token != token) return nullptr;
+    auto t = jobs_[slot].runner.lock();
     return t && t->token == token ? t : nullptr;
+}
+
+// The job `t` runs has ended: its token names nothing from now on.
+void hub::end_job(task& t) noexcept {
+    auto slot = t.token & slot_mask;
+    if (t.token && slot < jobs_.size() && jobs_[slot].token == t.token) {
+        jobs_[slot] = job_entry{};
+        free_slots_.push_back(uint32_t(slot));
+    }
+    t.token = 0;
 }
 
 void hub::resume(const std::shared_ptr<task>& t) {
@@ -355,7 +368,8 @@ bool hub::take_queued_job(const std::shared_ptr<task>& self) {
     self->wakeup_pending = std::exchange(n->wakeup_pending, false);
     self->job_pending = true;
     n->job_pending = n->queued = false;
-    if (auto it = jobs_.find(self->token); it != jobs_.end()) it->second = self;
+    if (auto slot = self->token & slot_mask; slot < jobs_.size() && jobs_[slot].token == self->token)
+        jobs_[slot].runner = self;
     idle_.push_back(std::move(ready_[ready_next_++]));  // still parked where it waited for a job (or never started)
     running(self);
     return true;
@@ -383,12 +397,7 @@ bool hub::run_job(task& t) {
     struct job_end {  // the token dies with the job, however it ends
         task& t;
         ~job_end() {
-            auto& h = t.owner;
-            if (auto node = h.jobs_.extract(t.token); node && h.spare_jobs_.size() < max_idle_greenlets) {
-                node.mapped().reset();
-                h.spare_jobs_.push_back(std::move(node));
-            }
-            t.token = 0;
+            t.owner.end_job(t);
             t.job.reset();
             t.py_fn = t.py_args = py::object();
         }
@@ -484,7 +493,7 @@ uint64_t hub::current_token() const noexcept { return current_ ? current_->token
 void hub::set_label(std::string_view method, std::string_view target) noexcept {
     uint64_t token = current_token();
     if (!token) return;
-    auto& l = labels_[token % n_labels];
+    auto& l = labels_[(token & slot_mask) % n_labels];
     auto seq = l.seq.load(std::memory_order_relaxed);
     l.seq.store(seq + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
@@ -499,7 +508,7 @@ void hub::set_label(std::string_view method, std::string_view target) noexcept {
 }
 
 std::string hub::label_of(uint64_t token) const {
-    auto& l = labels_[token % n_labels];
+    auto& l = labels_[(token & slot_mask) % n_labels];
     for (int attempt = 0; attempt < 3; ++attempt) {
         auto before = l.seq.load(std::memory_order_acquire);
         if (before & 1) continue;

@@ -71,8 +71,8 @@ public:
 
     // Runs `job` in a (pooled) greenlet. Never switches inline: the greenlet is queued like a resumed one and
     // switched into by the loop, or by a greenlet that parks, once the caller has returned (DESIGN §3.1 (1)).
-    // `job` must not throw. PRECONDITION: on the hub's thread.
-    void spawn(job_fn job);
+    // `job` must not throw. Returns the job's token (below). PRECONDITION: on the hub's thread.
+    uint64_t spawn(job_fn job);
     // Runs fn(*args) in a greenlet; returns the job's token (below). PRECONDITION: GIL held, on the hub's thread.
     uint64_t spawn_python(const py::object& fn, const py::object& args);
 
@@ -165,15 +165,24 @@ private:
     net::thread_pool pool_;
     py::object hub_greenlet_;
     std::function<void()> before_wait_;
-    std::unique_ptr<py::gil_release> unlocked_;  // set while run() may wait in epoll (its handlers only queue)
+    std::optional<py::gil_release> unlocked_;  // set while run() may wait in epoll (its handlers only queue)
     std::unordered_set<std::shared_ptr<task>> tasks_;  // the only strong references to live greenlets
     std::vector<std::shared_ptr<task>> idle_;          // parked pooled greenlets ready for a job
     std::shared_ptr<task> current_;
     bool gevent_mode_ = false;
     py::object main_greenlet_;
     std::unordered_map<const void*, std::weak_ptr<task>> by_greenlet_;  // gevent mode: greenlet -> gcorn's task
-    std::unordered_map<uint64_t, std::weak_ptr<task>> jobs_;  // token -> the task running that job
-    std::vector<decltype(jobs_)::node_type> spare_jobs_;      // nodes of ended jobs, reused: no malloc per job
+    // The running jobs, by slot: a token is (sequence number << slot_bits) | slot, so finding a job is an index and a
+    // compare, and an ended job's slot is reused first (the entries in use stay few and in cache).
+    struct job_entry {
+        uint64_t token = 0;  // 0: free
+        std::weak_ptr<task> runner;
+    };
+    static constexpr unsigned slot_bits = 24;
+    static constexpr uint64_t slot_mask = (uint64_t(1) << slot_bits) - 1;
+    std::vector<job_entry> jobs_;
+    std::vector<uint32_t> free_slots_;  // capacity kept >= jobs_.size(): giving a slot back never allocates
+    void end_job(task& t) noexcept;
     std::unordered_map<uint64_t, pending_throw> throws_;
     uint64_t next_token_ = 0, next_throw_ = 0;
     std::thread::id thread_;

@@ -178,6 +178,33 @@ TEST_F(hub_test, a_wakeup_before_the_wait_is_kept_and_a_finished_token_is_ignore
     ioc.run();
 }
 
+// A job's token names that job only: once it has ended, a wakeup or throw_later sent to it does not reach the next
+// job, though that one runs on the same pooled greenlet and in the same slot of the hub's job table.
+TEST_F(hub_test, an_ended_jobs_token_does_not_reach_the_job_that_reuses_its_slot) {
+    hub h(ioc);
+    py::object error_type = py::import("builtins").attr("ValueError");
+    uint64_t first = 0, second = 0;
+    woke second_woke = woke::ready;
+    std::string second_saw = "nothing";
+    h.spawn([&] { first = h.current_token(); });
+    net::post(ioc, [&] {
+        h.spawn([&] {
+            second = h.current_token();
+            h.wakeup(first);
+            h.throw_later(first, clock::now(), error_type({py::str("for the first")}));
+            try {
+                second_woke = h.wait_wakeup(clock::now() + 100ms);
+            } catch (const py::python_error& e) {
+                second_saw = e.what();
+            }
+        });
+    });
+    h.run();
+    EXPECT_NE(first, second);
+    EXPECT_EQ(second_woke, woke::timeout);
+    EXPECT_EQ(second_saw, "nothing");
+}
+
 TEST_F(hub_test, a_parked_greenlet_is_killed_at_stop_and_unwinds_through_raii) {
     hub h(ioc);
     bool unwound = false, kill_seen = false, second_wait_refused = false;
@@ -326,18 +353,17 @@ TEST_F(hub_test, jobs_queued_together_run_in_order_on_as_few_greenlets_and_keep_
     py::object error_type = py::import("builtins").attr("ValueError");
     std::vector<int> order;
     std::vector<py::object> greenlets;
-    uint64_t first = 0;
+    uint64_t second = 0, fourth = 0;
     std::string second_saw;
     woke fourth_woke = woke::timeout;
     auto started = [&](int n) { order.push_back(n), greenlets.push_back(getcurrent()); };
     net::post(ioc, [&] {
         h.spawn([&] {
             started(1);
-            first = h.current_token();  // the others' tokens follow in spawn order
-            h.throw_later(first + 1, clock::now(), error_type({py::str("for the second")}));
-            h.wakeup(first + 3);
+            h.throw_later(second, clock::now(), error_type({py::str("for the second")}));
+            h.wakeup(fourth);
         });
-        h.spawn([&] {
+        second = h.spawn([&] {
             started(2);  // on the first job's greenlet
             try {
                 h.sleep(clock::now() + 10s);
@@ -347,7 +373,7 @@ TEST_F(hub_test, jobs_queued_together_run_in_order_on_as_few_greenlets_and_keep_
             }
         });
         h.spawn([&] { started(3); });  // the first greenlet is parked in the second job: a new one
-        h.spawn([&] {
+        fourth = h.spawn([&] {
             started(4);  // on the third job's greenlet
             fourth_woke = h.wait_wakeup(clock::now() + 10s);
         });
