@@ -46,7 +46,7 @@ struct shared_objects {
     py::object wsgi_module = py::import("gcorn._wsgi");
     py::object make_input = wsgi_module.attr("make_input");
     py::object file_wrapper = wsgi_module.attr("FileWrapper");
-    py::object empty_input = py::import("io").attr("BytesIO");
+    py::object no_body = wsgi_module.attr("NO_BODY");
     py::object request_timeout = py::import("gcorn").attr("RequestTimeout");
     py::object deadline_key = py::interned("gcorn.deadline");
     py::object http_11 = py::interned("HTTP/1.1"), http_10 = py::interned("HTTP/1.0");
@@ -71,8 +71,9 @@ struct shared_objects {
         auto env = py::dict();
         for (auto* key : {&REQUEST_METHOD, &SCRIPT_NAME, &PATH_INFO, &QUERY_STRING, &RAW_URI, &SERVER_PROTOCOL,
                           &url_scheme, &SERVER_NAME, &SERVER_PORT, &REMOTE_ADDR, &REMOTE_PORT, &multithread,
-                          &multiprocess, &gunicorn_socket, &input, &early_hints})
+                          &multiprocess, &gunicorn_socket, &early_hints})
             py::set_item(env, *key, py::none());
+        py::set_item(env, input, no_body);  // a request with a body replaces it
         py::set_item(env, py::str("wsgi.version"), py::tuple({py::integer(1), py::integer(0)}));
         py::set_item(env, py::str("wsgi.errors"), wsgi_module.attr("ErrorStream")());
         py::set_item(env, py::str("wsgi.run_once"), py::boolean(false));
@@ -599,11 +600,9 @@ outcome application::handle(connection_info& conn, const http::request_head& hea
     }
     auto& sh = shared();
     request_ctx ctx(writer, body, sendfile_);
-    if (head.has_body()) {
+    if (head.has_body()) {  // (without one, wsgi.input is the template's NO_BODY)
         ctx.reader = py::native_reader(&request_ctx::read_body, &ctx);
         py::set_item(env, sh.input, sh.make_input({ctx.reader}));
-    } else {
-        py::set_item(env, sh.input, sh.empty_input());
     }
     ctx.start_response_fn = py::native_function(&request_ctx::start_response, &ctx);
     ctx.early_hints_fn = py::native_function(&request_ctx::early_hints, &ctx);

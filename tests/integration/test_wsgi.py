@@ -725,6 +725,21 @@ def test_wsgi_input_methods(gcorn):
         conn.close()
 
 
+def test_wsgi_input_without_a_body_is_at_its_end(gcorn):
+    # A GET, a POST with Content-Length: 0 and a HEAD: every read method finds the end, on every request of a
+    # kept-alive connection (the object is shared by such requests: reading it cannot leave anything behind).
+    server = gcorn("wsgi_cases:input_methods")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for method, body in (("GET", None), ("POST", b""), ("GET", None)):
+        conn.request(method, "/", body=body)
+        r = conn.getresponse()
+        assert r.status == 200, server.log()
+        assert json.loads(r.read()) == {
+            "readline": "", "readline_limited": "", "read_n": "", "readlines_hint": [], "iterated": [],
+            "read_at_end": "", "read_n_at_end": ""}
+    conn.close()
+
+
 def test_wsgi_input_read_without_size(gcorn):
     server = gcorn("wsgi_cases:read_all")
     data = os.urandom(3 * 1024 * 1024 + 17)
