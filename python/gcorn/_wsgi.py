@@ -29,7 +29,8 @@ def make_input(native):
 class NoBody:
     """wsgi.input for a request without a body: always at its end. It has no state (nothing to read, nothing to
     close), so one instance serves every such request, where a new io.BytesIO per request cost the server more
-    than the rest of the environ. The methods are those PEP 3333 lists, and a buffered reader's others."""
+    than the rest of the environ. It has the methods PEP 3333 lists and a read-only buffered stream's others
+    (registered as an io.BufferedIOBase, so io.TextIOWrapper and isinstance checks take it); it cannot seek."""
 
     __slots__ = ()
 
@@ -37,6 +38,9 @@ class NoBody:
         return b""
 
     read1 = read
+
+    def peek(self, size=0):
+        return b""
 
     def readline(self, size=-1):
         return b""
@@ -58,6 +62,21 @@ class NoBody:
     def writable(self):
         return False
 
+    def isatty(self):
+        return False
+
+    def tell(self):
+        return 0
+
+    def fileno(self):
+        raise io.UnsupportedOperation("wsgi.input has no file descriptor")
+
+    def detach(self):
+        raise io.UnsupportedOperation("wsgi.input cannot be detached")
+
+    def flush(self):
+        pass
+
     @property
     def closed(self):
         return False
@@ -78,6 +97,7 @@ class NoBody:
         pass
 
 
+io.BufferedIOBase.register(NoBody)
 NO_BODY = NoBody()
 
 

@@ -18,16 +18,20 @@
 namespace {
 // Asio's scheduler polls its reactor (an epoll_wait with a zero timeout) whenever it reaches the reactor's place in its
 // queue, also when its caller only wants the handlers already queued: the hub, after a wait, runs the handlers that
-// came with it with poll_one(), and the last of those calls polls again. Those polls came to 0.2 per request (an
+// came with it with poll_one(), and the last of those calls polled again. Those polls came to 0.2 per request (an
 // epoll_wait costs about 1 us on a paravirtualised VM; nginx makes 0.09 epoll_waits per request in all). Binaries
-// linking the hub are linked with -Wl,--wrap=epoll_wait (src/meson.build), so Asio's calls come here: while the hub
-// drains a batch, a zero-timeout poll finds nothing without asking the kernel. The loop's next run_one() polls for
-// real (it waits if nothing is queued), so nothing that arrived is left unseen. Everything else reaches the kernel.
+// linking the hub are linked with -Wl,--wrap=epoll_wait (src/meson.build), so every epoll_wait call compiled into
+// them comes here; only the hub's drain skips any. While it drains the handlers of a wait that reached the kernel
+// in this round, a zero-timeout poll finds nothing without asking: the reactor was polled a moment ago. A round
+// whose run_one() only ran a queued handler (greenlets that keep posting, e.g. many yielding in a loop) drains
+// with real polls, so the reactor is polled at least every other round, however busy the queue.
 thread_local bool draining_batch = false;
+thread_local uint64_t kernel_polls = 0;  // epoll_wait calls that reached the kernel on this thread
 }  // namespace
 
 extern "C" int __wrap_epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) {
     if (timeout == 0 && draining_batch) return 0;
+    ++kernel_polls;
     return ::epoll_pwait(epfd, events, maxevents, timeout, nullptr);  // epoll_wait(2), without a signal mask
 }
 
@@ -164,16 +168,19 @@ void hub::run() {
     // never need it), so one epoll batch makes one run of switches and one GIL round trip, not two. The loop goes
     // from the switches straight to the wait: run_one() waits only when no handler is queued (the greenlets'
     // own completions), and a poll in between would add an epoll_wait with a zero timeout to every batch; the
-    // drain after the wait polls nothing either (__wrap_epoll_wait above): one epoll_wait per round, as nginx's.
+    // drain after a wait polls nothing either (__wrap_epoll_wait above): one epoll_wait per round, as nginx's.
     constexpr int batch = 64;
     while (!ioc_.stopped()) {
         run_ready();
         if (before_wait_) before_wait_();
         unlocked_.emplace();
+        uint64_t polls = kernel_polls;
         if (ioc_.run_one()) {  // waits only if no handler is queued; then takes what came with it
-            draining_batch = true;
+            struct drain {     // skips zero-timeout polls only if run_one() just polled; reset however it ends
+                explicit drain(bool skip) { draining_batch = skip; }
+                ~drain() { draining_batch = false; }
+            } scope(kernel_polls != polls);
             for (int more = 1; more < batch && ioc_.poll_one();) ++more;
-            draining_batch = false;
         }
         unlocked_.reset();
     }
@@ -291,7 +298,7 @@ uint64_t hub::start_job(std::shared_ptr<task> t) {
         slot = free_slots_.back();
         free_slots_.pop_back();
     }
-    uint64_t token = (++next_token_ << slot_bits) | slot;
+    uint64_t token = (++next_token_ << (slot_bits + 1)) | (slot << 1) | 1;
     jobs_[slot].token = t->token = token;
     jobs_[slot].runner = t;
     t->wakeup_pending = false;
@@ -305,7 +312,7 @@ uint64_t hub::start_job(std::shared_ptr<task> t) {
 }
 
 std::shared_ptr<hub::task> hub::find_job(uint64_t token) const {
-    auto slot = token & slot_mask;
+    auto slot = slot_of(token);
     if (slot >= jobs_.size() || jobs_[slot].token != token) return nullptr;
     auto t = jobs_[slot].runner.lock();
     return t && t->token == token ? t : nullptr;
@@ -313,7 +320,7 @@ std::shared_ptr<hub::task> hub::find_job(uint64_t token) const {
 
 // The job `t` runs has ended: its token names nothing from now on.
 void hub::end_job(task& t) noexcept {
-    auto slot = t.token & slot_mask;
+    auto slot = slot_of(t.token);
     if (t.token && slot < jobs_.size() && jobs_[slot].token == t.token) {
         jobs_[slot] = job_entry{};
         free_slots_.push_back(uint32_t(slot));
@@ -389,7 +396,7 @@ bool hub::take_queued_job(const std::shared_ptr<task>& self) {
     self->wakeup_pending = std::exchange(n->wakeup_pending, false);
     self->job_pending = true;
     n->job_pending = n->queued = false;
-    if (auto slot = self->token & slot_mask; slot < jobs_.size() && jobs_[slot].token == self->token)
+    if (auto slot = slot_of(self->token); slot < jobs_.size() && jobs_[slot].token == self->token)
         jobs_[slot].runner = self;
     idle_.push_back(std::move(ready_[ready_next_++]));  // still parked where it waited for a job (or never started)
     running(self);
@@ -514,7 +521,7 @@ uint64_t hub::current_token() const noexcept { return current_ ? current_->token
 void hub::set_label(std::string_view method, std::string_view target) noexcept {
     uint64_t token = current_token();
     if (!token) return;
-    auto& l = labels_[(token & slot_mask) % n_labels];
+    auto& l = labels_[slot_of(token) % n_labels];
     auto seq = l.seq.load(std::memory_order_relaxed);
     l.seq.store(seq + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
@@ -529,7 +536,7 @@ void hub::set_label(std::string_view method, std::string_view target) noexcept {
 }
 
 std::string hub::label_of(uint64_t token) const {
-    auto& l = labels_[(token & slot_mask) % n_labels];
+    auto& l = labels_[slot_of(token) % n_labels];
     for (int attempt = 0; attempt < 3; ++attempt) {
         auto before = l.seq.load(std::memory_order_acquire);
         if (before & 1) continue;

@@ -113,6 +113,8 @@ public:
         std::atomic<uint64_t> running_token{0};  // the job running now; 0 while the hub itself runs
     };
     const pulse& heartbeat() const noexcept { return pulse_; }
+    // The slot of the hub's job table a token names (an ended job's slot is reused by a later job).
+    static uint64_t slot_of(uint64_t token) noexcept { return (token >> 1) & slot_mask; }
     // What the running job is doing ("GET /path"), for the watchdog's report. PRECONDITION: on the hub's thread.
     void set_label(std::string_view method, std::string_view target) noexcept;
     // The label of job `token` if it is still the last one written for it; "" otherwise. Any thread.
@@ -172,13 +174,14 @@ private:
     bool gevent_mode_ = false;
     py::object main_greenlet_;
     std::unordered_map<const void*, std::weak_ptr<task>> by_greenlet_;  // gevent mode: greenlet -> gcorn's task
-    // The running jobs, by slot: a token is (sequence number << slot_bits) | slot, so finding a job is an index and a
-    // compare, and an ended job's slot is reused first (the entries in use stay few and in cache).
+    // The running jobs, by slot: a token is sequence number, slot and a low 1 bit, so finding a job is an index and a
+    // compare, and an ended job's slot is reused first (the entries in use stay few and in cache). Tokens are odd:
+    // the patched threading.get_ident() returns a token for gcorn's greenlets and id() for others, an even address.
     struct job_entry {
         uint64_t token = 0;  // 0: free
         std::weak_ptr<task> runner;
     };
-    static constexpr unsigned slot_bits = 24;
+    static constexpr unsigned slot_bits = 20;  // a million jobs at once; 2^43 jobs before the sequence wraps
     static constexpr uint64_t slot_mask = (uint64_t(1) << slot_bits) - 1;
     std::vector<job_entry> jobs_;
     std::vector<uint32_t> free_slots_;  // capacity kept >= jobs_.size(): giving a slot back never allocates

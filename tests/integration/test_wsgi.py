@@ -726,7 +726,7 @@ def test_wsgi_input_methods(gcorn):
 
 
 def test_wsgi_input_without_a_body_is_at_its_end(gcorn):
-    # A GET, a POST with Content-Length: 0 and a HEAD: every read method finds the end, on every request of a
+    # A GET, a POST with Content-Length: 0 and a GET: every read method finds the end, on every request of a
     # kept-alive connection (the object is shared by such requests: reading it cannot leave anything behind).
     server = gcorn("wsgi_cases:input_methods")
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
@@ -738,6 +738,22 @@ def test_wsgi_input_without_a_body_is_at_its_end(gcorn):
             "readline": "", "readline_limited": "", "read_n": "", "readlines_hint": [], "iterated": [],
             "read_at_end": "", "read_n_at_end": ""}
     conn.close()
+
+
+def test_wsgi_input_is_an_io_stream_with_or_without_a_body(gcorn):
+    # Code that wants a file object wraps wsgi.input in io.TextIOWrapper, whose close() closes the stream too: with a
+    # body that is the request's own reader; without one, a stream shared by requests, which must stay usable.
+    server = gcorn("wsgi_cases:input_as_stream")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for body in (None, "héllo\nwörld".encode(), None, b""):
+        conn.request("POST" if body is not None else "GET", "/", body=body)
+        r = conn.getresponse()
+        assert r.status == 200, server.log()
+        assert json.loads(r.read()) == {
+            "is_iobase": True, "readable": True, "seekable": False, "readinto": None if body else 0,
+            "text": (body or b"").decode()}, server.log()
+    conn.close()
+    assert "Traceback" not in server.log()
 
 
 def test_wsgi_input_read_without_size(gcorn):

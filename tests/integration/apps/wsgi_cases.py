@@ -1,6 +1,7 @@
 # PEP 3333 test apps for test_wsgi.py: one small app per behaviour, most wrapped in wsgiref's validator.
 # Side effects the tests check (close() calls, read counts) go to files in the server's working directory.
 import hashlib
+import io
 import json
 import os
 import sys
@@ -297,6 +298,19 @@ def upload_digest(environ, start_response):
         total += len(chunk)
     out = json.dumps({"length": total, "sha256": digest.hexdigest()}).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+    return [out]
+
+
+def input_as_stream(environ, start_response):
+    """Reads wsgi.input the way code that wants a file object does: as an io stream, through io.TextIOWrapper."""
+    inp = environ["wsgi.input"]
+    buf = bytearray(4)
+    report = {"is_iobase": isinstance(inp, io.IOBase), "readable": inp.readable(), "seekable": inp.seekable()}
+    report["readinto"] = inp.readinto(buf) if environ.get("CONTENT_LENGTH") in (None, "", "0") else None
+    with io.TextIOWrapper(inp, encoding="utf-8") as text:
+        report["text"] = text.read()
+    out = json.dumps(report).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
     return [out]
 
 
