@@ -24,8 +24,6 @@ py::object request_timeout_type() {
     return *t;
 }
 
-hub::deadline steady(int64_t ns) { return hub::deadline(std::chrono::nanoseconds(ns)); }
-
 }  // namespace
 
 // ---- async ----
