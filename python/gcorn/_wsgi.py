@@ -37,13 +37,7 @@ class NoBody:
     def read(self, size=-1):
         return b""
 
-    read1 = read
-
-    def peek(self, size=0):
-        return b""
-
-    def readline(self, size=-1):
-        return b""
+    read1 = peek = readline = read
 
     def readlines(self, hint=-1):
         return []
@@ -59,11 +53,7 @@ class NoBody:
     def seekable(self):
         return False
 
-    def writable(self):
-        return False
-
-    def isatty(self):
-        return False
+    writable = isatty = seekable
 
     def tell(self):
         return 0
@@ -74,9 +64,6 @@ class NoBody:
     def detach(self):
         raise io.UnsupportedOperation("wsgi.input cannot be detached")
 
-    def flush(self):
-        pass
-
     @property
     def closed(self):
         return False
@@ -84,17 +71,18 @@ class NoBody:
     def close(self):
         pass
 
+    flush = close
+
     def __iter__(self):
         return self
 
-    def __next__(self):
-        raise StopIteration
-
-    def __enter__(self):
-        return self
+    __enter__ = __iter__
 
     def __exit__(self, *exc):
         pass
+
+    def __next__(self):
+        raise StopIteration
 
 
 io.BufferedIOBase.register(NoBody)

@@ -311,19 +311,22 @@ uint64_t hub::start_job(std::shared_ptr<task> t) {
     return token;
 }
 
-std::shared_ptr<hub::task> hub::find_job(uint64_t token) const {
+hub::job_entry* hub::entry_of(uint64_t token) noexcept {
     auto slot = slot_of(token);
-    if (slot >= jobs_.size() || jobs_[slot].token != token) return nullptr;
-    auto t = jobs_[slot].runner.lock();
+    return token && slot < jobs_.size() && jobs_[slot].token == token ? &jobs_[slot] : nullptr;
+}
+
+std::shared_ptr<hub::task> hub::find_job(uint64_t token) {
+    auto* e = entry_of(token);
+    auto t = e ? e->runner.lock() : nullptr;
     return t && t->token == token ? t : nullptr;
 }
 
 // The job `t` runs has ended: its token names nothing from now on.
 void hub::end_job(task& t) noexcept {
-    auto slot = slot_of(t.token);
-    if (t.token && slot < jobs_.size() && jobs_[slot].token == t.token) {
-        jobs_[slot] = job_entry{};
-        free_slots_.push_back(uint32_t(slot));
+    if (auto* e = entry_of(t.token)) {
+        *e = job_entry{};
+        free_slots_.push_back(uint32_t(e - jobs_.data()));
     }
     t.token = 0;
 }
@@ -396,8 +399,7 @@ bool hub::take_queued_job(const std::shared_ptr<task>& self) {
     self->wakeup_pending = std::exchange(n->wakeup_pending, false);
     self->job_pending = true;
     n->job_pending = n->queued = false;
-    if (auto slot = slot_of(self->token); slot < jobs_.size() && jobs_[slot].token == self->token)
-        jobs_[slot].runner = self;
+    if (auto* e = entry_of(self->token)) e->runner = self;
     idle_.push_back(std::move(ready_[ready_next_++]));  // still parked where it waited for a job (or never started)
     running(self);
     return true;

@@ -147,7 +147,7 @@ private:
     void park(task& t);
     std::shared_ptr<task> take_task();               // a pooled greenlet, or a new one
     uint64_t start_job(std::shared_ptr<task> t);     // names the job and queues its first switch
-    std::shared_ptr<task> find_job(uint64_t token) const;
+    std::shared_ptr<task> find_job(uint64_t token);
     void deliver_throw(uint64_t id);
     static py::object task_main(void* ctx, const py::call_args&);
     static bool run_job(task& t);  // false if the greenlet was killed
@@ -185,6 +185,7 @@ private:
     static constexpr uint64_t slot_mask = (uint64_t(1) << slot_bits) - 1;
     std::vector<job_entry> jobs_;
     std::vector<uint32_t> free_slots_;  // capacity kept >= jobs_.size(): giving a slot back never allocates
+    job_entry* entry_of(uint64_t token) noexcept;  // the live job `token` names, or null
     void end_job(task& t) noexcept;
     std::unordered_map<uint64_t, pending_throw> throws_;
     uint64_t next_token_ = 0, next_throw_ = 0;
