@@ -35,6 +35,7 @@ public:
     }
     void clear() { size_ = 0; }
     size_t size() const { return size_; }
+    size_t room() const { return cap_ - size_; }  // bytes append() takes without growing
     std::string_view view() const { return {data_, size_}; }
 
 private:

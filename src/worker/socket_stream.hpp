@@ -76,6 +76,13 @@ private:
         for (auto& p : pieces)
             if (!p.empty()) iov[n++] = {const_cast<char*>(p.data()), p.size()};
         iovec* cur = iov;
+        if (n == 1) {  // one piece: send(2), without the msghdr and iovec sendmsg(2) copies in
+            for (;;) {
+                size_t sent = io(true, until, [&] { return ::send(fd_, cur->iov_base, cur->iov_len, MSG_NOSIGNAL | MSG_DONTWAIT); });
+                if (sent >= cur->iov_len) return;
+                cur->iov_base = static_cast<char*>(cur->iov_base) + sent, cur->iov_len -= sent;
+            }
+        }
         while (n > 0) {
             msghdr msg{};
             msg.msg_iov = cur;

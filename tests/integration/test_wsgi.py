@@ -188,6 +188,99 @@ def test_each_keepalive_request_gets_its_own_environ(gcorn, worker_class):
             assert expected[0].endswith(" 404 Not Found" if b"/other" in req else " 200 OK")
 
 
+@pytest.mark.parametrize("worker_class", ["async", "gthread", "sync"])
+def test_header_fields_do_not_outlive_their_request(gcorn, worker_class):
+    # A request's field list is kept for the next head its thread parses, strings and all (http::recycle): a next
+    # request with fewer, shorter or other fields must see exactly its own, on the same connection or another.
+    server = gcorn("wsgi_cases:environ_app", "-k", worker_class)
+    long = "v" * 300
+    sent = [
+        [("Host", "h1"), ("X-One", long), ("X-Two", "short"), ("Cookie", "c" * 40), ("X-Three", long + "3")],
+        [("Host", "h2")],
+        [("Host", "h3"), ("X-Two", "a much longer value than the first time, past any inline buffer")],
+        [("Host", "h4"), ("X-Four", "4"), ("X-One", "1"), ("X-Five", "5"), ("X-Six", "6"), ("X-Seven", "7"),
+         ("X-Eight", "8"), ("X-Nine", "9"), ("X-Ten", "10"), ("X-Eleven", "11")],
+        [("Host", "h5"), ("X-One", "")],
+        [("Host", "h6"), ("X-Huge", "h" * 6000)],  # more than a pooled list may keep
+        [("Host", "h7"), ("X-Two", "2")],
+    ]
+    keep_alive = worker_class != "sync"
+    conn = server.connect(10) if keep_alive else None
+    for i, fields in enumerate(sent * 2):
+        req = "GET /%d HTTP/1.1\r\n%s\r\n" % (i, "".join("%s: %s\r\n" % f for f in fields))
+        if keep_alive:
+            conn.sendall(req.encode())
+            status, body = read_response(conn)
+        else:
+            with server.connect(10) as once:
+                once.sendall(req.encode())
+                status, body = read_response(once)
+        assert status.endswith(" 200 OK"), (i, status, server.log())
+        env = json.loads(body)
+        got = {k: v for k, v in env.items() if k.startswith("HTTP_")}
+        assert got == {"HTTP_" + n.upper().replace("-", "_"): v for n, v in fields}, "request %d" % i
+    if conn:
+        conn.close()
+
+
+SIZED_CHUNKS_APP = """
+def app(environ, start_response):
+    if not environ["QUERY_STRING"]:  # the fixture's readiness probe
+        start_response("204 No Content", [])
+        return []
+    sizes = [int(n) for n in environ["QUERY_STRING"].split(",")]
+    chunks = [bytes([65 + i % 26]) * n for i, n in enumerate(sizes)]
+    headers = [("Content-Type", "text/x-sized"), ("X-Sizes", environ["QUERY_STRING"])]
+    if environ["PATH_INFO"] == "/length":
+        headers.append(("Content-Length", str(sum(sizes))))
+    start_response("200 OK", headers)
+    return chunks
+"""
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_small_bodies_leave_with_the_head(gcorn, tmp_path, version):
+    # A first body chunk that fits behind the head in the head's buffer is sent with it in one send(2); bigger ones
+    # and the chunks after it go as they are. Every split must reach the client whole and in order, and the
+    # response fields the access log reads back from the head's buffer must not include the body.
+    log = tmp_path / "access.log"
+    server = gcorn(None, "-k", "async", "--access-logfile", str(log),
+                   "--access-logformat", "%(s)s %(B)s %({content-type}o)s %({x-sizes}o)s", source=SIZED_CHUNKS_APP)
+    cases = ["1", "0,5", "13", "200", "250,1", "300", "1000", "5,5,5", "64,100000,3"]
+    with server.connect(10) as conn:
+        for sizes in cases:
+            for path in ("/length", "/chunked"):
+                keep = version == "1.1" and path == "/length"
+                req = "GET %s?%s HTTP/%s\r\nHost: x\r\n%s\r\n" % (path, sizes, version, "" if keep else "Connection: close\r\n")
+                sock = conn if keep else server.connect(10)
+                sock.sendall(req.encode())
+                data = b""
+                if keep:
+                    status, body = read_response(sock)
+                else:
+                    while chunk := sock.recv(65536):
+                        data += chunk
+                    sock.close()
+                    head, _, body = data.partition(CRLF * 2)
+                    status = head.split(CRLF)[0].decode()
+                    if b"transfer-encoding: chunked" in head.lower():
+                        body, complete = decode_chunked(body)
+                        assert complete, (sizes, path)
+                expected = b"".join(bytes([65 + i % 26]) * int(n) for i, n in enumerate(sizes.split(",")))
+                assert status.endswith(" 200 OK"), (sizes, path, status)
+                assert body == expected, (sizes, path, version, len(body), len(expected))
+    deadline = time.monotonic() + 10
+    want = 2 * len(cases)
+    sized = lambda: [l for l in log.read_text().splitlines() if not l.startswith("204 ")] if log.exists() else []
+    while time.monotonic() < deadline and len(sized()) < want:
+        time.sleep(0.05)
+    lines = sized()
+    assert len(lines) == want, lines
+    for line, (sizes, _) in zip(lines, [(c, p) for c in cases for p in (1, 2)]):
+        total = sum(int(n) for n in sizes.split(","))
+        assert line == "200 %d text/x-sized %s" % (total, sizes), line
+
+
 def test_chunked_request_has_no_content_length(gcorn):
     server = gcorn("wsgi_cases:validated_environ")
     req = (b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
