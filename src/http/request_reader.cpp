@@ -56,6 +56,18 @@ known classify(std::string_view name) {
     }
 }
 
+// Field lists handed back by recycle(): a thread parses into the one it used last.
+constexpr size_t max_pooled_lists = 64;
+constexpr size_t max_pooled_bytes = 4096;  // string capacity a pooled list may keep
+std::vector<header_list>& list_pool() {
+    thread_local std::vector<header_list> lists = [] {
+        std::vector<header_list> v;
+        v.reserve(max_pooled_lists);  // recycle() never allocates
+        return v;
+    }();
+    return lists;
+}
+
 // A request head from the bytes head_scan passed (so every line ends in CRLF, has no control byte, and every
 // field line has a token name and a colon): one pass over its lines, with gcorn's field rules.
 class head_parser {
@@ -66,7 +78,12 @@ public:
     // request line's CRLF starts.
     request_head parse(std::string_view head, size_t request_line_end) {
         request_line(head.substr(0, request_line_end));
-        h_.headers.reserve(8);  // one allocation for a usual head, not one per doubling
+        if (auto& pool = list_pool(); !pool.empty()) {
+            h_.headers = std::move(pool.back());  // its entries are overwritten in place (field())
+            pool.pop_back();
+        } else {
+            h_.headers.reserve(8);  // one allocation for a usual head, not one per doubling
+        }
         size_t end = head.size() - 2;  // the empty line
         std::string folded;
         for (size_t at = request_line_end + 2; at < end;) {
@@ -93,6 +110,7 @@ public:
             }
             field(name, value);
         }
+        h_.headers.erase(h_.headers.begin() + ptrdiff_t(used_), h_.headers.end());  // a recycled list's surplus
         finish();
         return std::move(h_);
     }
@@ -101,6 +119,7 @@ private:
     const limits& lim_;
     const std::vector<std::string>* forwarders_;  // forwarder_headers, when the peer is trusted
     request_head h_;
+    size_t used_ = 0;  // fields stored in h_.headers; a recycled list's entries past it are reused or dropped
     bool connection_close_ = false, connection_keep_alive_ = false;
     bool seen_host_ = false, seen_content_type_ = false;
     std::vector<std::string> transfer_codings_;  // Transfer-Encoding values, in order (a folded one is not in the head)
@@ -156,7 +175,13 @@ private:
             if (lim_.header_map == underscores::refuse) throw http_error(400, "header name with '_'");
             if (lim_.header_map == underscores::drop) return;
         }
-        h_.headers.emplace_back(std::string(n), std::string(v));
+        if (used_ < h_.headers.size()) {
+            auto& [name, value] = h_.headers[used_];
+            name.assign(n), value.assign(v);  // in the buffers the last request's fields left
+        } else {
+            h_.headers.emplace_back(std::string(n), std::string(v));
+        }
+        ++used_;
     }
 
     // RFC 9112 §6.1: a request with both is a smuggling attempt or a broken intermediary: 400, whatever else is
@@ -212,6 +237,20 @@ private:
     }
 
 };
+
+}  // namespace
+
+void recycle(header_list&& fields) noexcept {
+    if (fields.capacity() == 0) return;
+    auto& pool = list_pool();
+    if (pool.size() >= max_pooled_lists) return;
+    size_t bytes = 0;
+    for (auto& [name, value] : fields) bytes += name.capacity() + value.capacity();
+    if (bytes > max_pooled_bytes) return;
+    pool.push_back(std::move(fields));  // within the reserved capacity: no allocation
+}
+
+namespace {
 
 // Beast's parser for the body only, the buffer_body pattern: head_parser has read the head, so Beast is given a
 // head of its own that states the same framing (framing_head), and the body goes straight into the caller's buffer.

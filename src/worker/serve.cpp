@@ -192,6 +192,10 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
     auto now = http::coarse_now();
     auto head = c.reader.read_head(now + (c.served_any ? opt.keepalive : opt.head_timeout), now + opt.head_timeout);
     if (!head) return next::close;
+    struct recycle_fields {  // last out, after everything that refers to the head
+        http::request_head& head;
+        ~recycle_fields() { http::recycle(std::move(head.headers)); }
+    } recycle_on_return{*head};
     bool reused = std::exchange(c.served_any, true);
     auto start = http::clock::now();
     auto arrived = c.ready_at == http::clock::time_point{} ? start : c.ready_at;
