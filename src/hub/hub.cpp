@@ -27,15 +27,25 @@ namespace {
 // with real polls, so the reactor is polled at least every other round, however busy the queue.
 thread_local bool draining_batch = false;
 thread_local uint64_t kernel_polls = 0;  // epoll_wait calls that reached the kernel on this thread
+// When the last of those returned: the moment the events it reported were found (hub::polled_at).
+thread_local std::chrono::steady_clock::time_point last_poll_return{};
 }  // namespace
 
 extern "C" int __wrap_epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) {
     if (timeout == 0 && draining_batch) return 0;
     ++kernel_polls;
-    return ::epoll_pwait(epfd, events, maxevents, timeout, nullptr);  // epoll_wait(2), without a signal mask
+    int n = ::epoll_pwait(epfd, events, maxevents, timeout, nullptr);  // epoll_wait(2), without a signal mask
+    last_poll_return = std::chrono::steady_clock::now();
+    return n;
 }
 
 namespace gcorn::hub {
+
+std::chrono::steady_clock::time_point polled_at() noexcept {
+    auto t = last_poll_return;
+    return t == std::chrono::steady_clock::time_point{} ? std::chrono::steady_clock::now() : t;
+}
+
 namespace {
 hub* the_hub = nullptr;
 // Parked greenlets kept for reuse; past this, finished jobs let their greenlet end (bounded memory).

@@ -144,7 +144,7 @@ private:
         auto s = std::make_shared<session>(ioc_, fd, dispatch_, t_, std::move(info), opt_);
         s->self = sessions_.insert(sessions_.end(), s);
         s->conn.ready_at = clock::now();  // queue time starts at accept
-        wait_for_request(s, clock::now() + opt_.head_timeout);
+        wait_for_request(s, s->conn.ready_at + opt_.head_timeout);
     }
 
     // A connection with no complete request head waits here, holding no greenlet, thread or buffer beyond the
@@ -181,7 +181,7 @@ private:
         if (keepalive) {
             --idle_;
             metrics().connections_idle.store(uint32_t(idle_), std::memory_order_relaxed);
-            s->conn.ready_at = clock::now();  // the next request arrived: its queue time starts
+            s->conn.ready_at = hub::polled_at();  // the next request arrived: its queue time starts when it was seen
         }
         if (why == hub::woke::timeout) s->head.time_out(s->socket.native_handle());
         if (why != hub::woke::ready) return close(s);
@@ -222,7 +222,7 @@ private:
                     s->head.hand_to(s->conn.reader);
                     // Queue time starts once the request is whole (a kept-alive one's whole head just came: the
                     // time it was found readable, a moment ago, stands).
-                    if (!first_bytes || !s->conn.served_any) s->conn.ready_at = clock::now();
+                    if (!first_bytes || !s->conn.served_any) s->conn.ready_at = hub::polled_at();
                     break;
             }
         }
