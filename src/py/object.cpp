@@ -190,6 +190,16 @@ bool is_exception(const object& o) { return PyExceptionInstance_Check(o.ptr()); 
 const char* type_name(const object& o) { return Py_TYPE(o.ptr())->tp_name; }
 object type_of(const object& o) { return object::borrow(reinterpret_cast<PyObject*>(Py_TYPE(o.ptr()))); }
 object copy_dict(const object& d) { return checked(PyDict_Copy(d.ptr())); }
+uint64_t dict_version(const object& d) noexcept {
+#if PY_VERSION_HEX < 0x030C0000
+    return reinterpret_cast<PyDictObject*>(d.ptr())->ma_version_tag;
+#else
+    return 0;  // deprecated by PEP 699: nothing is ever known unchanged
+#endif
+}
+bool unshared_and_unchanged(const object& d, uint64_t version) noexcept {
+    return version != 0 && Py_REFCNT(d.ptr()) == 1 && dict_version(d) == version;
+}
 size_t size(const object& o) {
     if (PyTuple_CheckExact(o.ptr())) return size_t(PyTuple_GET_SIZE(o.ptr()));  // start_response's arguments
     if (PyList_CheckExact(o.ptr())) return size_t(PyList_GET_SIZE(o.ptr()));    // and its headers

@@ -3,6 +3,7 @@
 // this header does not include Python.h, so nothing else can.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <optional>
 #include <span>
@@ -100,6 +101,11 @@ bool is_exception(const object& o);             // an exception instance (what e
 const char* type_name(const object& o);          // for error messages; valid while the type lives
 object type_of(const object& o);
 object copy_dict(const object& d);
+// A dict's modification stamp (CPython 3.11's ma_version_tag): it changes whenever an entry is added, removed or
+// given another object, and no two dicts share one. 0 where the interpreter keeps none.
+uint64_t dict_version(const object& d) noexcept;
+// Only the caller's reference holds `d`, and it still has stamp `version` (never true for version 0).
+bool unshared_and_unchanged(const object& d, uint64_t version) noexcept;
 size_t size(const object& o);
 object item(const object& seq, size_t i);
 object iter(const object& o);

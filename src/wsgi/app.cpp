@@ -480,6 +480,13 @@ struct environ_cache::state {
     // What `last` was filled from, to tell what the next request changes.
     std::string method, protocol, target, script_name;
     http::header_list headers;
+    // Lending: while the apps leave the dict they get as they got it and keep no reference to it once the request
+    // is over, the next request gets `last` itself instead of a copy (no copy, no deallocation; the entries of the
+    // request before that are not the connection's are set again or taken out). Once an app changes or keeps it,
+    // the dict is the app's, `last` is built anew and the connection's requests get copies from then on.
+    bool lend = true;
+    uint64_t lent_version = 0;  // last's stamp when its app got it; 0: not lent since
+    bool lent_input = false, lent_deadline = false;  // per-request entries the last app saw in it
 };
 
 environ_cache::environ_cache() noexcept = default;
@@ -529,6 +536,12 @@ py::object application::make_environ(connection_info& conn, const http::request_
     auto& cache = conn.environ.s_;
     if (!cache) cache = std::make_unique<environ_cache::state>();
     auto& st = *cache;
+    if (st.lent_version) {  // `last` went to the last request's app: did it come back as it went?
+        if (py::unshared_and_unchanged(st.last, st.lent_version)) restore_after_lending(st);
+        else st.lend = false, st.last = py::object();  // the app's now; rebuilt below, and copied from then on
+        st.lent_version = 0;
+        st.lent_input = st.lent_deadline = false;
+    }
     // forwarder_headers: a trusted front end mounting the app under a prefix says so with a SCRIPT_NAME header.
     std::string_view script_name = script_name_;
     if (script_name_from_header_ && conn.trusted_proxy)
@@ -587,7 +600,15 @@ py::object application::make_environ(connection_info& conn, const http::request_
         st.target = head.target;
         st.script_name = script_name;
     }
-    return py::copy_dict(st.last);
+    return st.lend ? st.last : py::copy_dict(st.last);
+}
+
+// The entries handle() set in a lent `last` for its request only, as connection_environ and the template have them
+// (wsgi.early_hints is set by every request that gets the dict).
+void application::restore_after_lending(environ_cache::state& st) const {
+    auto& sh = shared();
+    if (st.lent_input) py::set_item(st.last, sh.input, sh.no_body);
+    if (st.lent_deadline) py::del_item(st.last, sh.deadline_key);
 }
 
 outcome application::handle(connection_info& conn, const http::request_head& head, http::body_source& body,
@@ -611,6 +632,11 @@ outcome application::handle(connection_info& conn, const http::request_head& hea
         ctx.set_deadline = conn.set_deadline;
         ctx.deadline_fn = py::native_function(&request_ctx::deadline, &ctx);
         py::set_item(env, sh.deadline_key, ctx.deadline_fn);
+    }
+    if (auto& st = *conn.environ.s_; env.is(st.last)) {  // lent: stamped now, before any Python code sees it
+        st.lent_input = head.has_body();
+        st.lent_deadline = conn.set_deadline != nullptr;
+        st.lent_version = py::dict_version(env);
     }
 
     // Call the app and send what it returns. Its close() comes after the response is complete (so the

@@ -55,8 +55,10 @@ private:
 // entries (REMOTE_ADDR, gunicorn.socket, ...) are set once, at its first request; the entries of the last request
 // stay too, and a request that sends the same request line or the same header fields as the one before on its
 // connection (the usual case on keep-alive: a client's headers rarely change) gets the same str objects instead of
-// new ones. Each request still gets its own dict: a copy, which the app may change freely. Only wsgi/ sees inside;
-// its Python references are released with the GIL taken.
+// new ones. The app may change the dict it gets freely: while the apps on a connection leave it exactly as they got
+// it and keep no reference to it past their request, the next request gets the same dict, its entries updated (no
+// copy, no deallocation); once one changes or keeps it, that dict is the app's and every later request on the
+// connection gets a copy of its own. Only wsgi/ sees inside; its Python references are released with the GIL taken.
 class environ_cache {
 public:
     environ_cache() noexcept;
@@ -111,6 +113,7 @@ public:
 private:
     py::object make_environ(connection_info& conn, const http::request_head& head) const;
     py::object connection_environ(connection_info& conn) const;
+    void restore_after_lending(environ_cache::state& st) const;
     void run_post_request(const py::object& env, const http::response_writer& writer) const;
 
     py::object app_, pre_request_, post_request_;

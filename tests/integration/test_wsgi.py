@@ -223,6 +223,44 @@ def test_header_fields_do_not_outlive_their_request(gcorn, worker_class):
         conn.close()
 
 
+KEEPING_ENVIRON_APP = """
+import json
+kept = []
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/keep":
+        kept.append((environ, environ["QUERY_STRING"], environ.get("HTTP_X_N"), environ["wsgi.input"]))
+    body = environ["wsgi.input"].read()
+    # every environ an earlier request's app kept must still say what that request sent
+    stale = [q for env, q, n, inp in kept
+             if env["QUERY_STRING"] != q or env.get("HTTP_X_N") != n or env["wsgi.input"] is not inp]
+    out = json.dumps({"stale": stale, "body": body.decode(), "q": environ["QUERY_STRING"],
+                      "n": environ.get("HTTP_X_N"), "kept": len(kept)}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+    return [out]
+"""
+
+
+@pytest.mark.parametrize("worker_class", ["async", "gthread"])
+def test_an_environ_the_app_keeps_is_never_reused(gcorn, worker_class):
+    # A request whose app left its environ as it got it, and kept no reference to it, lends the same dict to the
+    # next request on the connection; one the app keeps must never change under it, whatever comes next.
+    server = gcorn(None, "-k", worker_class, source=KEEPING_ENVIRON_APP)
+    sent = [("GET", "/plain", "1", "a", b""), ("GET", "/plain", "2", "a", b""), ("GET", "/keep", "3", "b", b""),
+            ("GET", "/plain", "4", "b", b""), ("POST", "/plain", "5", "b", b"body5"), ("GET", "/keep", "6", "c", b""),
+            ("POST", "/keep", "7", "c", b"body7"), ("GET", "/plain", "8", "c", b""), ("GET", "/plain", "9", "d", b"")]
+    with server.connect(10) as conn:
+        for method, path, q, n, body in sent:
+            conn.sendall(b"%s %s?%s HTTP/1.1\r\nHost: x\r\nX-N: %s\r\nContent-Length: %d\r\n\r\n%s"
+                         % (method.encode(), path.encode(), q.encode(), n.encode(), len(body), body))
+            status, out = read_response(conn)
+            assert status.endswith(" 200 OK"), (q, status, server.log())
+            got = json.loads(out)
+            assert got["stale"] == [], (q, got)
+            assert (got["q"], got["n"], got["body"]) == (q, n, body.decode()), got
+    assert got["kept"] == 3
+
+
 SIZED_CHUNKS_APP = """
 def app(environ, start_response):
     if not environ["QUERY_STRING"]:  # the fixture's readiness probe
