@@ -66,10 +66,11 @@ int run_worker_class(const sys::worker_args& shared_args, const wsgi::applicatio
         py::import("gcorn._reload").attr("write_manifest")({py::integer(shared_args.reload_manifest_fd)});
     if (!s.hooks.empty()) hooks::set_listeners(listener_fds(args.listeners));
     if (hooks::configured(s, hooks::hook::worker_abort)) py::import("gcorn._hooks").attr("install_abort_handler")();
-    hooks::worker_call(hooks::hook::post_worker_init);
+    // Without a hook configured gcorn._hooks has nothing to call: not even imported (a boot's few ms).
+    if (!s.hooks.empty()) hooks::worker_call(hooks::hook::post_worker_init);
     inspector stack_dumps(shared_args.inspect_fd, shared_args.slot);
     int rc = run_driver(args, app, *t);
-    hooks::worker_call(hooks::hook::worker_exit);
+    if (!s.hooks.empty()) hooks::worker_call(hooks::hook::worker_exit);
     return rc;
 }
 

@@ -1,4 +1,5 @@
 # Gunicorn's server hooks, configured in TOML ([hooks]) and on the command line (--hook).
+import json
 import os
 import signal
 import time
@@ -70,3 +71,26 @@ def test_unknown_hook_is_a_config_error():
     from conftest import run_gcorn
     r = run_gcorn("--hook", "pre_lunch=x:y", "hooked:app")
     assert r.returncode == 2 and "hooks" in r.stderr and "pre_lunch" in r.stderr
+
+
+MODULES_APP = """
+import json, sys
+
+def app(environ, start_response):
+    out = json.dumps(sorted(m for m in sys.modules if m.startswith("gcorn."))).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [out]
+"""
+
+
+def test_a_worker_without_hooks_leaves_the_hook_module_alone(gcorn, tmp_path):
+    # gcorn._hooks would only find nothing to call: a worker without a hook never imports it (part of a boot).
+    server = gcorn(None, source=MODULES_APP)
+    with server.get("/") as r:
+        modules = json.loads(r.read())
+    assert "gcorn._hooks" not in modules and "gcorn._wsgi" in modules, modules
+    # With one (here post_worker_init) it is there, and the hook runs.
+    log = tmp_path / "hooks.log"
+    server = gcorn("hooked:app", config='[hooks]\npost_worker_init = "hooked:post_worker_init"\n',
+                   env={"HOOK_LOG": str(log)})
+    wait_until(lambda: [e for e in events(log) if e[0] == "post_worker_init"])
