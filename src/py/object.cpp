@@ -197,8 +197,8 @@ uint64_t dict_version(const object& d) noexcept {
     return 0;  // deprecated by PEP 699: nothing is ever known unchanged
 #endif
 }
-bool unshared_and_unchanged(const object& d, uint64_t version) noexcept {
-    return version != 0 && Py_REFCNT(d.ptr()) == 1 && dict_version(d) == version;
+bool unshared_and_unchanged(const object& d, uint64_t version, size_t references) noexcept {
+    return version != 0 && size_t(Py_REFCNT(d.ptr())) == references && dict_version(d) == version;
 }
 size_t size(const object& o) {
     if (PyTuple_CheckExact(o.ptr())) return size_t(PyTuple_GET_SIZE(o.ptr()));  // start_response's arguments

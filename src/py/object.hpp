@@ -104,8 +104,9 @@ object copy_dict(const object& d);
 // A dict's modification stamp (CPython 3.11's ma_version_tag): it changes whenever an entry is added, removed or
 // given another object, and no two dicts share one. 0 where the interpreter keeps none.
 uint64_t dict_version(const object& d) noexcept;
-// Only the caller's reference holds `d`, and it still has stamp `version` (never true for version 0).
-bool unshared_and_unchanged(const object& d, uint64_t version) noexcept;
+// `d` is held by exactly `references` references (the caller's own) and still has stamp `version` (never true for
+// version 0).
+bool unshared_and_unchanged(const object& d, uint64_t version, size_t references = 1) noexcept;
 size_t size(const object& o);
 object item(const object& seq, size_t i);
 object iter(const object& o);

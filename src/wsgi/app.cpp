@@ -650,10 +650,23 @@ outcome application::handle(connection_info& conn, const http::request_head& hea
         throw;
     }
     close_result(result, head);
+    result = py::object();  // a generator's frame may hold the environ: let go before release_body_reader looks
     out.timed_out = ctx.timed_out;
     if (post_request_) run_post_request(env, writer);
+    release_body_reader(conn, env);
     out.environ = std::move(env);
     return out;
+}
+
+// A lent environ that its app left as it got it and nobody else holds lets go of the request's body reader (and its
+// 64 KiB buffer) now, not when the connection's next request comes: an idle connection would keep it.
+void application::release_body_reader(connection_info& conn, const py::object& env) const {
+    auto& st = *conn.environ.s_;
+    if (!env.is(st.last) || !st.lent_input) return;
+    if (!py::unshared_and_unchanged(env, st.lent_version, 2)) return;  // held by `last` and `env` only
+    py::set_item(env, shared().input, shared().no_body);
+    st.lent_input = false;
+    st.lent_version = py::dict_version(env);
 }
 
 void application::run_post_request(const py::object& env, const http::response_writer& writer) const {

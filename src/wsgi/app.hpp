@@ -114,6 +114,7 @@ private:
     py::object make_environ(connection_info& conn, const http::request_head& head) const;
     py::object connection_environ(connection_info& conn) const;
     void restore_after_lending(environ_cache::state& st) const;
+    void release_body_reader(connection_info& conn, const py::object& env) const;
     void run_post_request(const py::object& env, const http::response_writer& writer) const;
 
     py::object app_, pre_request_, post_request_;
