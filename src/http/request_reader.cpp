@@ -58,7 +58,7 @@ known classify(std::string_view name) {
 
 // Field lists handed back by recycle(): a thread parses into the one it used last.
 constexpr size_t max_pooled_lists = 64;
-constexpr size_t max_pooled_bytes = 4096;  // string capacity a pooled list may keep
+constexpr size_t max_pooled_bytes = 8192;  // room a pooled list may keep: its entries' and their strings'
 std::vector<header_list>& list_pool() {
     thread_local std::vector<header_list> lists = [] {
         std::vector<header_list> v;
@@ -244,7 +244,7 @@ void recycle(header_list&& fields) noexcept {
     if (fields.capacity() == 0) return;
     auto& pool = list_pool();
     if (pool.size() >= max_pooled_lists) return;
-    size_t bytes = 0;
+    size_t bytes = fields.capacity() * sizeof(header_list::value_type);  // erase() keeps the entries' room
     for (auto& [name, value] : fields) bytes += name.capacity() + value.capacity();
     if (bytes > max_pooled_bytes) return;
     pool.push_back(std::move(fields));  // within the reserved capacity: no allocation

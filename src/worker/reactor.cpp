@@ -3,6 +3,7 @@
 // buffer; once bytes arrive the dispatcher serves it (a pool thread, or a pooled greenlet); a stop gives idle
 // connections a last call. The two classes differ only in their Dispatch (worker/dispatch.hpp).
 #include <cerrno>
+#include <algorithm>
 #include <deque>
 #include <list>
 #include <memory>
@@ -181,7 +182,9 @@ private:
         if (keepalive) {
             --idle_;
             metrics().connections_idle.store(uint32_t(idle_), std::memory_order_relaxed);
-            s->conn.ready_at = hub::polled_at();  // the next request arrived: its queue time starts when it was seen
+            // The next request arrived: its queue time starts when a poll saw it, or when the last request ended if
+            // the wait found it without a poll (a peek after the app ran for a while: that poll is older).
+            s->conn.ready_at = std::max(s->conn.ready_at, hub::polled_at());
         }
         if (why == hub::woke::timeout) s->head.time_out(s->socket.native_handle());
         if (why != hub::woke::ready) return close(s);
@@ -222,7 +225,8 @@ private:
                     s->head.hand_to(s->conn.reader);
                     // Queue time starts once the request is whole (a kept-alive one's whole head just came: the
                     // time it was found readable, a moment ago, stands).
-                    if (!first_bytes || !s->conn.served_any) s->conn.ready_at = hub::polled_at();
+                    if (!first_bytes || !s->conn.served_any)
+                        s->conn.ready_at = std::max(s->conn.ready_at, hub::polled_at());
                     break;
             }
         }

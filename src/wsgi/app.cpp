@@ -600,6 +600,8 @@ py::object application::make_environ(connection_info& conn, const http::request_
         st.target = head.target;
         st.script_name = script_name;
     }
+    // A Python without dict version stamps (3.12 deprecates them) could never tell that the app left it alone.
+    if (st.lend && py::dict_version(st.last) == 0) st.lend = false;
     return st.lend ? st.last : py::copy_dict(st.last);
 }
 

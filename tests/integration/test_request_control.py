@@ -329,3 +329,42 @@ def test_worker_timeout_names_the_request_that_blocks_the_hub(gcorn):
     server.wait_for_log("WORKER TIMEOUT", timeout=30)
     line = next(l for l in server.log().splitlines() if "WORKER TIMEOUT" in l)
     assert line.endswith("serving GET /stuck"), line
+
+
+BUSY = r"""
+import time
+
+def app(environ, start_response):
+    environ["wsgi.input"].read()
+    if environ["PATH_INFO"] == "/busy":
+        end = time.perf_counter() + 1.5
+        while time.perf_counter() < end:  # CPU-bound: the hub polls nothing meanwhile
+            pass
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+"""
+
+
+def test_a_request_that_came_during_a_busy_app_is_not_shed_for_the_apps_time(gcorn, tmp_path):
+    """A keep-alive request sent while the app was busy with the previous one on its connection waits from the end
+    of that request, not from the last poll before it: the busy 1.5 s must not count as its queue time."""
+    import socket
+    log = tmp_path / "access.log"
+    server = gcorn(None, "-k", "async", "--max-queue-time", "1", "--access-logfile", str(log),
+                   "--access-logformat", "%(U)s %(s)s %(Q)s", source=BUSY)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(b"POST /busy HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        time.sleep(0.5)  # the app is in its busy loop
+        s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 2 or not data.endswith(b"ok"):
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+    import re
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"200", b"200"], data
+    deadline = time.time() + 10
+    while len(log.read_text().splitlines()) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    lines = [l.split() for l in log.read_text().splitlines() if l.startswith("/next")]
+    assert lines and lines[0][1] == "200" and float(lines[0][2]) < 1, lines
