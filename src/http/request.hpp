@@ -35,7 +35,7 @@ struct request_head {
 
 // Hands a served request's field list back to the parser of this thread: the next head it parses fills the same
 // vector and strings (their buffers kept), instead of a malloc for the vector and for every field over 15 bytes.
-// Lists whose strings hold more than a few KiB are freed instead, so one huge head does not stay pooled.
+// Lists that would keep more than 8 KiB (entries and strings) are freed instead, so one huge head does not stay pooled.
 void recycle(header_list&& fields) noexcept;
 
 // Where wsgi.input reads from. `read` returns 0 at the end of the body; throws stream_error or http_error.
