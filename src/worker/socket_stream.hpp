@@ -76,18 +76,16 @@ private:
         for (auto& p : pieces)
             if (!p.empty()) iov[n++] = {const_cast<char*>(p.data()), p.size()};
         iovec* cur = iov;
-        if (n == 1) {  // one piece: send(2), without the msghdr and iovec sendmsg(2) copies in
-            for (;;) {
-                size_t sent = io(true, until, [&] { return ::send(fd_, cur->iov_base, cur->iov_len, MSG_NOSIGNAL | MSG_DONTWAIT); });
-                if (sent >= cur->iov_len) return;
-                cur->iov_base = static_cast<char*>(cur->iov_base) + sent, cur->iov_len -= sent;
-            }
-        }
+        constexpr int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
         while (n > 0) {
-            msghdr msg{};
-            msg.msg_iov = cur;
-            msg.msg_iovlen = n;
-            size_t sent = io(true, until, [&] { return ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); });
+            // One piece goes by send(2), without the msghdr and iovec that sendmsg(2) copies in.
+            size_t sent = io(true, until, [&] {
+                if (n == 1) return ::send(fd_, cur->iov_base, cur->iov_len, flags);
+                msghdr msg{};
+                msg.msg_iov = cur;
+                msg.msg_iovlen = n;
+                return ::sendmsg(fd_, &msg, flags);
+            });
             // Skip what was sent: whole pieces, then the front of a partial one.
             while (n > 0 && sent >= cur->iov_len) sent -= cur->iov_len, ++cur, --n;
             if (n > 0) cur->iov_base = static_cast<char*>(cur->iov_base) + sent, cur->iov_len -= sent;

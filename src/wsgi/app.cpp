@@ -537,8 +537,7 @@ py::object application::make_environ(connection_info& conn, const http::request_
     if (!cache) cache = std::make_unique<environ_cache::state>();
     auto& st = *cache;
     if (st.lent_version) {  // `last` went to the last request's app: did it come back as it went?
-        if (py::unshared_and_unchanged(st.last, st.lent_version)) restore_after_lending(st);
-        else st.lend = false, st.last = py::object();  // the app's now; rebuilt below, and copied from then on
+        if (!take_back(st, 1)) st.lend = false, st.last = py::object();  // the app's now: rebuilt, then copied
         st.lent_version = 0;
         st.lent_input = st.lent_deadline = false;
     }
@@ -605,12 +604,17 @@ py::object application::make_environ(connection_info& conn, const http::request_
     return st.lend ? st.last : py::copy_dict(st.last);
 }
 
-// The entries handle() set in a lent `last` for its request only, as connection_environ and the template have them
-// (wsgi.early_hints is set by every request that gets the dict).
-void application::restore_after_lending(environ_cache::state& st) const {
+// If the lent `last` is as its app got it and only `references` hold it: the entries handle() set for that request
+// only go back to what connection_environ and the template have (wsgi.early_hints is set by every request that gets
+// the dict), and the dict is stamped again. False if the app changed or kept it.
+bool application::take_back(environ_cache::state& st, size_t references) const {
+    if (!py::unshared_and_unchanged(st.last, st.lent_version, references)) return false;
     auto& sh = shared();
     if (st.lent_input) py::set_item(st.last, sh.input, sh.no_body);
     if (st.lent_deadline) py::del_item(st.last, sh.deadline_key);
+    st.lent_input = st.lent_deadline = false;
+    st.lent_version = py::dict_version(st.last);
+    return true;
 }
 
 outcome application::handle(connection_info& conn, const http::request_head& head, http::body_source& body,
@@ -652,23 +656,14 @@ outcome application::handle(connection_info& conn, const http::request_head& hea
         throw;
     }
     close_result(result, head);
-    result = py::object();  // a generator's frame may hold the environ: let go before release_body_reader looks
+    result = py::object();  // a generator's frame may hold the environ: let go before take_back counts
     out.timed_out = ctx.timed_out;
     if (post_request_) run_post_request(env, writer);
-    release_body_reader(conn, env);
+    // A lent dict nobody else holds gives back its body reader (and its 64 KiB buffer) now, not at the connection's
+    // next request: an idle connection would keep it. Held by `last` and `env`; otherwise the next request decides.
+    if (auto& st = *conn.environ.s_; env.is(st.last) && (st.lent_input || st.lent_deadline)) take_back(st, 2);
     out.environ = std::move(env);
     return out;
-}
-
-// A lent environ that its app left as it got it and nobody else holds lets go of the request's body reader (and its
-// 64 KiB buffer) now, not when the connection's next request comes: an idle connection would keep it.
-void application::release_body_reader(connection_info& conn, const py::object& env) const {
-    auto& st = *conn.environ.s_;
-    if (!env.is(st.last) || !st.lent_input) return;
-    if (!py::unshared_and_unchanged(env, st.lent_version, 2)) return;  // held by `last` and `env` only
-    py::set_item(env, shared().input, shared().no_body);
-    st.lent_input = false;
-    st.lent_version = py::dict_version(env);
 }
 
 void application::run_post_request(const py::object& env, const http::response_writer& writer) const {

@@ -113,8 +113,7 @@ public:
 private:
     py::object make_environ(connection_info& conn, const http::request_head& head) const;
     py::object connection_environ(connection_info& conn) const;
-    void restore_after_lending(environ_cache::state& st) const;
-    void release_body_reader(connection_info& conn, const py::object& env) const;
+    bool take_back(environ_cache::state& st, size_t references) const;
     void run_post_request(const py::object& env, const http::response_writer& writer) const;
 
     py::object app_, pre_request_, post_request_;
