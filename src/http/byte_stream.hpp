@@ -38,11 +38,21 @@ public:
     virtual size_t read_some(std::span<char> into, deadline until) = 0;
     // Writes every piece, in order, as one gathered write where possible. Throws stream_error.
     virtual void write_all(std::span<const std::string_view> pieces, deadline until) = 0;
+    // The response's last bytes, on a connection that stays open: the stream may send them after the request has
+    // ended (with other connections' responses, in one syscall), but always before anything else it writes and
+    // before the connection is shut down or closed.
+    virtual void write_last(std::span<const std::string_view> pieces, deadline until) { write_all(pieces, until); }
     // Sends `count` bytes of file `fd` from `offset`; returns the bytes sent (short only at end of file).
     virtual size_t send_file(int fd, off_t offset, size_t count, deadline until) = 0;
     // Before closing with unread input: stop sending and drain what the peer still sends, so the kernel
     // does not answer it with a reset that destroys the response in flight (a "lingering close").
     virtual void linger(deadline until) = 0;
+    // Bytes of a response (write_last) not sent yet: a connection with some is not idle, whatever its input.
+    virtual bool output_pending() const { return false; }
+    // Sends them now (waiting as a write does): before the connection closes, or serves its next request.
+    virtual void flush_output(deadline) {}
+    // A request on this connection took `took` from the app's call to its end (write_last batches only fast ones).
+    virtual void request_done(std::chrono::nanoseconds) {}
     // Bytes have arrived that nobody read yet (closing now would reset the connection).
     virtual bool input_pending() { return false; }
     // Input already taken off the socket and held here (TLS records decrypted ahead): the connection is not idle

@@ -222,7 +222,7 @@ void response_writer::append_framing(bool bodiless_status) {
     }
 }
 
-void response_writer::flush(std::string_view data, std::string_view trailer) {
+void response_writer::flush(std::string_view data, std::string_view trailer, bool final) {
     // The unsent head, the chunk framing and the data leave in one gathered write.
     std::string_view pieces[5];
     size_t n = 0;
@@ -240,7 +240,11 @@ void response_writer::flush(std::string_view data, std::string_view trailer) {
         if (chunked_) pieces[n++] = "\r\n";
     }
     if (!trailer.empty()) pieces[n++] = trailer;
-    if (n) send(std::span(pieces, n));
+    // The response's end on a connection that stays open may leave with the round's others (byte_stream).
+    bool last = final && keep_alive_ && !chunked_ && trailer.empty() && status_code() >= 200 &&
+                (no_body_ || (app_length_ && body_bytes_ == *app_length_));
+    if (n && last) stream_.write_last(std::span(pieces, n), coarse_now() + write_timeout_);
+    else if (n) send(std::span(pieces, n));
     head_unsent_ = false;  // head_ stays: headers() reads the fields back from it
 }
 
@@ -274,7 +278,7 @@ void response_writer::write_file(int fd, off_t offset, uint64_t count) {
     count = no_body_ ? 0 : clamp_to_length(count);
     if (count == 0) return flush({}, {});
     std::string size = chunked_ ? hex(count) + "\r\n" : "";
-    flush({}, size);
+    flush({}, size, false);  // the file follows
     while (count > 0) {
         size_t n = stream_.send_file(fd, offset, count, coarse_now() + write_timeout_);
         if (n == 0) throw stream_error(stream_error::kind::closed, "file shorter than announced");

@@ -103,7 +103,8 @@ public:
 private:
     void commit_head();
     void append_framing(bool bodiless_status);
-    void flush(std::string_view data, std::string_view trailer);
+    // `final`: nothing of the response follows these bytes but what the writer counted (write_file's head: a file).
+    void flush(std::string_view data, std::string_view trailer, bool final = true);
     void send(std::span<const std::string_view> pieces);
     uint64_t clamp_to_length(uint64_t n);
     void sent_body(uint64_t n);

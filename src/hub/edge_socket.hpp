@@ -136,6 +136,7 @@ struct edge_socket::wait_op final : net::detail::reactor_op {
 
 inline edge_socket::edge_socket(net::io_context& ioc, int fd)
     : reactor_(net::use_service<net::detail::reactor>(ioc)), fd_(fd) {
+    reactor_.init_task();  // the context polls the reactor (as Asio's own descriptors ask; idempotent)
     if (int err = reactor_.register_descriptor(fd_, data_)) {
         ::close(fd_);
         throw boost::system::system_error(err, boost::system::system_category(), "epoll_ctl");

@@ -182,6 +182,7 @@ void hub::run() {
     constexpr int batch = 64;
     while (!ioc_.stopped()) {
         run_ready();
+        if (sends_) sends_->flush();  // the responses of this round, in one syscall
         if (before_wait_) before_wait_();
         unlocked_.emplace();
         uint64_t polls = kernel_polls;
@@ -195,6 +196,7 @@ void hub::run() {
         unlocked_.reset();
     }
     run_ready();
+    if (sends_) sends_->close();  // nothing is queued after the loop: a stream destroyed later finds it empty
     if (before_wait_) before_wait_();
     kill_remaining();
     finish();

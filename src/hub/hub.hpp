@@ -23,6 +23,7 @@
 #include "hub/deadline_wait.hpp"
 #include "hub/edge_socket.hpp"
 #include "hub/job.hpp"
+#include "hub/send_ring.hpp"
 #include "py/gil.hpp"
 #include "py/object.hpp"
 
@@ -111,6 +112,9 @@ public:
     // any greenlet but the hub (gevent's own greenlets park in gcorn's waits too).
     bool in_child() const noexcept;
     bool on_hub_thread() const noexcept { return std::this_thread::get_id() == thread_; }
+    // Where a complete keep-alive response may leave at the end of the round, with the others (hub/send_ring);
+    // null without io_uring, and under gevent's hub (its loop runs the rounds). PRECONDITION: on the hub's thread.
+    send_ring* sends() noexcept { return gevent_mode_ || !sends_ || !sends_->usable() ? nullptr : sends_.get(); }
     size_t live_greenlets() const noexcept { return tasks_.size(); }
 
     // ---- for a watchdog thread (worker/watchdog): read from any thread, written by the hub ----
@@ -173,6 +177,7 @@ private:
     net::thread_pool pool_;
     py::object hub_greenlet_;
     std::function<void()> before_wait_;
+    std::unique_ptr<send_ring> sends_ = send_ring::open();
     std::optional<py::gil_release> unlocked_;  // set while run() may wait in epoll (its handlers only queue)
     std::unordered_set<std::shared_ptr<task>> tasks_;  // the only strong references to live greenlets
     std::vector<std::shared_ptr<task>> idle_;          // parked pooled greenlets ready for a job

@@ -100,6 +100,19 @@ bool green_dispatch::waiter::wait_as(bool writable, hub::edge_socket::known k, h
     return r == hub::woke::ready;
 }
 
+bool green_dispatch::waiter::wait_drained(hub::outbox& box, http::deadline until) {
+    struct registered {  // however the wait ends (a Timeout thrown in too): the drain wakes nobody after it
+        hub::outbox& box;
+        ~registered() { box.waiter = 0; }
+    } scope{box};
+    box.waiter = h->current_token();
+    try {
+        return h->wait_wakeup(until) != hub::woke::timeout;  // may be spurious: settle() looks at the outbox again
+    } catch (const hub::killed&) {
+        throw http::stream_error(http::stream_error::kind::cancelled, "worker stopping");
+    }
+}
+
 void green_dispatch::waiter::yield() {
     try {
         h->yield();

@@ -111,6 +111,9 @@ private:
         // With no read just before it (waiting for a PROXY header): what the last read noted.
         bool wait_readable(int, http::deadline until) { return wait_as(false, socket->input(), until); }
         void note_read(bool drained) { socket->note_read(drained); }
+        hub::send_ring* sends() { return h->sends(); }
+        // Until the reactor has sent the rest of `box` (hub/send_ring): false at the deadline.
+        bool wait_drained(hub::outbox& box, http::deadline until);
         void yield();
         bool wait_as(bool writable, hub::edge_socket::known k, http::deadline until);
     };

@@ -59,6 +59,8 @@ struct session {
     // While it waits between keep-alive requests: its place in the reactor's idle list, and when it times out.
     boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>> idle_hook;
     clock::time_point idle_until;
+    bool output_grace = false;  // its keep-alive wait was extended for a response still going out
+    bool closing = false;       // closes once its last response is out
 };
 
 // Connections waiting between keep-alive requests, oldest first. They all wait `keepalive` from the moment they
@@ -186,8 +188,17 @@ private:
             // the wait found it without a poll (a peek after the app ran for a while: that poll is older).
             s->conn.ready_at = std::max(s->conn.ready_at, hub::polled_at());
         }
-        if (why == hub::woke::timeout) s->head.time_out(s->socket.native_handle());
+        // A keep-alive wait is counted from when the last response was handed over, which may still be going out to
+        // a slow reader (hub/send_ring): it gets the write timeout a response sent at once would have had, once.
+        if (why == hub::woke::timeout && keepalive && s->conn.stream->output_pending() && !s->output_grace) {
+            s->output_grace = true;
+            s->socket.cancel();  // the timed-out read wait is still queued: a second one would never complete
+            return wait_for_request(s, clock::now() + opt_.io_timeout);
+        }
+        // A 408 goes straight to the socket: not into the middle of a response still going out.
+        if (why == hub::woke::timeout && !s->conn.stream->output_pending()) s->head.time_out(s->socket.native_handle());
         if (why != hub::woke::ready) return close(s);
+        s->output_grace = false;
         read_head(s, until);
     }
 
@@ -262,6 +273,22 @@ private:
     }
 
     void close(const std::shared_ptr<session>& s) {
+        // The last response is still going out (a slow reader, batched sends): a greenlet sends the rest, within the
+        // write timeout, and the connection closes after it.
+        if (s->conn.stream->output_pending() && !s->closing) {
+            s->closing = true;
+            ++busy_;
+            dispatch_.dispatch(
+                [this, s = std::shared_ptr(s)] {
+                    try {
+                        s->conn.stream->flush_output(clock::now() + opt_.io_timeout);
+                    } catch (const http::stream_error&) {
+                    }
+                    return served::closed;
+                },
+                [this, s = std::shared_ptr(s)](served r) { finished(s, r); });
+            return;
+        }
         s->socket.cancel();  // an idle wait's other half lets go of the session; its destructor closes the fd
         sessions_.erase(s->self);
         --open_;

@@ -4,11 +4,13 @@
 #pragma once
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "http/byte_stream.hpp"
+#include "hub/send_ring.hpp"
 #include "worker/waiter.hpp"
 
 namespace gcorn::worker {
@@ -18,6 +20,13 @@ template <class Waiter>
 class socket_stream final : public http::byte_stream {
 public:
     socket_stream(int fd, Waiter waiter) : fd_(fd), waiter_(std::move(waiter)) {}
+    ~socket_stream() override {
+        if (!box_) return;
+        // What is in the ring is handed to the kernel before the close, which sends it first; a rest that the
+        // socket would not take is dropped with the connection (serve() and the reactor settle before closing).
+        if (box_->in_ring) ring_->flush();
+        box_->alive = false;  // the fd is closed after this: nothing may send on it later
+    }
 
     // What each read saw goes to the Waiter if it keeps note (edge_socket): a read that drained the socket lets
     // the connection's next wait on the reactor skip re-arming it.
@@ -31,6 +40,7 @@ public:
 
     // Every piece is written: up to `batch` at a time in one sendmsg, the next batch after it.
     void write_all(std::span<const std::string_view> pieces, http::deadline until) override {
+        settle(until);
         while (!pieces.empty()) {
             size_t take = std::min(pieces.size(), batch);
             write_batch(pieces.first(take), until);
@@ -38,11 +48,40 @@ public:
         }
     }
 
+    // A small last piece of a response is copied into the connection's outbox and leaves with the hub's round.
+    void write_last(std::span<const std::string_view> pieces, http::deadline until) override {
+        if constexpr (requires { waiter_.sends(); }) {
+            size_t total = 0;
+            for (auto& p : pieces) total += p.size();
+            if (auto* ring = waiter_.sends(); ring && total > 0 && total <= max_deferred) {
+                settle(until);
+                if (!box_) {
+                    box_ = std::make_shared<hub::outbox>();
+                    box_->fd = fd_;
+                    box_->socket = waiter_.socket;
+                }
+                box_->bytes.clear();
+                box_->sent = 0;
+                box_->bytes.reserve(total);
+                for (auto& p : pieces) box_->bytes.append(p);
+                ring_ = ring;
+                if (!ring->queue(box_)) settle(until);  // the ring failed meanwhile: sent here
+                return;
+            }
+        }
+        write_all(pieces, until);
+    }
+
     size_t send_file(int fd, off_t offset, size_t count, http::deadline until) override {
+        settle(until);
         return io(true, until, [&] { return ::sendfile(fd_, fd, &offset, count); });
     }
 
     void linger(http::deadline until) override {
+        try {
+            settle(until);
+        } catch (const http::stream_error&) {
+        }
         ::shutdown(fd_, SHUT_WR);
         char scratch[16384];
         try {
@@ -57,6 +96,12 @@ public:
 
     void yield() override { waiter_.yield(); }
 
+    bool output_pending() const override { return box_ && box_->alive && !box_->error && !box_->empty(); }
+    void flush_output(http::deadline until) override { settle(until); }
+    void request_done(std::chrono::nanoseconds took) override {
+        if (ring_) ring_->note_request(took);
+    }
+
     bool input_pending() override {
         char c;
         return ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
@@ -69,6 +114,32 @@ private:
     static constexpr size_t batch = 8;
     // At most this much of what a client still sends is drained by a lingering close (then it is reset).
     static constexpr size_t linger_limit = 1u << 20;
+
+    // Deferred responses larger than this are sent at once: the copy would cost more than the syscall it saves.
+    static constexpr size_t max_deferred = 16384;
+
+    // The last response's deferred bytes are out before anything else is written: submitted with the round so far
+    // if still queued, the rest (a full socket buffer) sent here, waiting as any write does.
+    void settle(http::deadline until) {
+        if (!box_) return;
+        if (box_->in_ring) ring_->flush();
+        while (!box_->empty() && !box_->error) {
+            if constexpr (requires { waiter_.wait_drained(*box_, until); }) {
+                if (box_->draining) {  // the reactor waits for the socket already: wait for it to finish instead
+                    if (!waiter_.wait_drained(*box_, until))
+                        throw http::stream_error(http::stream_error::kind::timeout, "timed out");
+                    continue;
+                }
+            }
+            // The reactor's drain may send from the same outbox while this waits: the rest is read at each try.
+            box_->sent += io(true, until, [&] {
+                auto rest = box_->rest();
+                return ::send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            });
+        }
+        if (box_->error) throw http::stream_error(http::stream_error::kind::closed, "connection reset");
+        box_->release_if_sent();
+    }
 
     void write_batch(std::span<const std::string_view> pieces, http::deadline until) {
         iovec iov[batch];
@@ -108,6 +179,8 @@ private:
 
     int fd_;
     Waiter waiter_;
+    std::shared_ptr<hub::outbox> box_;  // async: the last response's bytes while they wait for the round
+    hub::send_ring* ring_ = nullptr;
 };
 
 }  // namespace gcorn::worker

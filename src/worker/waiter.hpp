@@ -8,7 +8,8 @@ namespace gcorn::worker {
 // Waiter: `bool wait(int fd, bool writable, http::deadline)`, called after EAGAIN, returns false on timeout and
 // throws http::stream_error if the wait cannot happen; `void yield()` lets other work run. Optional:
 // `void note_read(bool drained)` hears what each read saw, and `bool wait_readable(int fd, http::deadline)` waits
-// with no read just before it.
+// with no read just before it, and `hub::send_ring* sends()` / `hub::edge_socket* socket` let a response's last
+// bytes leave with the hub's round (hub/send_ring).
 template <class Waiter>
 void note_read(Waiter& w, bool drained) {
     if constexpr (requires { w.note_read(drained); }) w.note_read(drained);
