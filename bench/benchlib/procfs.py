@@ -65,7 +65,8 @@ def wait_gone(pids, timeout):
     """Waits until none of pids is alive (at most timeout seconds); True if they all went."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not any(proc_stat(pid) is not None and proc_stat(pid)[0] != "Z" for pid in pids):
+        # One read per pid: a process that exits between two reads would read as None the second time.
+        if not any((st := proc_stat(pid)) is not None and st[0] != "Z" for pid in pids):
             return True
         time.sleep(0.01)
     return False
