@@ -30,7 +30,7 @@ void drain(const std::shared_ptr<outbox>& box) {
     // In the ring again (the connection's next response replaced what was drained): the ring sends that.
     while (box->alive && !box->in_ring && !box->error && !box->empty()) {
         auto rest = box->rest();
-        ssize_t n = ::send(box->fd, rest.data(), rest.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = ::send(box->socket->native_handle(), rest.data(), rest.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) {
             box->sent += size_t(n);
             continue;
@@ -103,7 +103,7 @@ bool send_ring::queue(const std::shared_ptr<outbox>& box) {
     auto rest = box->rest();
     // MSG_DONTWAIT (and the socket's O_NONBLOCK): a full socket buffer completes the send at once, short or with
     // EAGAIN, instead of parking it in the kernel until the socket is writable.
-    io_uring_prep_send(sqe, box->fd, rest.data(), rest.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    io_uring_prep_send(sqe, box->socket->native_handle(), rest.data(), rest.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     io_uring_sqe_set_data(sqe, box.get());
     box->in_ring = true;
     queued_.push_back(box);

@@ -37,8 +37,7 @@ struct outbox {
     int error = 0;          // errno of a failed send: the connection is broken
     uint64_t waiter = 0;    // the hub job (token) waiting for the reactor's drain to end: an edge-triggered socket
                             // completes one write wait per edge, so the connection's own write does not wait too
-    int fd = -1;
-    edge_socket* socket = nullptr;  // valid while `alive`
+    edge_socket* socket = nullptr;  // the connection's; valid while `alive`
 
     bool empty() const noexcept { return sent == bytes.size(); }
     std::string_view rest() const noexcept { return std::string_view(bytes).substr(sent); }
@@ -60,7 +59,7 @@ public:
 
     // False once the ring failed or was closed: responses are sent by send(2).
     bool usable() const noexcept { return !broken_ && !closed_; }
-    // Queues box->rest() on box->fd, or sends it at once while requests are slow (above). False if the ring is not
+    // Queues box->rest() on box->socket, or sends it at once while requests are slow (above). False if the ring is not
     // usable: the caller sends the box itself. PRECONDITION: !box->in_ring, !box->empty(), on the hub's thread.
     bool queue(const std::shared_ptr<outbox>& box);
     // Submits what is queued and reaps every completion: afterwards no outbox is in_ring. What the kernel did not

@@ -258,12 +258,6 @@ next serve_request(connection& c, const wsgi::application& app, const serve_opti
     return next::close;
 }
 
-// Before a connection closes, its last response is sent whole (a batched send may have left some behind).
-served closing(connection& c, const serve_options& opt) {
-    if (c.stream->output_pending()) c.stream->flush_output(http::coarse_now() + opt.io_timeout);
-    return served::closed;
-}
-
 }  // namespace
 
 served serve(connection& c, const wsgi::application& app, const transport& t, const serve_options& opt,
@@ -273,13 +267,13 @@ served serve(connection& c, const wsgi::application& app, const transport& t, co
         if (!c.prepared && !(c.prepared = t.prepare(c, http::clock::now() + opt.head_timeout))) return served::closed;
         for (bool first = true;; first = false) {
             if (!first && c.reader.has_buffered_bytes()) c.stream->yield();  // fairness to other connections
-            if (!first && state.stopping) return closing(c, opt);  // a request that reached us is still answered
+            if (!first && state.stopping) return served::closed;  // a request that reached us is still answered
             // The last response is out before the app runs again (it may write to gunicorn.socket itself).
             if (c.stream->output_pending()) c.stream->flush_output(http::coarse_now() + opt.io_timeout);
             switch (serve_request(c, app, opt, state)) {
                 case next::request: continue;
                 case next::idle: return served::idle;
-                case next::close: return closing(c, opt);
+                case next::close: return served::closed;  // the driver's close() sends what output is left first
             }
         }
     } catch (const http::http_error& e) {

@@ -24,7 +24,7 @@ public:
         if (!box_) return;
         // What is in the ring is handed to the kernel before the close, which sends it first; a rest that the
         // socket would not take is dropped with the connection (serve() and the reactor settle before closing).
-        if (box_->in_ring) ring_->flush();
+        if (box_->in_ring) ring()->flush();
         box_->alive = false;  // the fd is closed after this: nothing may send on it later
     }
 
@@ -50,26 +50,20 @@ public:
 
     // A small last piece of a response is copied into the connection's outbox and leaves with the hub's round.
     void write_last(std::span<const std::string_view> pieces, http::deadline until) override {
-        if constexpr (requires { waiter_.sends(); }) {
-            size_t total = 0;
-            for (auto& p : pieces) total += p.size();
-            if (auto* ring = waiter_.sends(); ring && total > 0 && total <= max_deferred) {
-                settle(until);
-                if (!box_) {
-                    box_ = std::make_shared<hub::outbox>();
-                    box_->fd = fd_;
-                    box_->socket = waiter_.socket;
-                }
-                box_->bytes.clear();
-                box_->sent = 0;
-                box_->bytes.reserve(total);
-                for (auto& p : pieces) box_->bytes.append(p);
-                ring_ = ring;
-                if (!ring->queue(box_)) settle(until);  // the ring failed meanwhile: sent here
-                return;
-            }
+        size_t total = 0;
+        for (auto& p : pieces) total += p.size();
+        auto* ring = this->ring();
+        if (!ring || total == 0 || total > max_deferred) return write_all(pieces, until);
+        settle(until);
+        if (!box_) {
+            box_ = std::make_shared<hub::outbox>();
+            box_->socket = waiter_.socket;
         }
-        write_all(pieces, until);
+        box_->bytes.clear();
+        box_->sent = 0;
+        box_->bytes.reserve(total);
+        for (auto& p : pieces) box_->bytes.append(p);
+        if (!ring->queue(box_)) settle(until);  // the ring failed meanwhile: sent here
     }
 
     size_t send_file(int fd, off_t offset, size_t count, http::deadline until) override {
@@ -99,7 +93,7 @@ public:
     bool output_pending() const override { return box_ && box_->alive && !box_->error && !box_->empty(); }
     void flush_output(http::deadline until) override { settle(until); }
     void request_done(std::chrono::nanoseconds took) override {
-        if (ring_) ring_->note_request(took);
+        if (auto* r = ring()) r->note_request(took);
     }
 
     bool input_pending() override {
@@ -115,6 +109,12 @@ private:
     // At most this much of what a client still sends is drained by a lingering close (then it is reset).
     static constexpr size_t linger_limit = 1u << 20;
 
+    // The hub's ring, for a waiter that has one (async); null for the others and wherever io_uring is not used.
+    hub::send_ring* ring() {
+        if constexpr (requires { waiter_.sends(); }) return waiter_.sends();
+        else return nullptr;
+    }
+
     // Deferred responses larger than this are sent at once: the copy would cost more than the syscall it saves.
     static constexpr size_t max_deferred = 16384;
 
@@ -122,7 +122,7 @@ private:
     // if still queued, the rest (a full socket buffer) sent here, waiting as any write does.
     void settle(http::deadline until) {
         if (!box_) return;
-        if (box_->in_ring) ring_->flush();
+        if (box_->in_ring) ring()->flush();  // in the ring: the ring is usable (a failing one empties itself)
         while (!box_->empty() && !box_->error) {
             if constexpr (requires { waiter_.wait_drained(*box_, until); }) {
                 if (box_->draining) {  // the reactor waits for the socket already: wait for it to finish instead
@@ -180,7 +180,6 @@ private:
     int fd_;
     Waiter waiter_;
     std::shared_ptr<hub::outbox> box_;  // async: the last response's bytes while they wait for the round
-    hub::send_ring* ring_ = nullptr;
 };
 
 }  // namespace gcorn::worker

@@ -217,4 +217,8 @@ def test_a_response_before_the_worker_recycles_is_sent_whole(gcorn, mode):
             assert rest[:length].startswith(b"%d:" % got)
             raw = rest[length:]
             got += 1
+        # The first worker owes 2 (its first request was the fixture's readiness probe), then closes. Later rounds may
+        # meet a worker that is already stopping, which answers the request in hand only: at least one.
+        if round_ == 0:
+            assert got == 2, "the worker owed 2 of the 5 pipelined requests, sent %d" % got
         assert got >= 1

@@ -50,7 +50,7 @@ protected:
     }
     std::shared_ptr<outbox> box(std::string bytes) {
         auto b = std::make_shared<outbox>();
-        b->fd = p.ours, b->socket = &s, b->bytes = std::move(bytes);
+        b->socket = &s, b->bytes = std::move(bytes);
         return b;
     }
     std::unique_ptr<send_ring> ring;
